@@ -1,0 +1,42 @@
+"""The BookE arch plugin's hook implementations (entry point ``guestdbg.arch: ppc_booke``)."""
+
+from __future__ import annotations
+
+from guestdbg.arch import ArchInfo, CoreInfo
+from guestdbg.capabilities import DebugCapabilities
+from guestdbg.hookspecs import hookimpl
+
+from . import abi, numbering
+
+# e500 cores: 2 IAC + 2 DAC (KVMPPC_BOOKE_IAC_NUM/DAC_NUM for CONFIG_PPC_E500, fact sheet §3.1);
+# KVM has no capability for the counts on ppc (§3.10), so they are per core here.
+E500_CAPS = DebugCapabilities(
+    hw_breakpoints=2,
+    hw_watchpoints=2,
+    watch_lengths=(1, 2, 4, 8),
+    watch_aligned=True,
+    hw_break_lengths=(4,),
+    single_step=True,
+    step_blocks_irqs=False,
+    sw_break_size=4,
+)
+
+CORES = (
+    CoreInfo("e500mc", "Freescale e500mc, KVM BookE-HV (bookehv)", E500_CAPS),
+    CoreInfo("e500v2", "Freescale e500v2, KVM BookE-PR (booke PR)", E500_CAPS),
+)
+
+INFO = ArchInfo(
+    name="ppc_booke",
+    kvm_host_arch="powerpc",
+    description="PowerPC BookE (e500mc, e500v2)",
+    cores=CORES,
+    numbering=numbering.TABLE,
+    layout=abi.layout,
+    default_core="e500mc",
+)
+
+
+@hookimpl
+def guestdbg_arch() -> ArchInfo:
+    return INFO

@@ -1,0 +1,39 @@
+"""The x86 reference plugin's hook implementations (entry point ``guestdbg.arch: x86``)."""
+
+from __future__ import annotations
+
+from guestdbg.arch import ArchInfo, CoreInfo
+from guestdbg.capabilities import DebugCapabilities
+from guestdbg.hookspecs import hookimpl
+from guestdbg.points import PointKind
+
+from . import abi, numbering
+
+# DR0-3 shared by breakpoints and watchpoints; no read-only watch in DR7 RW (QEMU: ENOSYS).
+X86_CAPS = DebugCapabilities(
+    hw_breakpoints=4,
+    hw_watchpoints=4,
+    shared_slots=True,
+    watch_kinds=frozenset({PointKind.WATCH_WRITE, PointKind.WATCH_ACCESS}),
+    watch_lengths=(1, 2, 4, 8),
+    watch_aligned=True,
+    hw_break_lengths=(1,),
+    single_step=True,
+    step_blocks_irqs=True,
+    sw_break_size=1,
+)
+
+INFO = ArchInfo(
+    name="x86",
+    kvm_host_arch="x86_64",
+    description="x86-64 reference (DR0-7, #DB/#BP reinjection)",
+    cores=(CoreInfo("x86_64", "x86-64 long mode", X86_CAPS),),
+    numbering=numbering.TABLE,
+    layout=abi.layout,
+    default_core="x86_64",
+)
+
+
+@hookimpl
+def guestdbg_arch() -> ArchInfo:
+    return INFO

@@ -1,0 +1,143 @@
+"""Plain objects an arch plugin hands to the core through the hooks in :mod:`guestdbg.hookspecs`.
+
+The split between hooks and objects is deliberate. Hooks are resolved once, when a session is
+set up; what they return are ordinary objects whose methods the per-exit path calls directly, so
+handling a debug exit costs plain Python calls and dict look-ups, never pluggy dispatch
+(``bench/filter_decision.py`` measures both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from .capabilities import DebugCapabilities
+from .events import DebugEvent, Reinject, Resume
+from .numbering import EquivalenceTable
+from .points import DebugPoint
+
+if TYPE_CHECKING:
+    from .gdb.target import GdbArch
+    from .kvm.uapi import AbiLayout
+    from .vcpu import VcpuHandle, VmHandle
+
+
+class OwnershipPolicy:
+    """Who gets the debug facility when host and guest both want it (names used in documents)."""
+
+    HOST_PRIORITY = "host-priority"
+    """The host debugger takes the facility; the guest's settings are saved and restored on detach
+    (QEMU-compatible, plus the restore)."""
+    GUEST_PRIORITY = "guest-priority"
+    """The guest keeps its facility; the host uses what does not conflict (arch-defined)."""
+
+    ALL = (HOST_PRIORITY, GUEST_PRIORITY)
+
+
+@dataclass(frozen=True)
+class CoreInfo:
+    """One CPU model (or kernel flavour) an arch serves, e.g. e500mc (BookE-HV)."""
+
+    name: str
+    description: str
+    caps: DebugCapabilities
+    """Static capabilities (what the listing shows); a live vCPU may report fewer."""
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What ``guestdbg_arch`` returns: the arch's identity and static facts."""
+
+    name: str
+    """The arch's name in listings and on the command line (``ppc_booke``, ``x86``)."""
+    kvm_host_arch: str
+    """The Linux arch of the KVM host it serves (``powerpc``, ``x86_64``)."""
+    description: str
+    cores: tuple[CoreInfo, ...]
+    numbering: EquivalenceTable
+    layout: Callable[[], AbiLayout]
+    """Builds (once) the arch's uapi layout, with its ioctl encoding."""
+    default_core: str = ""
+
+    def core(self, name: str | None) -> CoreInfo:
+        want = name or self.default_core or self.cores[0].name
+        for c in self.cores:
+            if c.name == want:
+                return c
+        from .errors import UnknownArch
+
+        raise UnknownArch(
+            f"arch {self.name!r} has no core {want!r}; it has {[c.name for c in self.cores]}"
+        )
+
+
+class ArchVcpuDebug(Protocol):
+    """The arch's debug operations bound to one vCPU; returned by ``guestdbg_vcpu_debug``.
+
+    Every method here may run on the per-exit path, so implementations keep state they need
+    (layout fields, the software-breakpoint word) precomputed at construction.
+    """
+
+    caps: DebugCapabilities
+    """Capabilities as this vCPU's kernel reports them."""
+    sw_break_insn: bytes
+    """The software-breakpoint instruction, read from the vCPU where the kernel reports it."""
+
+    def encode_guest_debug(
+        self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
+    ) -> bytes:
+        """The ``struct kvm_guest_debug`` bytes for this host state (all-zero control = off)."""
+        ...
+
+    def decode_exit(self, run: memoryview) -> DebugEvent:
+        """Turn ``kvm_run``'s ``kvm_debug_exit_arch`` into a generic event, without judging it."""
+        ...
+
+    def guest_verdict(self, ev: DebugEvent) -> Reinject | Resume:
+        """For an event no host point claimed: how the hardware would have delivered it."""
+        ...
+
+    def inject(self, r: Reinject) -> None:
+        """Deliver ``r`` into the vCPU (before its next KVM_RUN)."""
+        ...
+
+    def pc(self) -> int:
+        """The vCPU's current program counter (for stops and stepping decisions)."""
+        ...
+
+    def attach(self, policy: str) -> Mapping[str, int]:
+        """The host debugger attaches: note (and return) the guest's own debug settings."""
+        ...
+
+    def detach(self, saved: Mapping[str, int]) -> None:
+        """The host debugger leaves: give the guest back what ``attach`` saved."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostFactory:
+    """An emulated KVM host an arch plugin offers (returned by ``guestdbg_emulated_hosts``)."""
+
+    name: str
+    arch: str
+    core: str
+    description: str
+    create_vm: Callable[..., VmHandle]
+    """``create_vm(elf_path, smp=1, **options)`` -> a VM whose guest is loaded and halted."""
+
+
+@dataclass(frozen=True)
+class VcpuDebugRequest:
+    """What ``guestdbg_vcpu_debug`` is given: the vCPU and the choices the session made."""
+
+    arch: ArchInfo
+    core: CoreInfo
+    vm: VmHandle
+    vcpu: VcpuHandle
+    policy: str = OwnershipPolicy.HOST_PRIORITY
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+GdbArchFactory = Callable[[ArchInfo, CoreInfo], "GdbArch"]
+Points = Sequence[DebugPoint]

@@ -1,0 +1,107 @@
+"""The generic form of a debug exit, and the verdicts the reinjection filter returns.
+
+An arch decodes ``kvm_debug_exit_arch`` into a :class:`DebugEvent` that says what the hardware
+saw, in generic terms, without judging whose event it is. The filter then returns exactly one
+verdict: :class:`Report` (the host debugger's event), :class:`Reinject` (the guest's own event,
+to be delivered as the hardware would have) or :class:`Resume` (nobody's: continue the guest).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .numbering import ExceptionId
+from .points import DEFAULT_SPACE, PointKind
+
+
+class EventKind(enum.Enum):
+    STEP = "step"
+    """The hardware says a single-step completed (x86 DR6.BS)."""
+    SW_TRAP = "sw_trap"
+    """A software-breakpoint instruction trapped (x86 #BP)."""
+    STEP_OR_SW_TRAP = "step_or_sw_trap"
+    """Either of the two; the payload cannot tell (BookE status 0)."""
+    HW_BREAK = "hw_break"
+    """An instruction-address compare matched (BookE IAC, x86 DRn with RW=00)."""
+    WATCH = "watch"
+    """A data-address compare matched; ``access`` says read, write or either."""
+    OTHER = "other"
+    """Anything else the arch decoded (x86 DR6.BD, I/O breakpoints)."""
+
+
+@dataclass(slots=True)
+class DebugEvent:
+    kind: EventKind
+    pc: int
+    """The guest PC the kernel reported (x86: linear RIP, BookE: NIP)."""
+    address: int
+    """The address the event is about: the PC for breakpoints and steps, the data address
+    (as the kernel reports it) for watchpoints."""
+    access: PointKind | None = None
+    """For WATCH: WATCH_WRITE, WATCH_READ or WATCH_ACCESS as the hardware reported it."""
+    space: str = DEFAULT_SPACE
+    arch: Any = None
+    """Arch payload kept for reinjection (x86: DR6; BookE: the raw status)."""
+
+
+class StopKind(enum.Enum):
+    SW_BREAK = "swbreak"
+    HW_BREAK = "hwbreak"
+    WATCH = "watch"
+    RWATCH = "rwatch"
+    AWATCH = "awatch"
+    STEP = "step"
+    INTERRUPT = "interrupt"
+    """The debugger asked the VM to stop (Ctrl-C)."""
+
+
+_WATCH_STOP = {
+    PointKind.WATCH_WRITE: StopKind.WATCH,
+    PointKind.WATCH_READ: StopKind.RWATCH,
+    PointKind.WATCH_ACCESS: StopKind.AWATCH,
+}
+
+
+def stop_for_watch(kind: PointKind) -> StopKind:
+    return _WATCH_STOP[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class StopReason:
+    kind: StopKind
+    pc: int
+    address: int | None = None
+    """The watched address for watch stops (what GDB expects in ``watch:ADDR``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The host debugger's event: stop the VM and tell the debugger why."""
+
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class Reinject:
+    """The guest's own event: deliver ``exception`` to the guest as the hardware would have.
+
+    ``payload`` holds the arch's syndrome values by name (x86 ``dr6``; BookE ``esr``, ``srr0``),
+    plain ints so the pending reinjection survives a JSON round trip.
+    """
+
+    exception: ExceptionId
+    pc: int
+    payload: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Nobody's event: continue the guest without injecting anything. ``why`` is for logs."""
+
+    why: str
+
+
+Verdict = Report | Reinject | Resume

@@ -1,0 +1,152 @@
+"""What an arch supplies to the GDB stub: registers in ``g`` order and a target description.
+
+Mirrors the split of the ``gdbstub`` crate's ``Arch`` trait: the stub knows how to frame
+registers (hex, width, byte order, ``xx`` for unavailable) and the arch knows which registers
+exist and where in the vCPU they come from. The XML is generated from the same register list so
+the ``g`` layout and the description cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from xml.sax.saxutils import escape
+
+from ..capabilities import DebugCapabilities
+from ..events import StopReason
+from ..kvm.uapi import ByteOrder
+from ..points import DebugPoint
+from ..vcpu import VcpuHandle
+
+
+@dataclass(frozen=True, slots=True)
+class GdbRegister:
+    name: str
+    bitsize: int
+    feature: str
+    """GDB feature name, e.g. ``org.gnu.gdb.power.core``."""
+    type: str = "uint32"
+    group: str | None = None
+
+
+class GdbArch(Protocol):
+    architecture: str
+    """The ``<architecture>`` of the target description (BFD name, e.g. ``powerpc:e500mc``)."""
+    byteorder: ByteOrder
+    registers: Sequence[GdbRegister]
+    """In ``g`` packet order; a register's index here is its GDB regnum."""
+    pc_regnum: int
+    sp_regnum: int
+    expedite: Sequence[int]
+    """Registers sent in every stop reply (PC, SP and the status register) so GDB skips ``g``."""
+
+    def read_registers(self, vcpu: VcpuHandle) -> list[int | None]:
+        """All registers' values in ``g`` order; None where the vCPU cannot say."""
+        ...
+
+    def write_registers(self, vcpu: VcpuHandle, values: Mapping[int, int]) -> None:
+        """Write the given regnums; a regnum the vCPU cannot take raises GuestDebugError."""
+        ...
+
+
+def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
+    """A single-document target description (features inline, no xi:include)."""
+    out = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>"]
+    out.append(f"  <architecture>{escape(arch.architecture)}</architecture>")
+    if osabi:
+        out.append(f"  <osabi>{escape(osabi)}</osabi>")
+    feature = None
+    for regnum, reg in enumerate(arch.registers):
+        if reg.feature != feature:
+            if feature is not None:
+                out.append("  </feature>")
+            feature = reg.feature
+            out.append(f'  <feature name="{escape(feature)}">')
+        attrs = f'name="{escape(reg.name)}" bitsize="{reg.bitsize}" regnum="{regnum}"'
+        attrs += f' type="{escape(reg.type)}"'
+        if reg.group:
+            attrs += f' group="{escape(reg.group)}"'
+        out.append(f"    <reg {attrs}/>")
+    if feature is not None:
+        out.append("  </feature>")
+    out.append("</target>")
+    return "\n".join(out) + "\n"
+
+
+def encode_register(value: int | None, bitsize: int, byteorder: ByteOrder) -> str:
+    """One register as ``g`` hex, in target byte order; ``xx..`` when unavailable."""
+    nbytes = bitsize // 8
+    if value is None:
+        return "xx" * nbytes
+    return (value & ((1 << bitsize) - 1)).to_bytes(nbytes, byteorder).hex()
+
+
+def decode_register(text: str, bitsize: int, byteorder: ByteOrder) -> int:
+    return int.from_bytes(bytes.fromhex(text), byteorder) if len(text) == bitsize // 4 else -1
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAction:
+    """What one vCPU does on ``c``/``s``/``vCont``: continue or step (a signal is not delivered:
+    a VMM has no signals to give a guest; the stub accepts and ignores it, as QEMU does)."""
+
+    step: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopEvent:
+    """One stop to report: which vCPU (0-based index) and why."""
+
+    vcpu: int
+    reason: StopReason
+
+
+class DebugTarget(Protocol):
+    """What the GDB stub needs from a debug session (implemented by ``guestdbg.session``).
+
+    All-stop: between a reported stop and the next resume every vCPU is out of KVM_RUN, so
+    register and memory access is always consistent. Errors are GuestDebugError subclasses; the
+    stub turns them into ``E`` replies.
+    """
+
+    gdb_arch: GdbArch
+    caps: DebugCapabilities
+
+    def vcpu_count(self) -> int: ...
+
+    def vcpu_name(self, vcpu: int) -> str: ...
+
+    def read_registers(self, vcpu: int) -> list[int | None]: ...
+
+    def write_registers(self, vcpu: int, values: Mapping[int, int]) -> None: ...
+
+    def read_memory(self, vcpu: int, addr: int, length: int) -> bytes:
+        """Guest memory as the debugger should see it: original words, never breakpoint words."""
+        ...
+
+    def write_memory(self, vcpu: int, addr: int, data: bytes) -> None: ...
+
+    def insert_point(self, point: DebugPoint) -> None: ...
+
+    def remove_point(self, point: DebugPoint) -> None: ...
+
+    def resume(self, actions: Mapping[int, ResumeAction]) -> None:
+        """Start the vCPUs (every vCPU not named keeps stopped only if another steps)."""
+        ...
+
+    def wait_stop(self, timeout: float | None) -> StopEvent | None:
+        """Block until a stop is ready (None on timeout). Queued stops come one per call."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop every vCPU; ``wait_stop`` then returns an INTERRUPT stop."""
+        ...
+
+    def detach(self) -> None:
+        """Remove every point, clear hardware debug state on every vCPU, let the guest run."""
+        ...
+
+    def monitor(self, command: str) -> str:
+        """Run one whitelisted monitor command; unknown commands raise InvalidRequest."""
+        ...

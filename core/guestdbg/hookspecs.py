@@ -1,0 +1,81 @@
+"""The arch plugin contract. These docstrings are the porter's reference.
+
+An arch plugin is a module (or object) with ``@hookimpl`` functions, registered under the entry
+point group ``guestdbg.arch``::
+
+    [project.entry-points."guestdbg.arch"]
+    myarch = "guestdbg_myarch.plugin"
+
+The core never imports an arch package: it finds plugins only through that group (see
+:mod:`guestdbg.plugins`). Hooks are called at discovery and at session setup, never per debug
+exit. What they return are plain objects (see :mod:`guestdbg.arch`) whose methods the exit path
+calls directly.
+
+Hooks that take an ``arch`` (the :class:`~guestdbg.arch.ArchInfo` the session chose) are
+``firstresult``: a plugin returns ``None`` for arches that are not its own, and the first
+non-``None`` answer wins, so a later plugin can override another's answer by registering first
+(``tryfirst=True``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
+    from .gdb.target import GdbArch
+
+PROJECT = "guestdbg"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def guestdbg_arch() -> ArchInfo:  # type: ignore[empty-body]
+    """Announce the arch this plugin serves.
+
+    Called once per plugin when the plugin manager loads. Return an :class:`ArchInfo`: the arch's
+    name, the Linux KVM host arch it serves (which selects the ioctl encoding), its cores with
+    their static :class:`DebugCapabilities`, its exception numberspaces with the equivalence table
+    between them, and a factory for its uapi layout (the cffi declarations of its
+    ``kvm_regs``, ``kvm_sregs``, ``kvm_guest_debug_arch`` and ``kvm_debug_exit_arch``).
+    All plugins' answers are collected; two plugins may not claim the same arch name.
+    """
+
+
+@hookspec(firstresult=True)
+def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
+    """Bind the arch's debug operations to one vCPU; called once per vCPU at session setup.
+
+    Read here whatever the kernel reports per vCPU and the exit path needs: the
+    software-breakpoint instruction (on PowerPC ``KVM_REG_PPC_DEBUG_INST``; never hard-code it),
+    the capabilities this kernel really offers (e.g. x86 ``KVM_CAP_SET_GUEST_DEBUG2`` for
+    BLOCKIRQ). The returned object's ``encode_guest_debug`` turns the host's hardware points and
+    the step flag into ``kvm_guest_debug`` bytes; ``decode_exit`` turns ``kvm_debug_exit_arch``
+    into a :class:`DebugEvent`; ``guest_verdict`` says how an unclaimed event is re-injected
+    (exceptions named in the arch's numberspaces) or why it is dropped; ``inject`` delivers it.
+    Return ``None`` when ``request.arch`` is not this plugin's arch.
+    """
+
+
+@hookspec(firstresult=True)
+def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
+    """The GDB register layout and target description for ``core``.
+
+    Called once when a GDB stub is set up. Return a :class:`~guestdbg.gdb.target.GdbArch`: the
+    target description XML (GDB feature names), the register list in ``g`` packet order, which
+    registers are PC, SP and the status register to expedite in stop replies, and how each is
+    read from and written to a vCPU. Return ``None`` for another plugin's arch.
+    """
+
+
+@hookspec
+def guestdbg_emulated_hosts() -> list[HostFactory]:  # type: ignore[empty-body]
+    """Emulated KVM hosts this plugin offers (a CPU emulator under a model of the kernel).
+
+    Called when the command line or a test looks for a host by name. An emulated host implements
+    the same :class:`~guestdbg.vcpu.VmHandle` / ``VcpuHandle`` interface as ``/dev/kvm``, byte for
+    byte, so sessions and the GDB stub run unchanged on it. All answers are collected.
+    """

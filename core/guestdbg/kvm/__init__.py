@@ -1,0 +1,1 @@
+"""The KVM ioctl layer: uapi declarations (cffi), ioctl numbers, and /dev/kvm objects."""

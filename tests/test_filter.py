@@ -1,0 +1,78 @@
+"""The generic reinjection filter: host events are reported, the guest's go back to the guest."""
+
+from __future__ import annotations
+
+from guestdbg.events import (
+    DebugEvent,
+    EventKind,
+    Reinject,
+    Report,
+    Resume,
+    StopKind,
+)
+from guestdbg.filter import ReinjectionFilter
+from guestdbg.numbering import ExceptionId
+from guestdbg.points import DebugPoint, PointKind, PointTable
+from guestdbg_booke.plugin import E500_CAPS
+
+PROGRAM = ExceptionId("booke.ivor", 6)
+
+
+def guest(ev: DebugEvent) -> Reinject | Resume:
+    if ev.kind is EventKind.STEP_OR_SW_TRAP:
+        return Reinject(PROGRAM, ev.pc, {"esr": 0x08000000})
+    return Resume("unmatched hardware event")
+
+
+def make() -> tuple[PointTable, ReinjectionFilter]:
+    t = PointTable(E500_CAPS)
+    return t, ReinjectionFilter(t, guest)
+
+
+def test_status_zero_is_a_step_while_the_host_steps() -> None:
+    t, f = make()
+    t.insert(DebugPoint(PointKind.SW_BREAK, 0x1000, 4))
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x1000, 0x1000), host_stepping=True)
+    assert isinstance(v, Report) and v.reason.kind is StopKind.STEP
+
+
+def test_status_zero_at_a_host_breakpoint_is_the_hosts() -> None:
+    t, f = make()
+    t.insert(DebugPoint(PointKind.SW_BREAK, 0x1000, 4))
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x1000, 0x1000), host_stepping=False)
+    assert v == Report(v.reason) and v.reason.kind is StopKind.SW_BREAK and v.reason.pc == 0x1000
+
+
+def test_status_zero_elsewhere_goes_back_to_the_guest() -> None:
+    _, f = make()
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x2000, 0x2000), host_stepping=False)
+    assert v == Reinject(PROGRAM, 0x2000, {"esr": 0x08000000})
+    assert f.stats.reinjected == 1 and f.stats.reported == 0
+
+
+def test_watch_reports_the_debugger_address_and_the_access_pc() -> None:
+    t, f = make()
+    t.insert(DebugPoint(PointKind.WATCH_READ, 0x3000, 4))
+    ev = DebugEvent(EventKind.WATCH, 0x1234, 0x3000, access=PointKind.WATCH_READ)
+    v = f.decide(ev, host_stepping=False)
+    assert isinstance(v, Report)
+    assert (v.reason.kind, v.reason.pc, v.reason.address) == (StopKind.RWATCH, 0x1234, 0x3000)
+    # a write to a read-only watch is not the host's
+    ev = DebugEvent(EventKind.WATCH, 0x1238, 0x3000, access=PointKind.WATCH_WRITE)
+    assert isinstance(f.decide(ev, host_stepping=False), Resume)
+
+
+def test_access_watch_claims_reads_and_writes() -> None:
+    t, f = make()
+    t.insert(DebugPoint(PointKind.WATCH_ACCESS, 0x3000, 4))
+    for access in (PointKind.WATCH_READ, PointKind.WATCH_WRITE):
+        v = f.decide(DebugEvent(EventKind.WATCH, 0x10, 0x3000, access=access), False)
+        assert isinstance(v, Report) and v.reason.kind is StopKind.AWATCH
+
+
+def test_unmatched_hardware_breakpoint_resumes() -> None:
+    t, f = make()
+    t.insert(DebugPoint(PointKind.HW_BREAK, 0x4000, 4))
+    assert isinstance(f.decide(DebugEvent(EventKind.HW_BREAK, 0x4000, 0x4000), False), Report)
+    assert isinstance(f.decide(DebugEvent(EventKind.HW_BREAK, 0x4004, 0x4004), False), Resume)
+    assert f.stats.as_dict()["by_reason"] == {"hwbreak": 1, "resume": 1}
