@@ -31,6 +31,9 @@ class DebugCapabilities:
     watch_aligned: bool = True
     """The address must be a multiple of the length."""
     hw_break_lengths: tuple[int, ...] = (1,)
+    hw_break_via_sw: bool = False
+    """Hardware-breakpoint requests are served with software breakpoints (reported as hardware
+    breakpoints), e.g. when a policy leaves the instruction-address compares to the guest."""
     single_step: bool = True
     step_blocks_irqs: bool = False
     """Interrupts can be held off while stepping (x86 KVM_GUESTDBG_BLOCKIRQ)."""
@@ -39,7 +42,7 @@ class DebugCapabilities:
 
     def describe(self) -> dict[str, object]:
         return {
-            "hw_breakpoints": self.hw_breakpoints,
+            "hw_breakpoints": "via software" if self.hw_break_via_sw else self.hw_breakpoints,
             "hw_watchpoints": "shared" if self.shared_slots else self.hw_watchpoints,
             "watch_kinds": sorted(k.value for k in self.watch_kinds),
             "watch_lengths": list(self.watch_lengths),

@@ -56,6 +56,10 @@ class StopKind(enum.Enum):
     STEP = "step"
     INTERRUPT = "interrupt"
     """The debugger asked the VM to stop (Ctrl-C)."""
+    GUEST_EVENT = "guest_event"
+    """A guest-owned event caught before its reinjection (the session's ``catch`` switch)."""
+    HALT = "halt"
+    """The VMM stopped the guest: an exit it does not handle, or a failed ioctl."""
 
 
 _WATCH_STOP = {

@@ -93,8 +93,12 @@ class ReinjectionFilter:
             return Report(StopReason(StopKind.STEP, ev.pc))
         points = self.points
         if kind in _TRAPPISH:
-            if (ev.space, ev.address) in points.sw:
+            key = (ev.space, ev.address)
+            if key in points.sw:
                 return Report(StopReason(StopKind.SW_BREAK, ev.pc))
+            hw = points.hw_breaks.get(key)
+            if hw is not None and hw.via_sw:
+                return Report(StopReason(StopKind.HW_BREAK, ev.pc))
         elif kind is EventKind.HW_BREAK:
             if (ev.space, ev.address) in points.hw_breaks:
                 return Report(StopReason(StopKind.HW_BREAK, ev.pc))

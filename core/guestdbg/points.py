@@ -79,6 +79,8 @@ class SwEntry:
     point: DebugPoint
     refs: int = 1
     original: bytes = b""
+    gpa: int = -1
+    """Guest-physical address of the trap word (the point's address is virtual)."""
     inserted: bool = False
 
 
@@ -86,6 +88,9 @@ class SwEntry:
 class HwEntry:
     point: DebugPoint
     refs: int = 1
+    via_sw: bool = False
+    """A hardware breakpoint served by a trap word (``caps.hw_break_via_sw``); ``trap`` holds it."""
+    trap: SwEntry | None = None
 
 
 @dataclass
@@ -112,7 +117,7 @@ class PointTable:
         if kind is PointKind.SW_BREAK:
             return
         if kind is PointKind.HW_BREAK:
-            if (point.space, point.addr) in self.hw_breaks:
+            if (point.space, point.addr) in self.hw_breaks or caps.hw_break_via_sw:
                 return
             if caps.hw_breakpoints == 0:
                 raise UnsupportedByArch("this arch has no hardware breakpoints")
@@ -141,12 +146,12 @@ class PointTable:
             raise NoFreeSlot(f"all {limit} debug-register slots are in use; cannot add {point}")
 
     def _used_breaks(self) -> int:
-        return len(self.hw_breaks)
+        return sum(1 for e in self.hw_breaks.values() if not e.via_sw)
 
     def _pool_has_room(self) -> bool:
         if not self.caps.shared_slots:
             return True
-        return len(self.hw_breaks) + len(self.watches) < self.caps.hw_breakpoints
+        return self._used_breaks() + len(self.watches) < self.caps.hw_breakpoints
 
     def insert(self, point: DebugPoint) -> bool:
         """Record ``point``; True when it is new (the caller must arm it), False for a repeat."""
@@ -167,8 +172,12 @@ class PointTable:
             if hw is not None:
                 hw.refs += 1
                 return False
-            self.hw_breaks[hkey] = HwEntry(point)
-            self.hw_generation += 1
+            if self.caps.hw_break_via_sw:
+                self.hw_breaks[hkey] = HwEntry(point, via_sw=True, trap=SwEntry(point))
+                self.sw_generation += 1
+            else:
+                self.hw_breaks[hkey] = HwEntry(point)
+                self.hw_generation += 1
             return True
         wkey = (point.space, point.addr, kind)
         hw = self.watches.get(wkey)
@@ -207,7 +216,10 @@ class PointTable:
             if hw.refs:
                 return None
             del self.hw_breaks[hkey]
-            self.hw_generation += 1
+            if hw.via_sw:
+                self.sw_generation += 1
+            else:
+                self.hw_generation += 1
             return hw
         wkey = (point.space, point.addr, kind)
         hw = self.watches.get(wkey)
@@ -227,16 +239,36 @@ class PointTable:
     # -- views -------------------------------------------------------------------------------
 
     def hw_points(self) -> list[DebugPoint]:
-        """Armed hardware points in insertion order: breakpoints first, then watchpoints.
+        """Points that need debug registers, in insertion order: breakpoints, then watchpoints.
 
         The order is what an arch consumes when it fills its slots, so it must be stable.
+        Hardware breakpoints served by trap words are not among them.
         """
-        return [e.point for e in self.hw_breaks.values()] + [e.point for e in self.watches.values()]
+        breaks = [e.point for e in self.hw_breaks.values() if not e.via_sw]
+        return breaks + [e.point for e in self.watches.values()]
+
+    def traps(self) -> Iterator[SwEntry]:
+        """Every trap word the session keeps in guest memory (software breakpoints and
+        hardware breakpoints served by software)."""
+        yield from self.sw.values()
+        for e in self.hw_breaks.values():
+            if e.trap is not None:
+                yield e.trap
+
+    def trap_at(self, space: str, addr: int) -> SwEntry | None:
+        sw = self.sw.get((space, addr))
+        if sw is not None:
+            return sw
+        hw = self.hw_breaks.get((space, addr))
+        return hw.trap if hw is not None else None
 
     def all_points(self) -> Iterator[DebugPoint]:
         for e in self.sw.values():
             yield e.point
-        yield from self.hw_points()
+        for h in self.hw_breaks.values():
+            yield h.point
+        for w in self.watches.values():
+            yield w.point
 
     def clear(self) -> None:
         self.sw.clear()

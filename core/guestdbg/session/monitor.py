@@ -1,0 +1,91 @@
+"""Monitor commands (GDB ``monitor ...``): a fixed whitelist, never arbitrary code.
+
+QEMU pipes ``monitor`` into its full HMP, so anyone who reaches the stub runs any command
+(peers §1.1). Here each command is a function in :data:`COMMANDS`; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def _help(s: Session, args: list[str]) -> str:
+    return "".join(f"{name:10s} {fn.__doc__ or ''}\n" for name, (fn, _) in COMMANDS.items())
+
+
+def _points(s: Session, args: list[str]) -> str:
+    """list the host's breakpoints and watchpoints"""
+    lines = []
+    for e in s.points.sw.values():
+        lines.append(f"swbreak {e.point.addr:#x} refs={e.refs} inserted={e.inserted}")
+    for h in s.points.hw_breaks.values():
+        via = " (served by a trap word)" if h.via_sw else ""
+        lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}")
+    for w in s.points.watches.values():
+        lines.append(f"{w.point.kind.value} {w.point.addr:#x} len={w.point.length} refs={w.refs}")
+    return "\n".join(lines) + "\n" if lines else "no points\n"
+
+
+def _stats(s: Session, args: list[str]) -> str:
+    """reinjection filter statistics (reported / reinjected / resumed)"""
+    doc = {
+        "filter": s.filter_stats().as_dict(),
+        "set_guest_debug_calls": s.stats.set_guest_debug_calls,
+        "injected": s.stats.injected,
+        "stops_dropped": s.stats.stops_dropped,
+    }
+    return json.dumps(doc, sort_keys=True) + "\n"
+
+
+def _policy(s: Session, args: list[str]) -> str:
+    """the debug-facility ownership policy and what the guest had armed at attach"""
+    saved = {k: v for d in s.saved_guest for k, v in d.items() if v}
+    return f"policy {s.policy}; guest debug settings saved at attach: {saved or 'none'}\n"
+
+
+def _catch(s: Session, args: list[str]) -> str:
+    """catch on|off: stop before each guest-owned event is re-injected"""
+    if args not in (["on"], ["off"]):
+        raise InvalidRequest("usage: catch on|off")
+    s.catch_guest_events = args == ["on"]
+    return f"catch {'on' if s.catch_guest_events else 'off'}\n"
+
+
+def _vcpus(s: Session, args: list[str]) -> str:
+    """list the vCPUs and their pending reinjections"""
+    out = []
+    for r in s.runners:
+        pending = f" pending {r.pending.exception}" if r.pending else ""
+        out.append(f"{s.vcpu_name(r.index)} exits={r.exits}{pending}")
+    return "\n".join(out) + "\n"
+
+
+COMMANDS: dict[str, tuple[Callable[[Session, list[str]], str], bool]] = {
+    "help": (_help, False),
+    "points": (_points, False),
+    "stats": (_stats, False),
+    "policy": (_policy, False),
+    "catch": (_catch, True),
+    "vcpus": (_vcpus, False),
+}
+_help.__doc__ = "this list"
+
+
+def run_monitor(s: Session, command: str) -> str:
+    words = command.split()
+    if not words:
+        return _help(s, [])
+    entry = COMMANDS.get(words[0])
+    if entry is None:
+        raise InvalidRequest(f"unknown monitor command {words[0]!r}; try 'monitor help'")
+    fn, takes_args = entry
+    if words[1:] and not takes_args:
+        raise InvalidRequest(f"monitor {words[0]} takes no arguments")
+    return fn(s, words[1:])

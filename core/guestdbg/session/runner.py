@@ -1,0 +1,161 @@
+"""One vCPU's run loop: the per-exit hot path of a debug session.
+
+Everything a debug exit costs is in :meth:`Runner._run`, top to bottom: apply the debug state if
+it changed, deliver a pending reinjection, KVM_RUN, decode, decide, then report, reinject or
+resume. Hooks were resolved when the session was built; here there are only plain calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+from ..arch import ArchVcpuDebug
+from ..events import Reinject, Report, StopKind, StopReason
+from ..filter import ReinjectionFilter
+from ..gdb.target import StopEvent
+from ..kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
+from ..points import PointKind
+from ..vcpu import VcpuHandle
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+RUN, STEP, STEP_OVER, QUIT = "run", "step", "step-over", "quit"
+
+
+class Runner:
+    """Drives one vCPU on its own thread, one command (run / step / step-over) at a time."""
+
+    def __init__(
+        self,
+        session: Session,
+        index: int,
+        handle: VcpuHandle,
+        ops: ArchVcpuDebug,
+        filt: ReinjectionFilter,
+    ) -> None:
+        self.session = session
+        self.index = index
+        self.handle = handle
+        self.ops = ops
+        self.filter = filt
+        self.step = False
+        """Host single-step armed for the current command."""
+        self.mask_hw_pc: int | None = None
+        """A hardware breakpoint left out of this vCPU's registers while it steps over it."""
+        self.pending: Reinject | None = None
+        """The guest's own event, decided but not yet delivered (plain, serializable state)."""
+        self.applied: tuple[object, ...] | None = None
+        self.exits = 0
+        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    # -- control (session side) -------------------------------------------------------------
+
+    def start(self, command: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._main, name=f"guestdbg-vcpu{self.index}", daemon=True
+            )
+            self._thread.start()
+        self._commands.put(command)
+
+    def quit(self) -> None:
+        if self._thread is not None:
+            self._commands.put(QUIT)
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def sync_debug(self) -> None:
+        """Send KVM_SET_GUEST_DEBUG if the host's debug state changed since the last one.
+
+        Called before every KVM_RUN; costs one tuple compare when nothing changed, so a batch of
+        point changes costs one ioctl per vCPU, applied where KVM requires it (vCPU not running).
+        """
+        s = self.session
+        pts = s.points
+        key = (pts.hw_generation, s.traps_active, self.step, self.mask_hw_pc, s.attached)
+        if key == self.applied:
+            return
+        if s.attached:
+            hw = pts.hw_points()
+            if self.mask_hw_pc is not None:
+                hw = [
+                    p
+                    for p in hw
+                    if not (p.kind is PointKind.HW_BREAK and p.addr == self.mask_hw_pc)
+                ]
+            dbg = self.ops.encode_guest_debug(hw, self.step, s.traps_active)
+        else:
+            dbg = self.ops.encode_guest_debug([], False, False)
+        self.handle.set_guest_debug(dbg)
+        s.stats.set_guest_debug_calls += 1
+        self.applied = key
+
+    def deliver_pending(self) -> None:
+        if self.pending is not None:
+            self.ops.inject(self.pending)
+            self.pending = None
+            self.session.stats.injected += 1
+
+    # -- the vCPU thread --------------------------------------------------------------------
+
+    def _main(self) -> None:
+        while True:
+            command = self._commands.get()
+            if command == QUIT:
+                return
+            try:
+                self._run(command)
+            except Exception as e:  # a failed ioctl must stop the VM, not kill the thread
+                log.exception("vCPU %d failed", self.index)
+                self.session.post(
+                    StopEvent(self.index, StopReason(StopKind.HALT, -1)), error=str(e)
+                )
+            finally:
+                self.session.runner_done(self.index)
+
+    def _run(self, command: str) -> None:
+        s = self.session
+        handle = self.handle
+        ops = self.ops
+        decide = self.filter.decide
+        alone = command == STEP_OVER
+        self.step = command != RUN
+        try:
+            while True:
+                if s.stop_all and not alone:
+                    return
+                self.sync_debug()
+                if self.pending is not None:
+                    self.deliver_pending()
+                reason = handle.run()
+                self.exits += 1
+                if reason == KVM_EXIT_DEBUG:
+                    ev = ops.decode_exit(handle.kvm_run)
+                    verdict = decide(ev, self.step)
+                    kind = type(verdict)
+                    if kind is Report:
+                        stop = verdict.reason  # type: ignore[union-attr]
+                        if alone and stop.kind is StopKind.STEP:
+                            return
+                        s.post(StopEvent(self.index, stop))
+                        return
+                    if kind is Reinject:
+                        self.pending = verdict  # type: ignore[assignment]
+                        if s.catch_guest_events:
+                            s.post(StopEvent(self.index, StopReason(StopKind.GUEST_EVENT, ev.pc)))
+                            return
+                    continue
+                if reason == KVM_EXIT_INTR:
+                    continue
+                if not s.vmm_exit(self.index, reason):
+                    s.post(StopEvent(self.index, StopReason(StopKind.HALT, -1)))
+                    return
+        finally:
+            self.step = False

@@ -1,0 +1,141 @@
+"""Trap words in guest memory: inserting, removing, and hiding them from the debugger's reads.
+
+A software breakpoint is a word of guest memory the host overwrote. Three rules keep that
+invisible to the guest and honest to the debugger: the original word is saved before the trap is
+written; removal restores it only if the trap word is still there (the guest may have rewritten
+its own code: then the guest's word wins and the caller is told); and every memory read the
+debugger makes shows the original words, never the traps (users see trap bytes in disassembly
+otherwise, peers §5.11).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from ..errors import BadAddress
+from ..points import DEFAULT_SPACE, PointTable, SwEntry
+from ..vcpu import VcpuHandle, VmHandle
+
+log = logging.getLogger(__name__)
+
+PAGE = 4096
+
+
+def translate(vcpu: VcpuHandle, gva: int, length: int = 1) -> list[tuple[int, int, int]]:
+    """Split [gva, gva+length) into (gva, gpa, n) runs that do not cross a page."""
+    runs: list[tuple[int, int, int]] = []
+    addr, end = gva, gva + length
+    while addr < end:
+        n = min(end, (addr | (PAGE - 1)) + 1) - addr
+        gpa = vcpu.translate(addr)
+        if gpa is None:
+            raise BadAddress(f"guest address {addr:#x} is not mapped")
+        runs.append((addr, gpa, n))
+        addr += n
+    return runs
+
+
+class TrapWriter:
+    """Writes and removes trap words for one session (all vCPUs share guest memory)."""
+
+    def __init__(self, vm: VmHandle, insn: bytes) -> None:
+        self.vm = vm
+        self.insn = insn
+        self.size = len(insn)
+
+    def insert(self, vcpu: VcpuHandle, entry: SwEntry) -> None:
+        """Save the original word and write the trap; raises BadAddress and changes nothing."""
+        addr = entry.point.addr
+        runs = translate(vcpu, addr, self.size)
+        if len(runs) != 1:
+            raise BadAddress(f"a breakpoint at {addr:#x} would cross a page boundary")
+        gpa = runs[0][1]
+        original = self.vm.read_phys(gpa, self.size)
+        self.vm.write_phys(gpa, self.insn)
+        entry.original, entry.gpa, entry.inserted = original, gpa, True
+
+    def remove(self, entry: SwEntry) -> str | None:
+        """Restore the original word if the trap is still there; else say why not."""
+        if not entry.inserted:
+            return None
+        entry.inserted = False
+        current = self.vm.read_phys(entry.gpa, self.size)
+        if current != self.insn:
+            msg = (
+                f"breakpoint word at {entry.point.addr:#x} was overwritten by the guest "
+                f"(now {current.hex()}); left as the guest wrote it"
+            )
+            log.warning(msg)
+            return msg
+        self.vm.write_phys(entry.gpa, entry.original)
+        return None
+
+    def suspend(self, entry: SwEntry) -> bool:
+        """Put the original word back for a step-over; True when it must be re-armed after."""
+        if not entry.inserted:
+            return False
+        if self.vm.read_phys(entry.gpa, self.size) != self.insn:
+            return False
+        self.vm.write_phys(entry.gpa, entry.original)
+        return True
+
+    def rearm(self, entry: SwEntry) -> None:
+        self.vm.write_phys(entry.gpa, self.insn)
+
+
+def shadow_read(
+    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, length: int, size: int
+) -> bytes:
+    """Guest memory as the debugger should see it: inserted traps replaced by original words."""
+    out = bytearray()
+    for _, gpa, n in translate(vcpu, addr, length):
+        out += vm.read_phys(gpa, n)
+    if not points.sw and not points.hw_breaks:
+        return bytes(out)
+    for entry in _traps_overlapping(points, addr, length, size):
+        for i, b in enumerate(entry.original):
+            pos = entry.point.addr + i - addr
+            if 0 <= pos < length:
+                out[pos] = b
+    return bytes(out)
+
+
+def shadow_write(
+    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, data: bytes, size: int
+) -> None:
+    """Write guest memory for the debugger; bytes under an inserted trap update its saved
+    original instead, so the trap stays armed and a later removal restores the new bytes."""
+    buf = bytearray(data)
+    covered = list(_traps_overlapping(points, addr, len(data), size))
+    runs = translate(vcpu, addr, len(data))
+    for entry in covered:
+        orig = bytearray(entry.original)
+        for i in range(len(orig)):
+            pos = entry.point.addr + i - addr
+            if 0 <= pos < len(buf):
+                orig[i] = buf[pos]
+        entry.original = bytes(orig)
+    for gva, gpa, n in runs:
+        chunk = bytearray(buf[gva - addr : gva - addr + n])
+        for entry in covered:
+            for i in range(size):
+                pos = entry.point.addr + i - gva
+                if 0 <= pos < n:
+                    chunk[pos] = vm.read_phys(entry.gpa + i, 1)[0]
+        vm.write_phys(gpa, bytes(chunk))
+
+
+def _traps_overlapping(
+    points: PointTable, addr: int, length: int, size: int, space: str = DEFAULT_SPACE
+) -> Iterable[SwEntry]:
+    if len(points.sw) + len(points.hw_breaks) < length:
+        for entry in points.traps():
+            a = entry.point.addr
+            if entry.inserted and a + size > addr and a < addr + length:
+                yield entry
+        return
+    for a in range(addr - size + 1, addr + length):
+        found = points.trap_at(space, a)
+        if found is not None and found.inserted:
+            yield found
