@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from guestdbg.arch import ArchInfo, CoreInfo
+from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
+from guestdbg.gdb.target import GdbArch
 from guestdbg.hookspecs import hookimpl
 
 from . import abi, numbering
@@ -40,3 +41,21 @@ INFO = ArchInfo(
 @hookimpl
 def guestdbg_arch() -> ArchInfo:
     return INFO
+
+
+@hookimpl
+def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
+    if request.arch.name != INFO.name:
+        return None
+    from .debugops import BookeVcpuDebug
+
+    return BookeVcpuDebug(request)
+
+
+@hookimpl
+def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
+    if arch.name != INFO.name:
+        return None
+    from .gdb_arch import gdb_arch_for
+
+    return gdb_arch_for(core.name)

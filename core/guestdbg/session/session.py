@@ -65,6 +65,7 @@ class Session:
         registry: object | None = None,
         exit_handler: ExitHandler | None = None,
         catch_guest_events: bool = False,
+        attach: bool = True,
     ) -> None:
         from ..plugins import Registry, default_registry
 
@@ -105,7 +106,8 @@ class Session:
         self.stop_all = False
         self.attached = False
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
-        self.attach()
+        if attach:
+            self.attach()
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -405,6 +407,29 @@ class Session:
                 continue
             keep.append(ev)
         self._stops = keep
+
+    # -- migration ----------------------------------------------------------------------------
+
+    def save_state(self) -> dict[str, object]:
+        """The versioned debug-state document (see :mod:`guestdbg.session.migration`)."""
+        from .migration import save
+
+        return save(self)
+
+    @classmethod
+    def restore(cls, vm: VmHandle, doc: object, **options: object) -> Session:
+        from .migration import restore
+
+        return restore(vm, doc, **options)
+
+    def deliver_pending(self, vcpu: int) -> bool:
+        """Deliver a vCPU's pending reinjection now (without running it); True if there was one.
+        The VMM may call this before saving the VM so that no pending state travels."""
+        self._require_stopped()
+        r = self._runner(vcpu)
+        had = r.pending is not None
+        r.deliver_pending()
+        return had
 
     # -- monitor ----------------------------------------------------------------------------
 

@@ -1,0 +1,190 @@
+"""The e500mc register set as GDB sees it, and where each register lives in KVM's API.
+
+GDB's ``org.gnu.gdb.power.core`` and ``org.gnu.gdb.power.fpu`` features (rs6000-tdep.c checks
+their register names), then the BookE SPRs a kernel developer needs in a feature of our own.
+KVM BookE exposes them through three doors: ``kvm_regs`` (GPRs, PC, MSR, CR, LR, CTR, XER,
+SRR0/1, PID, SPRG0-7), ``kvm_sregs`` (CSRR0/1, ESR, DEAR, IVPR) and ONE_REG (IAC1/2, DAC1/2,
+FPR0-31, FPSCR). DSRR0/1, DBCR0-2 and DBSR have no door at all (fact sheet §2.3-2.4:
+E_DEBUG/E_ED are not filled by booke.c), so they read as unavailable (``xx``) rather than as a
+made-up value. FP registers come through ONE_REG; a kernel that refuses them (``KVM_GET_FPU`` is
+-EOPNOTSUPP on BookE) makes them unavailable too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from guestdbg.errors import GuestDebugError, InvalidRequest
+from guestdbg.gdb.target import GdbRegister
+from guestdbg.kvm.uapi import ByteOrder, Field
+from guestdbg.vcpu import VcpuHandle
+
+from . import abi
+
+CORE = "org.gnu.gdb.power.core"
+FPU = "org.gnu.gdb.power.fpu"
+BOOKE = "org.guestdbg.power.booke"
+
+KVM_REG_PPC_FPR0 = 0x1030000000000020
+KVM_REG_PPC_FPSCR = 0x1030000000000080
+
+
+@dataclass(frozen=True)
+class _Source:
+    door: str  # "regs", "sregs", "one_reg", "none"
+    key: object
+    group: int = 0  # kvm_sregs feature group for writes
+
+
+def _build(fpu: bool) -> tuple[list[GdbRegister], list[_Source]]:
+    regs: list[GdbRegister] = []
+    src: list[_Source] = []
+
+    def add(reg: GdbRegister, source: _Source) -> None:
+        regs.append(reg)
+        src.append(source)
+
+    for n in range(32):
+        add(GdbRegister(f"r{n}", 32, CORE, "uint32", "general"), _Source("regs", ("gpr", n)))
+    add(GdbRegister("pc", 32, CORE, "code_ptr", "general"), _Source("regs", "pc"))
+    add(GdbRegister("msr", 32, CORE, "uint32", "general"), _Source("regs", "msr"))
+    add(GdbRegister("cr", 32, CORE, "uint32", "general"), _Source("regs", "cr"))
+    add(GdbRegister("lr", 32, CORE, "code_ptr", "general"), _Source("regs", "lr"))
+    add(GdbRegister("ctr", 32, CORE, "uint32", "general"), _Source("regs", "ctr"))
+    add(GdbRegister("xer", 32, CORE, "uint32", "general"), _Source("regs", "xer"))
+    for n in range(32 if fpu else 0):
+        add(
+            GdbRegister(f"f{n}", 64, FPU, "ieee_double", "float"),
+            _Source("one_reg", KVM_REG_PPC_FPR0 + n),
+        )
+    if fpu:
+        add(GdbRegister("fpscr", 32, FPU, "int", "float"), _Source("one_reg", KVM_REG_PPC_FPSCR))
+    e = abi
+    spr = [
+        ("srr0", _Source("regs", "srr0")),
+        ("srr1", _Source("regs", "srr1")),
+        ("csrr0", _Source("sregs", "csrr0", e.KVM_SREGS_E_BASE)),
+        ("csrr1", _Source("sregs", "csrr1", e.KVM_SREGS_E_BASE)),
+        ("dsrr0", _Source("none", None)),
+        ("dsrr1", _Source("none", None)),
+        ("esr", _Source("sregs", "esr", e.KVM_SREGS_E_BASE)),
+        ("dear", _Source("sregs", "dear", e.KVM_SREGS_E_BASE)),
+        ("ivpr", _Source("sregs", "ivpr", e.KVM_SREGS_E_ARCH206)),
+        ("dbcr0", _Source("none", None)),
+        ("dbcr1", _Source("none", None)),
+        ("dbcr2", _Source("none", None)),
+        ("dbsr", _Source("none", None)),
+        ("iac1", _Source("one_reg", e.KVM_REG_PPC_IAC1)),
+        ("iac2", _Source("one_reg", e.KVM_REG_PPC_IAC2)),
+        ("dac1", _Source("one_reg", e.KVM_REG_PPC_DAC1)),
+        ("dac2", _Source("one_reg", e.KVM_REG_PPC_DAC2)),
+        ("pid", _Source("regs", "pid")),
+    ] + [(f"sprg{n}", _Source("regs", f"sprg{n}")) for n in range(8)]
+    for name, source in spr:
+        add(GdbRegister(name, 32, BOOKE, "uint32", "system"), source)
+    return regs, src
+
+
+class BookeGdbArch:
+    """``GdbArch`` for e500mc/e500v2 guests under KVM BookE."""
+
+    byteorder: ByteOrder = "big"
+    architecture: str
+    registers: Sequence[GdbRegister]
+    pc_regnum: int
+    sp_regnum: int
+    expedite: Sequence[int]
+
+    def __init__(self, architecture: str = "powerpc:e500mc", fpu: bool = True) -> None:
+        self.architecture = architecture
+        registers, self._sources = _build(fpu)
+        self.registers = registers
+        names = [r.name for r in registers]
+        self.pc_regnum = names.index("pc")
+        self.sp_regnum = names.index("r1")
+        self.expedite = (self.pc_regnum, self.sp_regnum, names.index("msr"))
+        lay = abi.layout()
+        self._regs_fields: dict[object, Field] = {}
+        for n in range(32):
+            self._regs_fields[("gpr", n)] = lay.field("struct kvm_regs", "gpr", n)
+        names_in_regs = ("pc", "msr", "cr", "lr", "ctr", "xer", "srr0", "srr1", "pid")
+        for name in (*names_in_regs, *(f"sprg{n}" for n in range(8))):
+            self._regs_fields[name] = lay.field("struct kvm_regs", name)
+        self._sregs_fields = {
+            name: lay.field("struct kvm_sregs", "u", "e", name)
+            for name in ("csrr0", "csrr1", "esr", "dear", "ivpr", "features", "update_special")
+        }
+        self._fpu_ok: dict[int, bool] = {}
+
+    def read_registers(self, vcpu: VcpuHandle) -> list[int | None]:
+        rg = vcpu.get_regs()
+        sr: bytearray | None = None
+        out: list[int | None] = []
+        fpu_ok = self._fpu_ok.get(id(vcpu), True)
+        for source in self._sources:
+            door = source.door
+            if door == "regs":
+                out.append(self._regs_fields[source.key].get(rg))
+            elif door == "sregs":
+                if sr is None:
+                    sr = vcpu.get_sregs()
+                out.append(self._sregs_fields[str(source.key)].get(sr))
+            elif door == "one_reg":
+                reg_id = source.key
+                assert isinstance(reg_id, int)
+                is_fp = reg_id == KVM_REG_PPC_FPSCR or 0 <= reg_id - KVM_REG_PPC_FPR0 < 32
+                if is_fp and not fpu_ok:
+                    out.append(None)
+                    continue
+                try:
+                    out.append(vcpu.get_one_reg(reg_id))
+                except GuestDebugError:
+                    if is_fp:
+                        fpu_ok = False
+                        self._fpu_ok[id(vcpu)] = False
+                    out.append(None)
+            else:
+                out.append(None)
+        return out
+
+    def write_registers(self, vcpu: VcpuHandle, values: Mapping[int, int]) -> None:
+        """Write in three batches (regs, sregs, ONE_REG); refuse the whole write if any
+        register has no door, so nothing is half-applied."""
+        for regnum in values:
+            if not 0 <= regnum < len(self._sources):
+                raise InvalidRequest(f"no register {regnum}")
+            if self._sources[regnum].door == "none":
+                raise InvalidRequest(
+                    f"{self.registers[regnum].name} cannot be written: KVM BookE has no "
+                    "interface for it"
+                )
+        by_door: dict[str, list[tuple[_Source, int]]] = {}
+        for regnum, value in values.items():
+            source = self._sources[regnum]
+            by_door.setdefault(source.door, []).append((source, value))
+        if "regs" in by_door:
+            rg = vcpu.get_regs()
+            for source, value in by_door["regs"]:
+                self._regs_fields[source.key].put(rg, value & 0xFFFFFFFF)
+            vcpu.set_regs(bytes(rg))
+        if "sregs" in by_door:
+            sr = vcpu.get_sregs()
+            groups = 0
+            for source, value in by_door["sregs"]:
+                self._sregs_fields[str(source.key)].put(sr, value & 0xFFFFFFFF)
+                groups |= source.group
+            self._sregs_fields["features"].put(sr, groups)
+            self._sregs_fields["update_special"].put(sr, 0)
+            vcpu.set_sregs(bytes(sr))
+        for source, value in by_door.get("one_reg", []):
+            assert isinstance(source.key, int)
+            vcpu.set_one_reg(source.key, value)
+
+
+def gdb_arch_for(core: str) -> BookeGdbArch:
+    """e500mc has a classic FPU; e500v2 has SPE instead, whose registers KVM does not expose
+    through ONE_REG in a form GDB's e500 layout wants, so its description stays integer-only."""
+    if core == "e500mc":
+        return BookeGdbArch("powerpc:e500mc", fpu=True)
+    return BookeGdbArch("powerpc:common", fpu=False)
