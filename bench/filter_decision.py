@@ -42,10 +42,8 @@ def events(n: int) -> list[DebugEvent]:
     """A mix the filter sees: hits at host breakpoints spread over the table, and misses."""
     out = []
     for i in range(1000):
-        if i % 2:
-            addr = BASE + 4 * ((i * 7919) % n)
-        else:
-            addr = 0x0800_0000 + 4 * i
+        hit = BASE + 4 * ((i * 7919) % n)
+        addr = hit if i % 2 else 0x0800_0000 + 4 * i
         out.append(DebugEvent(EventKind.STEP_OR_SW_TRAP, addr, addr))
     return out
 
