@@ -47,7 +47,7 @@ from guestdbg.kvm.constants import KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.vcpu import VcpuHandle
 
-from . import abi, numbering, regs
+from . import abi, numbering, regs, successors
 
 IAC_IDS = (abi.KVM_REG_PPC_IAC1, abi.KVM_REG_PPC_IAC2)
 DAC_IDS = (abi.KVM_REG_PPC_DAC1, abi.KVM_REG_PPC_DAC2)
@@ -69,6 +69,7 @@ def guest_priority_caps(caps: DebugCapabilities) -> DebugCapabilities:
         hw_watchpoints=0,
         watch_kinds=frozenset(),
         hw_break_via_sw=True,
+        step_via_sw=True,
     )
 
 
@@ -107,6 +108,11 @@ class BookeVcpuDebug:
         self._s_esr = lay.field(sr, "u", "e", "esr")
         self._s_ivpr = lay.field(sr, "u", "e", "ivpr")
         self._s_ivor_program = lay.field(sr, "u", "e", "ivor_low", 6)
+        self._s_ivor_syscall = lay.field(sr, "u", "e", "ivor_low", 8)
+        self._s_csrr0 = lay.field(sr, "u", "e", "csrr0")
+        self._s_mcsrr0 = lay.field(sr, "u", "e", "mcsrr0")
+        self._lr = lay.field("struct kvm_regs", "lr")
+        self._ctr = lay.field("struct kvm_regs", "ctr")
         self.guest_armed: dict[str, int] = {}
         """The guest's IAC/DAC values found at attach (non-zero = the guest uses them)."""
 
@@ -216,6 +222,27 @@ class BookeVcpuDebug:
 
     def pc(self) -> int:
         return self._pc.get(self.vcpu.get_regs())
+
+    def step_targets(self) -> list[int]:
+        """Successor addresses of the instruction at the PC (guest-priority stepping)."""
+        rg = self.vcpu.get_regs()
+        sr = self.vcpu.get_sregs()
+        pc = self._pc.get(rg)
+        word = self._word_at(pc)
+        if word is None:
+            raise UnsupportedByArch(f"cannot read the instruction at {pc:#x} to step it")
+        cpu = successors.CpuView(
+            pc=pc,
+            lr=self._lr.get(rg),
+            ctr=self._ctr.get(rg),
+            srr0=self._srr0.get(rg),
+            csrr0=self._s_csrr0.get(sr),
+            mcsrr0=self._s_mcsrr0.get(sr),
+            ivpr=self._s_ivpr.get(sr),
+            ivor_syscall=self._s_ivor_syscall.get(sr),
+            ivor_program=self._s_ivor_program.get(sr),
+        )
+        return successors.successors(int.from_bytes(word, "big"), cpu)
 
     # -- attach / detach --------------------------------------------------------------------
 

@@ -106,6 +106,11 @@ class ArchVcpuDebug(Protocol):
         """The vCPU's current program counter (for stops and stepping decisions)."""
         ...
 
+    # Optional, needed only when ``caps.step_via_sw``:
+    #     def step_targets(self) -> list[int]
+    # the addresses execution can continue at after the instruction at the PC (fall-through,
+    # branch target, interrupt vector); raise UnsupportedByArch when one cannot be known.
+
     def attach(self, policy: str) -> Mapping[str, int]:
         """The host debugger attaches: note (and return) the guest's own debug settings."""
         ...

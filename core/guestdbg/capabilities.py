@@ -35,6 +35,10 @@ class DebugCapabilities:
     """Hardware-breakpoint requests are served with software breakpoints (reported as hardware
     breakpoints), e.g. when a policy leaves the instruction-address compares to the guest."""
     single_step: bool = True
+    step_via_sw: bool = False
+    """Single steps are done by planting trap words at the next instruction's possible
+    addresses (the arch's ``step_targets``), e.g. when a policy leaves hardware stepping to the
+    guest. A step that enters an interrupt handler completes when the handler returns."""
     step_blocks_irqs: bool = False
     """Interrupts can be held off while stepping (x86 KVM_GUESTDBG_BLOCKIRQ)."""
     sw_break_size: int = 1

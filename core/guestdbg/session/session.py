@@ -47,6 +47,15 @@ class SessionStats:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _SoftStep:
+    planted: list[DebugPoint]
+    suspended: SwEntry | None
+    targets: set[int]
+    then: Mapping[int, ResumeAction] | None
+    """None: report the step; else a silent step over a trap, then resume these."""
+
+
 def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
     """Without a VMM device model: MMIO is ignored (reads see zeros), anything else halts."""
     return reason == KVM_EXIT_MMIO
@@ -103,6 +112,7 @@ class Session:
         self._cv = threading.Condition(threading.Lock())
         self._running: set[int] = set()
         self._stops: collections.deque[StopEvent] = collections.deque()
+        self._soft: dict[int, _SoftStep] = {}
         self.stop_all = False
         self.attached = False
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
@@ -272,6 +282,9 @@ class Session:
             if self._stops:
                 return  # report the queued stop first; nothing runs
             self.stop_all = False
+        if self.caps.step_via_sw:
+            self._resume_soft(actions)
+            return
         started: dict[int, ResumeAction] = {}
         for i in sorted(actions):
             act = actions[i]
@@ -285,6 +298,74 @@ class Session:
                     continue
             started[i] = act
         self._start(started)
+
+    def _resume_soft(self, actions: Mapping[int, ResumeAction]) -> None:
+        """Resume when steps are planted traps: a step, or a step over a host trap before a
+        continue, runs that vCPU alone until it reaches one of the planted addresses."""
+        for i in sorted(actions):
+            act = actions[i]
+            over = self._point_under_pc(i)
+            if act.step:
+                self._soft_step(i, then=None)
+                return
+            if over is not None:
+                self._soft_step(i, then=actions)
+                return
+        self._start(actions)
+
+    def _soft_step(self, vcpu: int, then: Mapping[int, ResumeAction] | None) -> None:
+        r = self.runners[vcpu]
+        step_targets = getattr(r.ops, "step_targets", None)
+        if step_targets is None:
+            raise UnsupportedByArch(f"{self.arch.name} cannot plant single-step traps")
+        pc = r.ops.pc()
+        trap = self.points.trap_at(DEFAULT_SPACE, pc)
+        suspended = trap if trap is not None and self.trap_writer.suspend(trap) else None
+        planted: list[DebugPoint] = []
+        try:
+            targets = set(step_targets())  # reads the instruction: the original word by now
+            for a in sorted(targets):
+                if self.points.trap_at(DEFAULT_SPACE, a) is None:
+                    p = DebugPoint(PointKind.SW_BREAK, a, self.caps.sw_break_size)
+                    self.insert_point(p)
+                    planted.append(p)
+        except Exception:
+            for p in planted:
+                self.remove_point(p)
+            if suspended is not None:
+                self.trap_writer.rearm(suspended)
+            raise
+        self._soft[vcpu] = _SoftStep(planted, suspended, targets, then)
+        with self._cv:
+            self.stop_all = False
+            self._running.add(vcpu)
+            r.start(RUN)
+
+    def _finish_soft_step(self, vcpu: int) -> None:
+        """Runs on the vCPU's thread when its planted-trap step ends, before it counts as
+        stopped: remove the planted traps, re-arm a suspended one, turn the hit into a step."""
+        ctx = self._soft.pop(vcpu)
+        for p in ctx.planted:
+            gone = self.points.remove(p)
+            if isinstance(gone, SwEntry):
+                self.trap_writer.remove(gone)
+        if ctx.suspended is not None:
+            self.trap_writer.rearm(ctx.suspended)
+        resume_others = False
+        with self._cv:
+            for n, ev in enumerate(self._stops):
+                if ev.vcpu != vcpu:
+                    continue
+                hit = ev.reason.kind in (StopKind.SW_BREAK, StopKind.HW_BREAK)
+                if hit and ev.reason.pc in ctx.targets:
+                    if ctx.then is None:
+                        self._stops[n] = StopEvent(vcpu, StopReason(StopKind.STEP, ev.reason.pc))
+                    else:
+                        del self._stops[n]
+                        resume_others = not self._stops
+                break
+        if resume_others and ctx.then is not None:
+            self._start(ctx.then)
 
     def _start(self, actions: Mapping[int, ResumeAction]) -> None:
         with self._cv:
@@ -380,6 +461,8 @@ class Session:
             self._cv.notify_all()
 
     def runner_done(self, index: int) -> None:
+        if index in self._soft:
+            self._finish_soft_step(index)
         with self._cv:
             self._running.discard(index)
             self._cv.notify_all()
