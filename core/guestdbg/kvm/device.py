@@ -1,0 +1,440 @@
+"""VMs and vCPUs over a real ``/dev/kvm``: the :mod:`guestdbg.vcpu` interface as ioctls.
+
+Every structure and ioctl number comes from the :class:`~guestdbg.kvm.uapi.AbiLayout` the caller
+passes in (the layout of the arch this machine is, e.g. from the x86 plugin), so this module
+knows no arch. It refuses a layout of another arch or byte order: the kernel would read the
+bytes in its own.
+
+Kicking follows the VMM convention (QEMU's SIG_IPI): :meth:`KvmVcpu.kick` sets ``immediate_exit``
+in ``kvm_run`` (seen by a KVM_RUN about to start) and sends the vCPU thread a signal whose handler
+does nothing (seen by a KVM_RUN already running). Either way KVM_RUN returns ``-EINTR``, which
+:meth:`KvmVcpu.run` reports as ``KVM_EXIT_INTR``. ``immediate_exit`` is cleared only when a run
+returns ``KVM_EXIT_INTR``, so a kick that arrives just after a normal exit is not lost: the next
+run returns at once.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import platform
+import signal
+import sys
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import GuestDebugError, InvalidRequest, KernelError, NotStopped, UnsupportedByArch
+from . import constants, libc
+from .memory import GuestMemory, MemorySlot
+from .uapi import AbiLayout
+
+if TYPE_CHECKING:
+    from ..vcpu import VcpuHandle
+
+DEFAULT_KICK_SIGNAL = signal.SIGUSR1
+"""QEMU uses SIGUSR1 (SIG_IPI) for the same purpose."""
+
+_MACHINE_ARCH = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "ppc": "powerpc",
+    "ppc64": "powerpc",
+    "s390x": "s390",
+    "riscv64": "riscv",
+}
+"""``uname -m`` -> the Linux arch name an ``ArchAbi.kvm_host_arch`` uses."""
+
+
+def machine_kvm_arch() -> str:
+    """The Linux arch of this machine's ``/dev/kvm`` (``x86_64``, ``powerpc``...)."""
+    machine = platform.machine()
+    return _MACHINE_ARCH.get(machine, machine)
+
+
+class Kvm:
+    """The ``/dev/kvm`` system fd: API version, extensions, VM creation."""
+
+    def __init__(
+        self,
+        layout: AbiLayout,
+        path: str = "/dev/kvm",
+        kick_signal: int = DEFAULT_KICK_SIGNAL,
+    ) -> None:
+        host = machine_kvm_arch()
+        if layout.arch.kvm_host_arch != host or layout.byteorder != sys.byteorder:
+            raise UnsupportedByArch(
+                f"a {layout.arch.kvm_host_arch} ({layout.byteorder}-endian) layout cannot drive "
+                f"the /dev/kvm of this {host} ({sys.byteorder}-endian) machine"
+            )
+        libc.ensure_kick_handler(kick_signal)
+        self.layout = layout
+        self.kick_signal = kick_signal
+        self._nr = layout.ioctls
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            raise KernelError(f"open({path})", e.errno or _errno.EIO) from None
+        self._vms: list[KvmVm] = []
+        try:
+            self.api_version = self._ioctl("KVM_GET_API_VERSION", libc.NO_ARG)
+            if self.api_version != constants.KVM_API_VERSION:
+                raise UnsupportedByArch(
+                    f"{path} speaks KVM API {self.api_version}; "
+                    f"guestdbg needs {constants.KVM_API_VERSION}"
+                )
+            self.vcpu_mmap_size = self._ioctl("KVM_GET_VCPU_MMAP_SIZE", libc.NO_ARG)
+        except GuestDebugError:
+            os.close(self._fd)
+            raise
+
+    def _ioctl(self, name: str, arg: Any) -> int:
+        if self._fd < 0:
+            raise InvalidRequest("this Kvm is closed")
+        return libc.ioctl(self._fd, self._nr[name], arg, name)
+
+    def check_extension(self, cap: int) -> int:
+        """KVM_CHECK_EXTENSION on the system fd (what the module offers any VM)."""
+        return self._ioctl("KVM_CHECK_EXTENSION", libc.int_arg(cap))
+
+    def create_vm(self, vm_type: int = 0) -> KvmVm:
+        vm_fd = self._ioctl("KVM_CREATE_VM", libc.int_arg(vm_type))
+        vm = KvmVm(self, vm_fd)
+        self._vms.append(vm)
+        return vm
+
+    def close(self) -> None:
+        """Close every VM made here (and their vCPUs), then the system fd."""
+        for vm in self._vms:
+            vm.close()
+        self._vms.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Kvm:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class KvmVm:
+    """One VM fd: memory slots, capabilities, vCPUs. Implements :class:`guestdbg.vcpu.VmHandle`."""
+
+    def __init__(self, kvm: Kvm, fd: int) -> None:
+        self._kvm = kvm
+        self._fd = fd
+        self._layout = kvm.layout
+        self._nr = kvm.layout.ioctls
+        self._memory = GuestMemory()
+        self._vcpus: list[KvmVcpu] = []
+        self._vcpu_class = KvmEventsVcpu if "KVM_GET_VCPU_EVENTS" in kvm.layout.ioctls else KvmVcpu
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def layout(self) -> AbiLayout:
+        return self._layout
+
+    @property
+    def vcpus(self) -> list[VcpuHandle]:
+        return list(self._vcpus)
+
+    @property
+    def slots(self) -> tuple[MemorySlot, ...]:
+        return self._memory.slots
+
+    def _ioctl(self, name: str, arg: Any) -> int:
+        if self._fd < 0:
+            raise InvalidRequest("this VM is closed")
+        return libc.ioctl(self._fd, self._nr[name], arg, name)
+
+    def check_extension(self, cap: int) -> int:
+        return self._ioctl("KVM_CHECK_EXTENSION", libc.int_arg(cap))
+
+    def enable_cap(self, cap: int, *args: int) -> None:
+        layout = self._layout
+        if len(args) > 4 or any(not 0 <= a < 1 << 64 for a in args) or not 0 <= cap < 1 << 32:
+            raise InvalidRequest(f"KVM_ENABLE_CAP takes a u32 cap and up to four u64 args: {args}")
+        buf = layout.new("struct kvm_enable_cap")
+        layout.field("struct kvm_enable_cap", "cap").put(buf, cap)
+        for i, a in enumerate(args):
+            layout.field("struct kvm_enable_cap", "args", i).put(buf, a)
+        self._ioctl("KVM_ENABLE_CAP", libc.ffi.from_buffer(buf))
+
+    def add_memory(self, gpa: int, size: int, flags: int = 0) -> MemorySlot:
+        """Back ``[gpa, gpa+size)`` with fresh anonymous memory (KVM_SET_USER_MEMORY_REGION)."""
+        if self._fd < 0:
+            raise InvalidRequest("this VM is closed")
+        slot = self._memory.map(gpa, size, flags)
+        ctype = "struct kvm_userspace_memory_region"
+        buf = self._layout.new(ctype)
+        f = self._layout.field
+        f(ctype, "slot").put(buf, slot.slot)
+        f(ctype, "flags").put(buf, flags)
+        f(ctype, "guest_phys_addr").put(buf, gpa)
+        f(ctype, "memory_size").put(buf, size)
+        f(ctype, "userspace_addr").put(buf, slot.userspace_addr)
+        try:
+            self._ioctl("KVM_SET_USER_MEMORY_REGION", libc.ffi.from_buffer(buf))
+        except GuestDebugError:
+            self._memory.discard(slot)
+            raise
+        self._memory.commit(slot)
+        return slot
+
+    def read_phys(self, gpa: int, size: int) -> bytes:
+        return self._memory.read(gpa, size)
+
+    def write_phys(self, gpa: int, data: bytes) -> None:
+        self._memory.write(gpa, data)
+
+    def create_vcpu(self, vcpu_id: int | None = None) -> KvmVcpu:
+        """KVM_CREATE_VCPU, then map its ``kvm_run``; ids default to the next unused one."""
+        if vcpu_id is None:
+            used = {v.vcpu_id for v in self._vcpus}
+            vcpu_id = next(n for n in range(len(used) + 1) if n not in used)
+        fd = self._ioctl("KVM_CREATE_VCPU", libc.int_arg(vcpu_id))
+        try:
+            run = libc.mmap(self._kvm.vcpu_mmap_size, libc.MAP_SHARED, fd, "mmap(kvm_run)")
+        except GuestDebugError:
+            os.close(fd)
+            raise
+        vcpu = self._vcpu_class(self, vcpu_id, fd, run, self._kvm.vcpu_mmap_size)
+        self._vcpus.append(vcpu)
+        return vcpu
+
+    def close(self) -> None:
+        """Close the vCPUs, then the VM fd, then unmap guest RAM (nothing can reach it now)."""
+        for vcpu in self._vcpus:
+            vcpu.close()
+        self._vcpus.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._memory.close()
+
+    def __enter__(self) -> KvmVm:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class KvmVcpu:
+    """One vCPU fd and its ``kvm_run``. Implements :class:`guestdbg.vcpu.VcpuHandle`."""
+
+    def __init__(self, vm: KvmVm, vcpu_id: int, fd: int, run: Any, run_size: int) -> None:
+        layout = vm.layout
+        self._vm = vm
+        self._layout = layout
+        self._vcpu_id = vcpu_id
+        self._fd = fd
+        self._run_ptr = run
+        self._run_size = run_size
+        self._run = memoryview(libc.ffi.buffer(run, run_size))
+        self._signal = vm._kvm.kick_signal
+        self._nr = layout.ioctls
+        self._nr_run = layout.ioctls["KVM_RUN"]
+        self._exit_reason = layout.field("struct kvm_run", "exit_reason")
+        self._immediate_exit = layout.field("struct kvm_run", "immediate_exit")
+        self._sizes = {
+            name: layout.sizeof(ctype)
+            for name, ctype in (
+                ("KVM_SET_GUEST_DEBUG", "struct kvm_guest_debug"),
+                ("KVM_GET_REGS", "struct kvm_regs"),
+                ("KVM_SET_REGS", "struct kvm_regs"),
+                ("KVM_GET_SREGS", "struct kvm_sregs"),
+                ("KVM_SET_SREGS", "struct kvm_sregs"),
+                ("KVM_GET_VCPU_EVENTS", "struct kvm_vcpu_events"),
+                ("KVM_SET_VCPU_EVENTS", "struct kvm_vcpu_events"),
+                ("KVM_GET_DEBUGREGS", "struct kvm_debugregs"),
+                ("KVM_SET_DEBUGREGS", "struct kvm_debugregs"),
+            )
+            if name in layout.ioctls
+        }
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+        """pthread id of the thread inside KVM_RUN; guarded by ``_lock`` so a kick never
+        signals a thread that has left (pthread_kill on a finished thread is undefined)."""
+
+    @property
+    def vcpu_id(self) -> int:
+        return self._vcpu_id
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def kvm_run(self) -> memoryview:
+        return self._run
+
+    @property
+    def in_run(self) -> bool:
+        """A thread is inside :meth:`run` (so state ioctls would wait for it)."""
+        return self._thread is not None
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if self._fd < 0:
+            raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
+        with self._lock:
+            if self._thread is not None:
+                raise NotStopped(f"vCPU {self._vcpu_id} is already in KVM_RUN on another thread")
+            self._thread = libc.current_thread_id()
+        try:
+            rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
+            err = libc.ffi.errno
+        finally:
+            with self._lock:
+                self._thread = None
+        if rc < 0:
+            if err != _errno.EINTR:
+                raise KernelError("KVM_RUN", err)
+            # x86.c kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
+            self._immediate_exit.put(self._run, 0)
+            self._exit_reason.put(self._run, constants.KVM_EXIT_INTR)
+            return constants.KVM_EXIT_INTR
+        return self._exit_reason.get(self._run)
+
+    def kick(self) -> None:
+        if self._fd < 0:
+            return
+        self._immediate_exit.put(self._run, 1)
+        with self._lock:
+            if self._thread is not None:
+                libc.signal_thread(self._thread, self._signal)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _ioctl(self, name: str, arg: Any) -> int:
+        if self._fd < 0:
+            raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
+        return libc.ioctl(self._fd, self._nr[name], arg, name)
+
+    def _get(self, name: str) -> bytearray:
+        if name not in self._sizes:
+            raise UnsupportedByArch(f"{name} does not exist on {self._layout.arch.kvm_host_arch}")
+        buf = bytearray(self._sizes[name])
+        self._ioctl(name, libc.ffi.from_buffer(buf))
+        return buf
+
+    def _set(self, name: str, data: bytes | bytearray) -> None:
+        if name not in self._sizes:
+            raise UnsupportedByArch(f"{name} does not exist on {self._layout.arch.kvm_host_arch}")
+        if len(data) != self._sizes[name]:
+            raise InvalidRequest(f"{name} takes {self._sizes[name]} bytes, got {len(data)}")
+        self._ioctl(name, libc.ffi.from_buffer(data))
+
+    def set_guest_debug(self, dbg: bytes) -> None:
+        self._set("KVM_SET_GUEST_DEBUG", dbg)
+
+    def get_regs(self) -> bytearray:
+        return self._get("KVM_GET_REGS")
+
+    def set_regs(self, regs: bytes) -> None:
+        self._set("KVM_SET_REGS", regs)
+
+    def get_sregs(self) -> bytearray:
+        return self._get("KVM_GET_SREGS")
+
+    def set_sregs(self, sregs: bytes) -> None:
+        self._set("KVM_SET_SREGS", sregs)
+
+    def get_debugregs(self) -> bytearray:
+        """KVM_GET_DEBUGREGS (x86): the guest's own DR0-3, DR6, DR7."""
+        return self._get("KVM_GET_DEBUGREGS")
+
+    def set_debugregs(self, regs: bytes) -> None:
+        self._set("KVM_SET_DEBUGREGS", regs)
+
+    def get_one_reg(self, reg_id: int) -> int:
+        value = bytearray(constants.one_reg_size(reg_id))
+        self._one_reg("KVM_GET_ONE_REG", reg_id, value)
+        return int.from_bytes(value, self._layout.byteorder)
+
+    def set_one_reg(self, reg_id: int, value: int) -> None:
+        size = constants.one_reg_size(reg_id)
+        if not 0 <= value < 1 << (8 * size):
+            raise InvalidRequest(f"{value:#x} does not fit the {size}-byte register {reg_id:#x}")
+        self._one_reg(
+            "KVM_SET_ONE_REG", reg_id, bytearray(value.to_bytes(size, self._layout.byteorder))
+        )
+
+    def _one_reg(self, name: str, reg_id: int, value: bytearray) -> None:
+        if not 0 <= reg_id < 1 << 64:
+            raise InvalidRequest(f"ONE_REG ids are u64, got {reg_id:#x}")
+        layout = self._layout
+        buf = layout.new("struct kvm_one_reg")
+        target = libc.ffi.from_buffer(value)  # kept alive across the ioctl
+        layout.field("struct kvm_one_reg", "id").put(buf, reg_id)
+        layout.field("struct kvm_one_reg", "addr").put(buf, int(libc.ffi.cast("uintptr_t", target)))
+        self._ioctl(name, libc.ffi.from_buffer(buf))
+
+    def translate(self, gva: int) -> int | None:
+        if not 0 <= gva < 1 << 64:
+            raise InvalidRequest(f"{gva:#x} is not a 64-bit address")
+        layout = self._layout
+        ctype = "struct kvm_translation"
+        buf = layout.new(ctype)
+        layout.field(ctype, "linear_address").put(buf, gva)
+        self._ioctl("KVM_TRANSLATE", libc.ffi.from_buffer(buf))
+        if not layout.field(ctype, "valid").get(buf):
+            return None
+        return layout.field(ctype, "physical_address").get(buf)
+
+    # -- teardown --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the vCPU fd and retire ``kvm_run`` (views kept of it then read zeros)."""
+        if self._fd < 0:
+            return
+        with self._lock:
+            if self._thread is not None:
+                raise NotStopped(f"vCPU {self._vcpu_id} is in KVM_RUN; kick it and wait first")
+            libc.make_inert(self._run_ptr, self._run_size)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class KvmEventsVcpu(KvmVcpu):
+    """A vCPU of an arch with KVM_GET/SET_VCPU_EVENTS (x86, arm64): also a
+    :class:`guestdbg.vcpu.VcpuEventsHandle`."""
+
+    def get_vcpu_events(self) -> bytearray:
+        return self._get("KVM_GET_VCPU_EVENTS")
+
+    def set_vcpu_events(self, events: bytes) -> None:
+        self._set("KVM_SET_VCPU_EVENTS", events)
+
+
+def unusable_reason(layout: AbiLayout, path: str = "/dev/kvm") -> str | None:
+    """Why this machine's ``/dev/kvm`` cannot run a VM for ``layout``, or None when it can.
+
+    Opens the device and creates (and drops) one VM, because a present device can still refuse
+    (no permission, KVM disabled, a nested host without VMX/SVM)."""
+    if not os.path.exists(path):
+        return f"{path} does not exist"
+    try:
+        with Kvm(layout, path) as kvm:
+            kvm.create_vm().close()
+    except GuestDebugError as e:
+        return f"{path} is unusable: {e}"
+    return None
