@@ -1,0 +1,394 @@
+"""The /dev/kvm layer against this machine's real KVM: an x86-64 guest in long mode at CPL0.
+
+Everything goes through :mod:`guestdbg.kvm.device` with the x86 plugin's layout (found through
+the registry). The guest is ``tests/guests/x86/long_mode.S``, built by GNU as/ld for this run and
+loaded from its ELF; addresses come from its symbols. What is asserted is what a kvm_pvm host
+(this machine, real-kvm-on-this-machine.md) and a VMX/SVM host both do for emulated CPL0 code:
+single-step, execute breakpoints in DR0-3, and exception injection through KVM_SET_VCPU_EVENTS.
+Software breakpoints and watchpoints are not exercised: kvm_pvm cannot deliver them.
+
+Every KVM_RUN is guarded by a timer that kicks the vCPU, so a hung emulation fails the test
+instead of hanging the suite. Without a usable /dev/kvm the module is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from guestdbg import plugins
+from guestdbg.errors import BadAddress, InvalidRequest, KernelError, UnsupportedByArch
+from guestdbg.kvm import constants as C
+from guestdbg.kvm.device import (
+    Kvm,
+    KvmEventsVcpu,
+    KvmVcpu,
+    KvmVm,
+    machine_kvm_arch,
+    unusable_reason,
+)
+from guestdbg.kvm.uapi import AbiLayout
+from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
+
+pytestmark = pytest.mark.realkvm
+
+GUEST_SOURCE = pathlib.Path(__file__).parent / "guests" / "x86" / "long_mode.S"
+RAM_SIZE = 2 << 20  # the guest's page tables map exactly one 2 MiB page
+RUN_TIMEOUT = 5.0  # seconds; emulated CPL0 code runs at about 0.6 us per instruction
+
+# x86 facts (SDM vol. 3; fact sheet section 7) and the plugin's guest-debug control bits
+DB_VECTOR, BP_VECTOR = 1, 3
+DR6_BS = 0x4000
+DR6_B0 = 0x1
+DR7_L0 = 0x1
+DR7_FIXED_1 = 0x400
+KVM_GUESTDBG_USE_HW_BP = 0x00020000
+KVM_GUESTDBG_INJECT_BP = 0x00080000
+CR0_PE_MP_ET_NE_WP_AM_PG = 0x80050033
+CR4_PAE_OSFXSR_OSXMMEXCPT = 0x620
+EFER_SCE_LME_LMA_NXE = 0xD01
+CODE64_SELECTOR, DATA_SELECTOR = 0x10, 0x18
+
+LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
+
+
+def _skip_reason() -> str | None:
+    if machine_kvm_arch() != "x86_64":
+        return f"the smoke-test guest is x86-64; this machine is {machine_kvm_arch()}"
+    return unusable_reason(LAYOUT)
+
+
+_REASON = _skip_reason()
+if _REASON is not None:
+    pytest.skip(_REASON, allow_module_level=True)
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float = RUN_TIMEOUT) -> Iterator[list[int]]:
+    """SIGALRM after ``seconds``: a KVM_RUN on this (the main) thread returns EINTR.
+
+    Independent of :meth:`KvmVcpu.kick`, so it also guards the tests of kick itself; the list
+    it yields is non-empty once it fired."""
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class Guest:
+    kvm: Kvm
+    vm: KvmVm
+    vcpu: KvmEventsVcpu
+    sym: dict[str, int]
+
+    def regs(self, name: str) -> int:
+        return LAYOUT.field("struct kvm_regs", name).get(self.vcpu.get_regs())
+
+    def start_at(self, symbol: str) -> None:
+        regs = self.vcpu.get_regs()
+        for name, value in (
+            ("rip", self.sym[symbol]),
+            ("rflags", 2),
+            ("rsp", self.sym["stack_top"]),
+        ):
+            LAYOUT.field("struct kvm_regs", name).put(regs, value)
+        self.vcpu.set_regs(bytes(regs))
+
+    def guest_debug(self, control: int, debugreg: dict[int, int] | None = None) -> None:
+        dbg = LAYOUT.new("struct kvm_guest_debug")
+        LAYOUT.field("struct kvm_guest_debug", "control").put(dbg, control)
+        for n, value in (debugreg or {}).items():
+            LAYOUT.field("struct kvm_guest_debug", "arch", "debugreg", n).put(dbg, value)
+        self.vcpu.set_guest_debug(bytes(dbg))
+
+    def run(self) -> int:
+        """One KVM_RUN that cannot hang: the watchdog interrupts it if the guest does not exit."""
+        with watchdog() as fired:
+            reason = self.vcpu.run()
+        assert not fired and reason != C.KVM_EXIT_INTR, f"no exit in {RUN_TIMEOUT}s: guest hung"
+        return reason
+
+    def debug_exit(self) -> tuple[int, int, int]:
+        """(exception, pc, dr6) of the last KVM_EXIT_DEBUG. dr7 is not read: kvm_pvm reports 0."""
+        run = self.vcpu.kvm_run
+        field = LAYOUT.field
+        return (
+            field("struct kvm_run", "debug", "arch", "exception").get(run),
+            field("struct kvm_run", "debug", "arch", "pc").get(run),
+            field("struct kvm_run", "debug", "arch", "dr6").get(run),
+        )
+
+
+@pytest.fixture(scope="module")
+def guest_elf(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    out = tmp_path_factory.mktemp("x86_guest")
+    obj, elf = out / "long_mode.o", out / "long_mode.elf"
+    subprocess.run(["gcc", "-c", "-o", str(obj), str(GUEST_SOURCE)], check=True)
+    subprocess.run(
+        ["ld", "-N", "-Ttext=0", "-e", "step_start", "--build-id=none",
+         "--no-warn-rwx-segments", "-o", str(elf), str(obj)],
+        check=True,
+    )  # fmt: skip
+    return elf
+
+
+def _load(vm: KvmVm, elf_path: pathlib.Path) -> dict[str, int]:
+    with elf_path.open("rb") as f:
+        elf = ELFFile(f)
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                vm.write_phys(seg["p_paddr"], seg.data())
+        symtab = elf.get_section_by_name(".symtab")
+        assert isinstance(symtab, SymbolTableSection)
+        return {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
+
+
+def _enter_long_mode(vcpu: KvmVcpu, sym: dict[str, int]) -> None:
+    """64-bit CPL0 straight from reset (real-kvm-on-this-machine.md, 'What a test suite needs')."""
+    sregs = vcpu.get_sregs()
+    seg = "struct kvm_sregs"
+
+    def segment(name: str, selector: int, typ: int, db: int, long: int) -> None:
+        for field, value in (
+            ("base", 0), ("limit", 0xFFFFFFFF), ("selector", selector), ("type", typ),
+            ("present", 1), ("dpl", 0), ("db", db), ("s", 1), ("l", long), ("g", 1),
+            ("avl", 0), ("unusable", 0),
+        ):  # fmt: skip
+            LAYOUT.field(seg, name, field).put(sregs, value)
+
+    segment("cs", CODE64_SELECTOR, 0xB, 0, 1)  # execute/read, accessed
+    for name in ("ds", "es", "fs", "gs", "ss"):
+        segment(name, DATA_SELECTOR, 0x3, 1, 0)  # read/write, accessed
+    for table, start, end in (("gdt", "gdt", "gdt_end"), ("idt", "idt", "idt_end")):
+        LAYOUT.field(seg, table, "base").put(sregs, sym[start])
+        LAYOUT.field(seg, table, "limit").put(sregs, sym[end] - sym[start] - 1)
+    for reg, value in (
+        ("cr0", CR0_PE_MP_ET_NE_WP_AM_PG),
+        ("cr3", sym["pml4"]),
+        ("cr4", CR4_PAE_OSFXSR_OSXMMEXCPT),
+        ("efer", EFER_SCE_LME_LMA_NXE),
+    ):
+        LAYOUT.field(seg, reg).put(sregs, value)
+    vcpu.set_sregs(bytes(sregs))
+
+
+@pytest.fixture
+def guest(guest_elf: pathlib.Path) -> Iterator[Guest]:
+    with Kvm(LAYOUT) as kvm:
+        vm = kvm.create_vm()
+        vm.add_memory(0, RAM_SIZE)
+        sym = _load(vm, guest_elf)
+        vcpu = vm.create_vcpu()
+        assert isinstance(vcpu, KvmEventsVcpu)  # x86 has KVM_GET/SET_VCPU_EVENTS
+        _enter_long_mode(vcpu, sym)
+        yield Guest(kvm, vm, vcpu, sym)
+
+
+def test_device_objects_implement_the_vcpu_interface(guest: Guest) -> None:
+    assert isinstance(guest.vm, VmHandle)
+    assert isinstance(guest.vcpu, VcpuHandle)
+    assert isinstance(guest.vcpu, VcpuEventsHandle)
+    assert guest.vm.vcpus == [guest.vcpu]
+    assert guest.vm.layout is LAYOUT
+    assert guest.kvm.api_version == C.KVM_API_VERSION
+    assert guest.vm.check_extension(C.KVM_CAP_SET_GUEST_DEBUG) > 0
+
+
+def test_single_step_exits_with_db_and_the_pc_of_each_next_instruction(guest: Guest) -> None:
+    """x86.c kvm_vcpu_do_singlestep: exception #DB, pc = next RIP, dr6 = BS | active-low."""
+    guest.start_at("step_start")
+    guest.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+    for label in ("step_1", "step_2", "step_3", "step_4"):
+        assert guest.run() == C.KVM_EXIT_DEBUG
+        exception, pc, dr6 = guest.debug_exit()
+        assert (exception, pc) == (DB_VECTOR, guest.sym[label])
+        assert dr6 & DR6_BS
+        assert guest.regs("rip") == guest.sym[label]
+    assert guest.regs("rax") == 2  # both inc ran, once each
+    guest.guest_debug(0)
+    assert guest.run() == C.KVM_EXIT_HLT
+    assert guest.regs("rip") == guest.sym["step_end"]
+
+
+def test_execute_breakpoint_in_dr0_stops_before_the_instruction(guest: Guest) -> None:
+    """x86.c kvm_vcpu_check_code_breakpoint: #DB with DR6.B0 and pc = the breakpoint address."""
+    guest.start_at("hw_bp_start")
+    target = guest.sym["hw_bp_target"]
+    enable = C.KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP
+    guest.guest_debug(enable, {0: target, 7: DR7_FIXED_1 | DR7_L0})
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    exception, pc, dr6 = guest.debug_exit()
+    assert (exception, pc) == (DB_VECTOR, target)
+    assert dr6 & 0xF == DR6_B0
+    assert not dr6 & DR6_BS
+    assert guest.regs("rax") == 1  # the inc before ran, the one at the breakpoint did not
+    # RF is not honoured on kvm_pvm: step over with the breakpoint disarmed, then re-arm
+    guest.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    assert guest.debug_exit()[1] == guest.sym["hw_bp_next"]
+    guest.guest_debug(enable, {0: target, 7: DR7_FIXED_1 | DR7_L0})
+    assert guest.run() == C.KVM_EXIT_HLT
+    assert guest.regs("rax") == 2
+
+
+def test_injected_bp_runs_the_guests_own_vector_3_handler(guest: Guest) -> None:
+    """KVM_SET_VCPU_EVENTS exception.injected: delivered through the guest's IDT on entry."""
+    guest.start_at("step_start")
+    guest.guest_debug(0)
+    events = guest.vcpu.get_vcpu_events()
+    LAYOUT.field("struct kvm_vcpu_events", "exception", "injected").put(events, 1)
+    LAYOUT.field("struct kvm_vcpu_events", "exception", "nr").put(events, BP_VECTOR)
+    guest.vcpu.set_vcpu_events(bytes(events))
+    assert guest.run() == C.KVM_EXIT_HLT
+    assert guest.regs("rax") == 0xDEAD0000 + BP_VECTOR
+    assert guest.regs("rip") == guest.sym["vector_3_halted"]
+    # the interrupt frame the CPU pushed: RIP, CS, RFLAGS, RSP, SS of the interrupted code
+    frame = struct.unpack("<5Q", guest.vm.read_phys(guest.regs("rsp"), 40))
+    assert frame == (
+        guest.sym["step_start"],
+        CODE64_SELECTOR,
+        2,
+        guest.sym["stack_top"],
+        DATA_SELECTOR,
+    )
+
+
+def test_kick_from_another_thread_ends_a_spinning_run(guest: Guest) -> None:
+    guest.start_at("spin")
+    kicker = threading.Timer(0.05, guest.vcpu.kick)
+    with watchdog() as fired:
+        kicker.start()
+        assert guest.vcpu.run() == C.KVM_EXIT_INTR
+    kicker.join()
+    assert not fired, "the watchdog, not the kick, ended KVM_RUN"
+    assert LAYOUT.field("struct kvm_run", "exit_reason").get(guest.vcpu.kvm_run) == C.KVM_EXIT_INTR
+    # a kick before the run makes the next run return at once (immediate_exit) ...
+    guest.vcpu.kick()
+    with watchdog() as fired:
+        assert guest.vcpu.run() == C.KVM_EXIT_INTR
+    assert not fired
+    # ... and is consumed by it: the run after that goes ahead
+    guest.start_at("step_start")
+    assert guest.run() == C.KVM_EXIT_HLT
+
+
+def test_two_vcpus_are_in_kvm_run_at_once(guest: Guest) -> None:
+    """KVM_RUN releases the GIL: one vCPU spins in its thread while another runs to HLT here."""
+    spinner = guest.vm.create_vcpu()
+    _enter_long_mode(spinner, guest.sym)
+    regs = spinner.get_regs()
+    LAYOUT.field("struct kvm_regs", "rip").put(regs, guest.sym["spin"])
+    LAYOUT.field("struct kvm_regs", "rflags").put(regs, 2)
+    spinner.set_regs(bytes(regs))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(spinner.run()), daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if spinner.in_run:
+                break
+            time.sleep(0.01)
+        assert spinner.in_run
+        guest.start_at("step_start")
+        assert guest.run() == C.KVM_EXIT_HLT
+        assert spinner.in_run, "the spinning vCPU left KVM_RUN without being kicked"
+    finally:
+        spinner.kick()
+        thread.join(RUN_TIMEOUT)
+    assert result == [C.KVM_EXIT_INTR]
+
+
+def test_bad_one_reg_id_is_a_kernel_error_naming_ioctl_and_errno(guest: Guest) -> None:
+    unknown = C.KVM_REG_X86 | C.KVM_REG_SIZE_U64 | 0xFFFF
+    with pytest.raises(KernelError) as info:
+        guest.vcpu.set_one_reg(unknown, 1)
+    assert info.value.ioctl == "KVM_SET_ONE_REG"
+    name = errno.errorcode[info.value.errno]
+    assert str(info.value).startswith(f"KVM_SET_ONE_REG failed: {name} (")
+
+
+def test_second_pending_injection_is_refused_with_ebusy(guest: Guest) -> None:
+    """x86.c kvm_arch_vcpu_ioctl_set_guest_debug: INJECT_BP while an exception is queued."""
+    inject = C.KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_INJECT_BP
+    guest.guest_debug(inject)
+    with pytest.raises(KernelError) as info:
+        guest.guest_debug(inject)
+    assert (info.value.ioctl, info.value.errno) == ("KVM_SET_GUEST_DEBUG", errno.EBUSY)
+    assert "KVM_SET_GUEST_DEBUG failed: EBUSY" in str(info.value)
+
+
+def test_debugregs_with_flags_are_refused_and_round_trip_without(guest: Guest) -> None:
+    regs = LAYOUT.new("struct kvm_debugregs")
+    LAYOUT.field("struct kvm_debugregs", "db", 0).put(regs, guest.sym["hw_bp_target"])
+    LAYOUT.field("struct kvm_debugregs", "flags").put(regs, 1)  # api.rst 4.34: must be 0
+    with pytest.raises(KernelError, match="KVM_SET_DEBUGREGS failed: EINVAL"):
+        guest.vcpu.set_debugregs(bytes(regs))
+    LAYOUT.field("struct kvm_debugregs", "flags").put(regs, 0)
+    guest.vcpu.set_debugregs(bytes(regs))
+    back = guest.vcpu.get_debugregs()
+    assert LAYOUT.field("struct kvm_debugregs", "db", 0).get(back) == guest.sym["hw_bp_target"]
+
+
+def test_translate_follows_the_guest_page_tables(guest: Guest) -> None:
+    assert guest.vcpu.translate(guest.sym["step_start"]) == guest.sym["step_start"]
+    assert guest.vcpu.translate(RAM_SIZE) is None  # past the one 2 MiB page
+
+
+def test_guest_memory_outside_every_slot_is_a_bad_address_and_nothing_changes(
+    guest: Guest,
+) -> None:
+    tail = guest.vm.read_phys(RAM_SIZE - 4, 4)
+    with pytest.raises(BadAddress):
+        guest.vm.write_phys(RAM_SIZE - 4, b"\xff" * 8)
+    assert guest.vm.read_phys(RAM_SIZE - 4, 4) == tail
+    with pytest.raises(BadAddress):
+        guest.vm.read_phys(RAM_SIZE, 1)
+
+
+def test_wrong_sized_structure_is_refused_before_the_kernel_sees_it(guest: Guest) -> None:
+    before = guest.vcpu.get_regs()
+    with pytest.raises(InvalidRequest, match="KVM_SET_REGS takes 144 bytes, got 10"):
+        guest.vcpu.set_regs(b"\0" * 10)
+    assert guest.vcpu.get_regs() == before
+
+
+def test_close_releases_every_fd(guest_elf: pathlib.Path) -> None:
+    def fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    kvm = Kvm(LAYOUT)
+    vm = kvm.create_vm()
+    vm.add_memory(0, RAM_SIZE)
+    vcpu = vm.create_vcpu()
+    view = vcpu.kvm_run
+    assert fds() - before
+    kvm.close()
+    assert fds() == before
+    assert view[:16] == bytes(16)  # a view kept past close reads zeros, it does not fault
+
+
+def test_layout_of_another_arch_is_refused_without_opening_the_device() -> None:
+    ppc = plugins.load().arches["ppc_booke"].layout()
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(UnsupportedByArch, match="powerpc"):
+        Kvm(ppc)
+    assert set(os.listdir("/proc/self/fd")) == before
