@@ -7,8 +7,9 @@ loaded from its ELF; addresses come from its symbols. What is asserted is what a
 single-step, execute breakpoints in DR0-3, and exception injection through KVM_SET_VCPU_EVENTS.
 Software breakpoints and watchpoints are not exercised: kvm_pvm cannot deliver them.
 
-Every KVM_RUN is guarded by a timer that kicks the vCPU, so a hung emulation fails the test
-instead of hanging the suite. Without a usable /dev/kvm the module is skipped, saying why.
+Every KVM_RUN is guarded by a SIGALRM watchdog (independent of the kick under test), so a hung
+emulation fails the test instead of hanging the suite. Without a usable /dev/kvm the module is
+skipped, saying why.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ import os
 import pathlib
 import signal
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from guests.x86 import long_mode
+from guests.x86.long_mode import CODE64_SELECTOR, DATA_SELECTOR, RAM_SIZE
 
 from guestdbg import plugins
 from guestdbg.errors import BadAddress, InvalidRequest, KernelError, UnsupportedByArch
@@ -35,7 +35,6 @@ from guestdbg.kvm import constants as C
 from guestdbg.kvm.device import (
     Kvm,
     KvmEventsVcpu,
-    KvmVcpu,
     KvmVm,
     machine_kvm_arch,
     unusable_reason,
@@ -45,24 +44,18 @@ from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
 
 pytestmark = pytest.mark.realkvm
 
-GUEST_SOURCE = pathlib.Path(__file__).parent / "guests" / "x86" / "long_mode.S"
-RAM_SIZE = 2 << 20  # the guest's page tables map exactly one 2 MiB page
 RUN_TIMEOUT = 5.0  # seconds; emulated CPL0 code runs at about 0.6 us per instruction
 
-# x86 facts (SDM vol. 3; fact sheet section 7) and the plugin's guest-debug control bits
+LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
+KVM_GUESTDBG_USE_HW_BP = LAYOUT.arch.constants["KVM_GUESTDBG_USE_HW_BP"]
+KVM_GUESTDBG_INJECT_BP = LAYOUT.arch.constants["KVM_GUESTDBG_INJECT_BP"]
+
+# x86 facts (SDM vol. 3 ch. 6 and 17; fact sheet section 7)
 DB_VECTOR, BP_VECTOR = 1, 3
 DR6_BS = 0x4000
 DR6_B0 = 0x1
 DR7_L0 = 0x1
 DR7_FIXED_1 = 0x400
-KVM_GUESTDBG_USE_HW_BP = 0x00020000
-KVM_GUESTDBG_INJECT_BP = 0x00080000
-CR0_PE_MP_ET_NE_WP_AM_PG = 0x80050033
-CR4_PAE_OSFXSR_OSXMMEXCPT = 0x620
-EFER_SCE_LME_LMA_NXE = 0xD01
-CODE64_SELECTOR, DATA_SELECTOR = 0x10, 0x18
-
-LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
 
 
 def _skip_reason() -> str | None:
@@ -103,14 +96,7 @@ class Guest:
         return LAYOUT.field("struct kvm_regs", name).get(self.vcpu.get_regs())
 
     def start_at(self, symbol: str) -> None:
-        regs = self.vcpu.get_regs()
-        for name, value in (
-            ("rip", self.sym[symbol]),
-            ("rflags", 2),
-            ("rsp", self.sym["stack_top"]),
-        ):
-            LAYOUT.field("struct kvm_regs", name).put(regs, value)
-        self.vcpu.set_regs(bytes(regs))
+        long_mode.start_at(self.vcpu, LAYOUT, self.sym, symbol)
 
     def guest_debug(self, control: int, debugreg: dict[int, int] | None = None) -> None:
         dbg = LAYOUT.new("struct kvm_guest_debug")
@@ -139,55 +125,7 @@ class Guest:
 
 @pytest.fixture(scope="module")
 def guest_elf(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    out = tmp_path_factory.mktemp("x86_guest")
-    obj, elf = out / "long_mode.o", out / "long_mode.elf"
-    subprocess.run(["gcc", "-c", "-o", str(obj), str(GUEST_SOURCE)], check=True)
-    subprocess.run(
-        ["ld", "-N", "-Ttext=0", "-e", "step_start", "--build-id=none",
-         "--no-warn-rwx-segments", "-o", str(elf), str(obj)],
-        check=True,
-    )  # fmt: skip
-    return elf
-
-
-def _load(vm: KvmVm, elf_path: pathlib.Path) -> dict[str, int]:
-    with elf_path.open("rb") as f:
-        elf = ELFFile(f)
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD":
-                vm.write_phys(seg["p_paddr"], seg.data())
-        symtab = elf.get_section_by_name(".symtab")
-        assert isinstance(symtab, SymbolTableSection)
-        return {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
-
-
-def _enter_long_mode(vcpu: KvmVcpu, sym: dict[str, int]) -> None:
-    """64-bit CPL0 straight from reset (real-kvm-on-this-machine.md, 'What a test suite needs')."""
-    sregs = vcpu.get_sregs()
-    seg = "struct kvm_sregs"
-
-    def segment(name: str, selector: int, typ: int, db: int, long: int) -> None:
-        for field, value in (
-            ("base", 0), ("limit", 0xFFFFFFFF), ("selector", selector), ("type", typ),
-            ("present", 1), ("dpl", 0), ("db", db), ("s", 1), ("l", long), ("g", 1),
-            ("avl", 0), ("unusable", 0),
-        ):  # fmt: skip
-            LAYOUT.field(seg, name, field).put(sregs, value)
-
-    segment("cs", CODE64_SELECTOR, 0xB, 0, 1)  # execute/read, accessed
-    for name in ("ds", "es", "fs", "gs", "ss"):
-        segment(name, DATA_SELECTOR, 0x3, 1, 0)  # read/write, accessed
-    for table, start, end in (("gdt", "gdt", "gdt_end"), ("idt", "idt", "idt_end")):
-        LAYOUT.field(seg, table, "base").put(sregs, sym[start])
-        LAYOUT.field(seg, table, "limit").put(sregs, sym[end] - sym[start] - 1)
-    for reg, value in (
-        ("cr0", CR0_PE_MP_ET_NE_WP_AM_PG),
-        ("cr3", sym["pml4"]),
-        ("cr4", CR4_PAE_OSFXSR_OSXMMEXCPT),
-        ("efer", EFER_SCE_LME_LMA_NXE),
-    ):
-        LAYOUT.field(seg, reg).put(sregs, value)
-    vcpu.set_sregs(bytes(sregs))
+    return long_mode.build(tmp_path_factory.mktemp("x86_guest"))
 
 
 @pytest.fixture
@@ -195,10 +133,10 @@ def guest(guest_elf: pathlib.Path) -> Iterator[Guest]:
     with Kvm(LAYOUT) as kvm:
         vm = kvm.create_vm()
         vm.add_memory(0, RAM_SIZE)
-        sym = _load(vm, guest_elf)
+        sym = long_mode.load(vm, guest_elf)
         vcpu = vm.create_vcpu()
         assert isinstance(vcpu, KvmEventsVcpu)  # x86 has KVM_GET/SET_VCPU_EVENTS
-        _enter_long_mode(vcpu, sym)
+        long_mode.enter_long_mode(vcpu, LAYOUT, sym)
         yield Guest(kvm, vm, vcpu, sym)
 
 
@@ -293,11 +231,8 @@ def test_kick_from_another_thread_ends_a_spinning_run(guest: Guest) -> None:
 def test_two_vcpus_are_in_kvm_run_at_once(guest: Guest) -> None:
     """KVM_RUN releases the GIL: one vCPU spins in its thread while another runs to HLT here."""
     spinner = guest.vm.create_vcpu()
-    _enter_long_mode(spinner, guest.sym)
-    regs = spinner.get_regs()
-    LAYOUT.field("struct kvm_regs", "rip").put(regs, guest.sym["spin"])
-    LAYOUT.field("struct kvm_regs", "rflags").put(regs, 2)
-    spinner.set_regs(bytes(regs))
+    long_mode.enter_long_mode(spinner, LAYOUT, guest.sym)
+    long_mode.start_at(spinner, LAYOUT, guest.sym, "spin")
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(spinner.run()), daemon=True)
     thread.start()
