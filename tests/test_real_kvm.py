@@ -30,7 +30,13 @@ from guests.x86 import long_mode
 from guests.x86.long_mode import CODE64_SELECTOR, DATA_SELECTOR, RAM_SIZE
 
 from guestdbg import plugins
-from guestdbg.errors import BadAddress, InvalidRequest, KernelError, UnsupportedByArch
+from guestdbg.errors import (
+    BadAddress,
+    InvalidRequest,
+    KernelError,
+    NotStopped,
+    UnsupportedByArch,
+)
 from guestdbg.kvm import constants as C
 from guestdbg.kvm.device import (
     Kvm,
@@ -251,13 +257,17 @@ def test_two_vcpus_are_in_kvm_run_at_once(guest: Guest) -> None:
     assert result == [C.KVM_EXIT_INTR]
 
 
-def test_bad_one_reg_id_is_a_kernel_error_naming_ioctl_and_errno(guest: Guest) -> None:
+@pytest.mark.parametrize("ioctl", ["KVM_GET_ONE_REG", "KVM_SET_ONE_REG"])
+def test_bad_one_reg_id_is_a_kernel_error_naming_ioctl_and_errno(guest: Guest, ioctl: str) -> None:
     unknown = C.KVM_REG_X86 | C.KVM_REG_SIZE_U64 | 0xFFFF
     with pytest.raises(KernelError) as info:
-        guest.vcpu.set_one_reg(unknown, 1)
-    assert info.value.ioctl == "KVM_SET_ONE_REG"
+        if ioctl == "KVM_GET_ONE_REG":
+            guest.vcpu.get_one_reg(unknown)
+        else:
+            guest.vcpu.set_one_reg(unknown, 1)
+    assert info.value.ioctl == ioctl
     name = errno.errorcode[info.value.errno]
-    assert str(info.value).startswith(f"KVM_SET_ONE_REG failed: {name} (")
+    assert str(info.value).startswith(f"{ioctl} failed: {name} (")
 
 
 def test_second_pending_injection_is_refused_with_ebusy(guest: Guest) -> None:
@@ -296,6 +306,48 @@ def test_guest_memory_outside_every_slot_is_a_bad_address_and_nothing_changes(
     assert guest.vm.read_phys(RAM_SIZE - 4, 4) == tail
     with pytest.raises(BadAddress):
         guest.vm.read_phys(RAM_SIZE, 1)
+
+
+def test_memory_slots_refuse_overlap_and_reads_span_adjacent_slots(guest: Guest) -> None:
+    with pytest.raises(InvalidRequest, match="overlaps memory slot 0"):
+        guest.vm.add_memory(RAM_SIZE - 4096, 8192)
+    with pytest.raises(KernelError) as info:  # kvm_main.c check_memory_region_flags
+        guest.vm.add_memory(RAM_SIZE, 4096, flags=0x80)
+    assert (info.value.ioctl, info.value.errno) == ("KVM_SET_USER_MEMORY_REGION", errno.EINVAL)
+    assert len(guest.vm.slots) == 1  # nothing half-added
+    second = guest.vm.add_memory(RAM_SIZE, 4096)
+    assert (second.slot, second.gpa) == (1, RAM_SIZE)
+    guest.vm.write_phys(RAM_SIZE - 2, b"abcd")
+    assert guest.vm.read_phys(RAM_SIZE - 2, 4) == b"abcd"
+    assert guest.vm.read_phys(RAM_SIZE, 2) == b"cd"
+
+
+def test_enable_cap_reaches_the_vm_and_unknown_caps_are_refused(guest: Guest) -> None:
+    if guest.vm.check_extension(C.KVM_CAP_EXCEPTION_PAYLOAD):
+        guest.vm.enable_cap(C.KVM_CAP_EXCEPTION_PAYLOAD, 1)
+    with pytest.raises(KernelError) as info:
+        guest.vm.enable_cap(0xFFFF, 1)
+    assert (info.value.ioctl, info.value.errno) == ("KVM_ENABLE_CAP", errno.EINVAL)
+    with pytest.raises(InvalidRequest):
+        guest.vm.enable_cap(C.KVM_CAP_EXCEPTION_PAYLOAD, 1, 2, 3, 4, 5)
+
+
+def test_closing_a_vm_whose_vcpu_is_running_is_refused_and_closes_nothing(guest: Guest) -> None:
+    guest.start_at("spin")
+    thread = threading.Thread(target=guest.vcpu.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if guest.vcpu.in_run:
+                break
+            time.sleep(0.01)
+        with pytest.raises(NotStopped):
+            guest.kvm.close()
+        assert guest.vcpu.fd >= 0 and guest.vm.fd >= 0
+    finally:
+        guest.vcpu.kick()
+        thread.join(RUN_TIMEOUT)
+    assert not thread.is_alive()
 
 
 def test_wrong_sized_structure_is_refused_before_the_kernel_sees_it(guest: Guest) -> None:

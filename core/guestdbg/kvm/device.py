@@ -106,7 +106,10 @@ class Kvm:
         return vm
 
     def close(self) -> None:
-        """Close every VM made here (and their vCPUs), then the system fd."""
+        """Close every VM made here (and their vCPUs), then the system fd. Refused, with
+        nothing closed, while any vCPU is in KVM_RUN."""
+        for vm in self._vms:
+            vm.check_stopped()
         for vm in self._vms:
             vm.close()
         self._vms.clear()
@@ -214,8 +217,16 @@ class KvmVm:
         self._vcpus.append(vcpu)
         return vcpu
 
+    def check_stopped(self) -> None:
+        """Raise NotStopped if a thread is inside KVM_RUN on one of this VM's vCPUs."""
+        running = [v.vcpu_id for v in self._vcpus if v.in_run]
+        if running:
+            raise NotStopped(f"vCPUs {running} are in KVM_RUN; kick them and wait first")
+
     def close(self) -> None:
-        """Close the vCPUs, then the VM fd, then unmap guest RAM (nothing can reach it now)."""
+        """Close the vCPUs, then the VM fd, then unmap guest RAM (nothing can reach it now).
+        Refused, with nothing closed, while any vCPU is in KVM_RUN."""
+        self.check_stopped()
         for vcpu in self._vcpus:
             vcpu.close()
         self._vcpus.clear()
