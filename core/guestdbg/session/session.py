@@ -161,13 +161,21 @@ class Session:
 
     # -- attach / detach --------------------------------------------------------------------
 
-    def attach(self) -> None:
-        """Stop the VM (if running) and take the debug facility as the policy says."""
+    def attach(self) -> StopEvent:
+        """A debugger connects: stop the VM (if running), drop stops queued for a previous
+        debugger, take the debug facility as the policy says, and return the stop to report
+        (INTERRUPT when the guest had to be stopped, HALT when it was already parked)."""
+        with self._cv:
+            was_running = sorted(self._running)
         self.stop()
-        if self.attached:
-            return
-        self.saved_guest = [dict(ops.attach(self.policy)) for ops in self.ops]
-        self.attached = True
+        with self._cv:
+            self._stops.clear()
+        if not self.attached:
+            self.saved_guest = [dict(ops.attach(self.policy)) for ops in self.ops]
+            self.attached = True
+        who = was_running[0] if was_running else 0
+        kind = StopKind.INTERRUPT if was_running else StopKind.HALT
+        return StopEvent(who, StopReason(kind, self.runners[who].ops.pc()))
 
     def detach(self) -> None:
         """Remove every point, clear hardware debug state on every vCPU, let the guest run.
