@@ -110,8 +110,21 @@ class DebugTarget(Protocol):
     stub turns them into ``E`` replies.
     """
 
-    gdb_arch: GdbArch
-    caps: DebugCapabilities
+    @property
+    def gdb_arch(self) -> GdbArch:
+        """Read-only for the stub: a plain attribute or a property both satisfy it."""
+        ...
+
+    @property
+    def caps(self) -> DebugCapabilities: ...
+
+    def attach(self) -> StopEvent:
+        """A debugger connected: stop every vCPU if the guest runs, drop stops queued before,
+        and return the stop that ``?`` reports (INTERRUPT if the guest had to be stopped).
+
+        Called once per connection, before any method that reads or changes the guest.
+        """
+        ...
 
     def vcpu_count(self) -> int: ...
 
@@ -129,7 +142,9 @@ class DebugTarget(Protocol):
 
     def insert_point(self, point: DebugPoint) -> None: ...
 
-    def remove_point(self, point: DebugPoint) -> None: ...
+    def remove_point(self, point: DebugPoint) -> object:
+        """Drop one reference to ``point``; whatever it returns is ignored by the stub."""
+        ...
 
     def resume(self, actions: Mapping[int, ResumeAction]) -> None:
         """Start the vCPUs (every vCPU not named keeps stopped only if another steps)."""
@@ -144,9 +159,18 @@ class DebugTarget(Protocol):
         ...
 
     def detach(self) -> None:
-        """Remove every point, clear hardware debug state on every vCPU, let the guest run."""
+        """Remove every point, clear hardware debug state on every vCPU, let the guest run.
+
+        The stub calls it exactly once per connection (``D``, ``k``, or the connection lost),
+        always with the guest stopped: if it was running, the stub first calls ``interrupt`` and
+        waits for one stop. Stops still queued are the old debugger's and are dropped.
+        """
         ...
 
     def monitor(self, command: str) -> str:
-        """Run one whitelisted monitor command; unknown commands raise InvalidRequest."""
+        """Run one whitelisted monitor command; unknown commands raise InvalidRequest.
+
+        ``command`` is printable ASCII, stripped, at most 256 characters; the returned text is
+        shown to the GDB user as is.
+        """
         ...
