@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from guestdbg.arch import ArchInfo, CoreInfo
+from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
+from guestdbg.gdb.target import GdbArch
 from guestdbg.hookspecs import hookimpl
 from guestdbg.points import PointKind
 
@@ -37,3 +38,28 @@ INFO = ArchInfo(
 @hookimpl
 def guestdbg_arch() -> ArchInfo:
     return INFO
+
+
+@hookimpl
+def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
+    if request.arch.name != INFO.name:
+        return None
+    from .debugops import X86VcpuDebug
+
+    return X86VcpuDebug(request)
+
+
+@hookimpl
+def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
+    if arch.name != INFO.name:
+        return None
+    from .gdb_arch import X86GdbArch
+
+    return X86GdbArch()
+
+
+@hookimpl
+def guestdbg_emulated_hosts() -> list[HostFactory]:
+    from .emuhost.factory import HOST
+
+    return [HOST]

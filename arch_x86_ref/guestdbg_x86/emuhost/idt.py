@@ -1,0 +1,108 @@
+"""Delivering an event through the guest's 64-bit IDT, as the CPU does on VM entry with an
+injected event (SDM vol. 3 §6.14 "Exception and interrupt handling in 64-bit mode").
+
+Unicorn reports interrupts but never delivers them (unicorn-as-emulated-host.md §7), so the
+model does what the hardware would: read the 16-byte gate, pick the stack (IST, else RSP0 of the
+TSS on a privilege change, else the current one), align it to 16 bytes, push SS, RSP, RFLAGS,
+CS, RIP (and the error code), clear TF, NT, RF and VM (and IF for an interrupt gate), and jump to
+the gate's target. A missing or malformed gate cannot be delivered; the caller turns that into
+a shutdown, which is where the hardware's double and triple fault would end (no #GP/#NP/#DF
+chain is modelled).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from guestdbg.errors import BadAddress
+
+from .cpu_state import CpuState
+from .memory import GuestRam
+from .paging import translate
+from .uc import Uc, X
+
+GATE_INTERRUPT = 0xE
+GATE_TRAP = 0xF
+GATE_PRESENT = 0x80
+RFLAGS_TF = 1 << 8
+RFLAGS_IF = 1 << 9
+RFLAGS_NT = 1 << 14
+RFLAGS_RF = 1 << 16
+RFLAGS_VM = 1 << 17
+TSS_RSP0 = 0x4
+TSS_IST1 = 0x24
+EXCEPTIONS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
+
+
+class DeliveryFailed(Exception):
+    """The event cannot reach the guest (no usable gate or stack)."""
+
+
+class IdtDelivery:
+    def __init__(self, uc: Uc, ram: GuestRam, state: CpuState) -> None:
+        self.uc = uc
+        self.ram = ram
+        self.state = state
+
+    def _phys(self, linear: int) -> int:
+        """Gates, TSS fields and frame slots are read and written 8 bytes at a time at their
+        natural alignment, so one translation per access is enough."""
+        uc = self.uc
+        cr0, cr3 = uc.reg_read(X.UC_X86_REG_CR0), uc.reg_read(X.UC_X86_REG_CR3)
+        gpa = translate(self.ram, cr0, cr3, linear)
+        if gpa is None:
+            raise DeliveryFailed(f"{linear:#x} is not mapped")
+        return gpa
+
+    def _read(self, linear: int, size: int) -> bytes:
+        try:
+            return self.ram.read(self._phys(linear), size)
+        except BadAddress as e:
+            raise DeliveryFailed(str(e)) from e
+
+    def deliver(
+        self, vector: int, *, error_code: int | None = None, rip: int | None = None
+    ) -> None:
+        """Raise DeliveryFailed when the guest cannot take ``vector``; ``rip`` is the return
+        address to push (default: the current RIP)."""
+        uc = self.uc
+        _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
+        if 16 * vector + 15 > idt_limit:
+            raise DeliveryFailed(f"vector {vector} is past the IDT limit {idt_limit:#x}")
+        lo, selector, ist, attr, mid, hi, _ = struct.unpack(
+            "<HHBBHII", self._read(idt_base + 16 * vector, 16)
+        )
+        if not attr & GATE_PRESENT or attr & 0xF not in (GATE_INTERRUPT, GATE_TRAP):
+            raise DeliveryFailed(f"IDT entry {vector} is not a present 64-bit gate")
+        target = lo | mid << 16 | hi << 32
+        rflags = uc.reg_read(X.UC_X86_REG_RFLAGS)
+        rsp = uc.reg_read(X.UC_X86_REG_RSP)
+        ss = uc.reg_read(X.UC_X86_REG_SS)
+        cs = uc.reg_read(X.UC_X86_REG_CS)
+        return_rip = uc.reg_read(X.UC_X86_REG_RIP) if rip is None else rip
+        ist &= 0x7
+        privilege_change = self.state.cpl() != 0
+        new_rsp = rsp
+        if ist or privilege_change:
+            slot = TSS_IST1 + 8 * (ist - 1) if ist else TSS_RSP0
+            new_rsp = int.from_bytes(self._read(self.state.tss_base() + slot, 8), "little")
+        new_rsp &= ~0xF
+        frame = [return_rip, cs, rflags, rsp, ss]
+        if error_code is not None:
+            frame.insert(0, error_code)
+        new_rsp -= 8 * len(frame)
+        try:
+            for i, value in enumerate(frame):
+                gpa = self._phys(new_rsp + 8 * i)
+                self.ram.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF), code=False)
+        except BadAddress as e:
+            raise DeliveryFailed(f"the interrupt stack at {new_rsp:#x} is not RAM") from e
+        cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | RFLAGS_VM
+        if attr & 0xF == GATE_INTERRUPT:
+            cleared |= RFLAGS_IF
+        uc.reg_write(X.UC_X86_REG_CS, selector)
+        if privilege_change:
+            uc.reg_write(X.UC_X86_REG_SS, 0)
+        uc.reg_write(X.UC_X86_REG_RSP, new_rsp)
+        uc.reg_write(X.UC_X86_REG_RFLAGS, rflags & ~cleared)
+        uc.reg_write(X.UC_X86_REG_RIP, target)

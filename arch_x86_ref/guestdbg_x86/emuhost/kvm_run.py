@@ -1,0 +1,391 @@
+"""KVM_RUN on the emulated host: run Unicorn until the model of the kernel must exit.
+
+On entry, as ``vcpu_enter_guest`` does: a kick (or ``immediate_exit``) ends the run at once with
+KVM_EXIT_INTR; the effective debug registers are armed; a queued exception or interrupt is
+delivered through the guest's IDT (a soft exception returns past the instruction whose length
+the #BP/#DB exit saved, VMX ``vmx_inject_exception``; a #DB payload is folded into DR6 and
+DR7.GD cleared first, x86.c ``kvm_deliver_exception_payload`` / ``kvm_inject_exception``).
+
+Then the guest runs - one instruction at a time with SINGLESTEP - and each stop is judged the
+way ``vmx.c handle_exception_nmi`` judges the exception behind it:
+
+* #DB (a single step, an execute or data breakpoint, DR7.GD, the guest's own TF or icebp)
+  leaves with KVM_EXIT_DEBUG only if ``guest_debug`` has SINGLESTEP or USE_HW_BP - exception 1,
+  ``pc`` the linear RIP (at the instruction for execute breakpoints and general detect, after it
+  for steps and data breakpoints), ``dr6`` the event bits ORed with DR6_ACTIVE_LOW, ``dr7`` the
+  effective DR7; otherwise the kernel queues it to the guest itself with that payload;
+* #BP (``int3``) leaves with exception 3 and RIP back at the int3 only with USE_SW_BP, and the
+  instruction length is kept for a later re-injection; otherwise it goes to the guest;
+* ``hlt`` is KVM_EXIT_HLT (there is no in-kernel APIC), also while stepping (``kvm_emulate_halt``
+  overwrites the step's exit reason);
+* any other exception or ``int n`` goes to the guest; an invalid opcode is #UD; an access outside
+  RAM is KVM_EXIT_INTERNAL_ERROR (there is no MMIO device model); an event the guest's IDT
+  cannot take is KVM_EXIT_SHUTDOWN.
+
+Port I/O is not modelled: Unicorn cannot stop right after an OUT from its instruction hook, so
+``in``/``out`` go nowhere and guests signal with ``hlt``. There is no interrupt controller, so
+BLOCKIRQ is accepted and has nothing to hold off.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from guestdbg.kvm import constants as C
+
+from ..debugregs import (
+    DR6_ACTIVE_LOW,
+    DR6_BD,
+    DR6_BS,
+    DR7_GD,
+    DR_RW_EXECUTE,
+    SLOTS,
+    apply_payload,
+    slot_enabled,
+    slot_rw,
+)
+from .cpu_state import CpuState
+from .dr_arming import DrArming, Effective
+from .events import SOFT_EXCEPTIONS, EventState, QueuedException
+from .exits import ExitWriter
+from .guest_debug import GuestDebugModel
+from .idt import EXCEPTIONS_WITH_ERROR_CODE, DeliveryFailed, IdtDelivery
+from .memory import PAGE, GuestRam
+from .paging import translate
+from .uc import (
+    UC_ERR_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_READ_PROT,
+    UC_HOOK_MEM_WRITE_PROT,
+    UC_MEM_WRITE_PROT,
+    UC_PROT_ALL,
+    Uc,
+    UcError,
+    X,
+    errno_of,
+)
+
+END = 0xFFFFFFFFFFFFFFFF
+"""``until`` for emu_start: not canonical, so never reached."""
+DB_VECTOR, BP_VECTOR, UD_VECTOR, PF_VECTOR = 1, 3, 6, 14
+HLT, INT3, INT_N, ICEBP = 0xF4, 0xCC, 0xCD, 0xF1
+REKICK_S = 0.002
+DR_IDS = (
+    X.UC_X86_REG_DR0, X.UC_X86_REG_DR1, X.UC_X86_REG_DR2, X.UC_X86_REG_DR3,
+    X.UC_X86_REG_DR6, X.UC_X86_REG_DR7,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a Unicorn slice ended early, recorded by a hook."""
+
+    kind: str
+    address: int = 0
+    size: int = 0
+    write: bool = False
+    intno: int = 0
+
+
+class RunLoop:
+    def __init__(
+        self,
+        uc: Uc,
+        ram: GuestRam,
+        state: CpuState,
+        events: EventState,
+        debug: GuestDebugModel,
+        exits: ExitWriter,
+    ) -> None:
+        self.uc = uc
+        self.ram = ram
+        self.state = state
+        self.events = events
+        self.debug = debug
+        self.exits = exits
+        self.idt = IdtDelivery(uc, ram, state)
+        self.arming = DrArming(uc, ram, self._exec_stop, self._gd_stop)
+        self._stop: Stop | None = None
+        self._lock = threading.Lock()
+        self._kicked = False
+        self._in_emu = False
+        self._stale_code = False
+        self._native_cleared_for: int | None = None
+        ram.listeners.append(self._code_changed)
+        uc.hook_add(UC_HOOK_INTR, self._intr_hook)
+        uc.hook_add(UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_READ_PROT, self._prot_hook)
+
+    # -- guest debug registers (the guest's own, kept in Unicorn's register file) ----------
+
+    def guest_dregs(self) -> list[int]:
+        """DR0, DR1, DR2, DR3, DR6, DR7 as the guest wrote them."""
+        return list(self.uc.reg_read_batch(DR_IDS))
+
+    def set_guest_dregs(self, values: list[int]) -> None:
+        self.uc.reg_write_batch(list(zip(DR_IDS, values, strict=True)))
+        self._native_cleared_for = None  # the guest's DR7 changed under any native arming
+
+    def effective(self) -> Effective:
+        d = self.guest_dregs()
+        return self.debug.effective((d[0], d[1], d[2], d[3]), d[5])
+
+    # -- hooks (run on the vCPU thread, inside emu_start) -----------------------------------
+
+    def _exec_stop(self, address: int) -> None:
+        self._stop = Stop("exec", address)
+        self.uc.emu_stop()
+
+    def _gd_stop(self, address: int) -> None:
+        self._stop = Stop("gd", address)
+        self.uc.emu_stop()
+
+    def _intr_hook(self, uc: Uc, intno: int, user_data: object) -> None:
+        self._stop = Stop("intr", intno=intno)
+        uc.emu_stop()
+
+    def _prot_hook(
+        self, uc: Uc, access: int, address: int, size: int, value: int, user_data: object
+    ) -> bool:
+        self._stop = Stop("prot", address, size, access == UC_MEM_WRITE_PROT)
+        return False
+
+    def _code_changed(self) -> None:
+        self._stale_code = True
+
+    # -- kicks (any thread) -----------------------------------------------------------------
+
+    def kick(self) -> None:
+        with self._lock:
+            self._kicked = True
+            running = self._in_emu
+        if running:
+            self.uc.emu_stop()
+            threading.Timer(REKICK_S, self._rekick).start()
+
+    def _rekick(self) -> None:
+        """emu_stop is lost if it lands before emu_start has begun: repeat until seen."""
+        with self._lock:
+            again = self._kicked and self._in_emu
+        if again:
+            self.uc.emu_stop()
+            threading.Timer(REKICK_S, self._rekick).start()
+
+    def _take_kick(self) -> bool:
+        with self._lock:
+            kicked, self._kicked = self._kicked, False
+            return kicked
+
+    # -- KVM_RUN ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        exits = self.exits
+        if exits.immediate_exit or self._take_kick():
+            return exits.plain(C.KVM_EXIT_INTR)
+        if self._stale_code:
+            self._stale_code = False
+            self.uc.ctl_flush_tb()
+        try:
+            self._deliver_queued()
+            while True:
+                reason = self._slice()
+                if reason is not None:
+                    return reason
+        except DeliveryFailed:
+            return exits.plain(C.KVM_EXIT_SHUTDOWN)
+
+    def _arm(self) -> Effective:
+        eff = self.effective()
+        if eff.host:
+            guest_dr7 = self.guest_dregs()[5]
+            if guest_dr7 & 0xFF and self._native_cleared_for != guest_dr7:
+                if self.state.cpl() == 0:
+                    self.arming.clear_native()
+                self._native_cleared_for = guest_dr7
+        self.arming.apply(eff)
+        return eff
+
+    def _emu(self, step: bool, open_page: int | None = None) -> Exception | None:
+        uc = self.uc
+        rip = self.state.rip()
+        self._stop = None
+        with self._lock:
+            if self._kicked:
+                return None
+            self._in_emu = True
+        if open_page is not None:
+            uc.mem_protect(open_page, PAGE, UC_PROT_ALL)
+        try:
+            if step:
+                # a block translated by a free run has no instruction counter in it
+                uc.ctl_remove_cache(rip, rip + 1)
+                uc.emu_start(rip, END, count=1)
+            else:
+                uc.emu_start(rip, END)
+        except UcError as e:
+            return e
+        finally:
+            with self._lock:
+                self._in_emu = False
+            if open_page is not None:
+                uc.mem_protect(open_page, PAGE, self.arming.protected[open_page])
+        return None
+
+    def _slice(self) -> int | None:
+        """One emu_start; an exit reason, or None to go on running."""
+        eff = self._arm()
+        step = self.debug.singlestep
+        rip = self.state.rip()
+        dr6_before = int(self.uc.reg_read(X.UC_X86_REG_DR6))
+        err = self._emu(step)
+        stop = self._stop
+        if stop is None and err is None:
+            if self._take_kick():
+                return self.exits.plain(C.KVM_EXIT_INTR)
+            return self._finished(step, rip)
+        if stop is None:
+            assert err is not None
+            return self._uc_error(err)
+        if stop.kind == "exec":
+            mask = self.arming.exec_hit(stop.address)
+            return self._debug_event(eff, stop.address, mask)
+        if stop.kind == "gd":
+            return self._debug_event(eff, stop.address, DR6_BD)
+        if stop.kind == "prot":
+            return self._data_access(eff, stop, rip, step)
+        return self._interrupt(eff, stop.intno, dr6_before)
+
+    def _finished(self, step: bool, rip: int) -> int | None:
+        now = self.state.rip()
+        if step:
+            if now == rip + 1 and self._byte(rip) == HLT:
+                return self.exits.plain(C.KVM_EXIT_HLT)
+            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, self._dr7())
+        if self._byte(now - 1) == HLT:
+            return self.exits.plain(C.KVM_EXIT_HLT)
+        return self.exits.internal_error()
+
+    def _debug_event(self, eff: Effective, pc: int, bits: int) -> int | None:
+        """A #DB at ``pc``: to userspace (vmx) or to the guest (``kvm_queue_exception_p``)."""
+        if self.debug.db_exits:
+            return self.exits.debug(DB_VECTOR, pc, DR6_ACTIVE_LOW | bits, eff.dr7)
+        self.events.queue(DB_VECTOR, bits)
+        self._deliver_queued()
+        return None
+
+    def _data_access(self, eff: Effective, stop: Stop, rip: int, step: bool) -> int | None:
+        """The protection fault came before the access: run the instruction once with the
+        page open (a trap, like the hardware's), then report what it matched."""
+        mask = self.arming.data_hit(stop.address, stop.size, stop.write)
+        gpa = translate(
+            self.ram, self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3),
+            stop.address,
+        )  # fmt: skip
+        if gpa is None:
+            return self.exits.internal_error()
+        page = gpa & ~(PAGE - 1)
+        if page not in self.arming.protected:
+            return self.exits.internal_error()
+        self.arming.skip_exec_at = rip
+        dr6_before = int(self.uc.reg_read(X.UC_X86_REG_DR6))
+        err = self._emu(True, open_page=page)
+        self.arming.skip_exec_at = None
+        follow = self._stop
+        if follow is not None:
+            return self._interrupt(eff, follow.intno, dr6_before) if follow.kind == "intr" else None
+        if err is not None:
+            return self._uc_error(err)
+        now = self.state.rip()
+        if mask:
+            bits = mask | (DR6_BS if step else 0)
+            return self._debug_event(eff, now, bits)
+        if step:
+            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, self._dr7())
+        return None
+
+    def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
+        now = self.state.rip()
+        if intno == BP_VECTOR:
+            length = 1 if self._byte(now - 1) == INT3 else 2
+            if self.debug.use_sw_bp:
+                self.uc.reg_write(X.UC_X86_REG_RIP, now - length)
+                self.events.event_exit_inst_len = length
+                return self.exits.debug(BP_VECTOR, now - length, None, None)
+            self.idt.deliver(BP_VECTOR, rip=now)
+            return None
+        if intno == DB_VECTOR:
+            return self._native_debug(eff, now, dr6_before)
+        if self._byte(now - 2) == INT_N and self._byte(now - 1) == intno:
+            self.idt.deliver(intno, rip=now)  # int n: a software interrupt, RIP past it
+            return None
+        error = 0 if intno in EXCEPTIONS_WITH_ERROR_CODE else None
+        self.idt.deliver(intno, error_code=error)  # a fault: RIP at the instruction
+        return None
+
+    def _native_debug(self, eff: Effective, now: int, dr6_before: int) -> int | None:
+        """A #DB Unicorn raised itself: the guest's TF, icebp, or an execute breakpoint it
+        armed by writing DR7 during this run."""
+        self.uc.reg_write(X.UC_X86_REG_DR6, dr6_before)  # a #DB exit does not update DR6
+        guest = self.guest_dregs()
+        native = sum(
+            1 << n
+            for n in range(SLOTS)
+            if slot_enabled(guest[5], n)
+            and slot_rw(guest[5], n) == DR_RW_EXECUTE
+            and guest[n] == now
+        )
+        rflags = self.uc.reg_read(X.UC_X86_REG_RFLAGS)
+        if native and not rflags & (1 << 8):
+            if eff.host:  # the guest's DRs are not in effect: Unicorn should not have fired
+                self.arming.clear_native()
+                return None
+            return self._debug_event(eff, now, native)
+        bits = 0 if self._byte(now - 1) == ICEBP else DR6_BS
+        return self._debug_event(eff, now, bits)
+
+    def _uc_error(self, err: Exception) -> int | None:
+        if errno_of(err) == UC_ERR_INSN_INVALID:
+            self.idt.deliver(UD_VECTOR)
+            return None
+        return self.exits.internal_error()
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def _deliver_queued(self) -> None:
+        ev = self.events
+        ex = ev.exception
+        if ex is not None:
+            ev.exception = None
+            self.fold_payload(ex)
+            rip = self.state.rip()
+            if ex.vector in SOFT_EXCEPTIONS:
+                rip += ev.event_exit_inst_len
+            code = ex.error_code if ex.has_error_code else None
+            self.idt.deliver(ex.vector, error_code=code, rip=rip)
+        elif ev.interrupt is not None:
+            irq, ev.interrupt = ev.interrupt, None
+            rip = self.state.rip() + (ev.event_exit_inst_len if irq.soft else 0)
+            self.idt.deliver(irq.vector, rip=rip)
+
+    def fold_payload(self, ex: QueuedException) -> None:
+        """x86.c ``kvm_deliver_exception_payload`` (+ DR7.GD cleared on #DB delivery)."""
+        if ex.vector == DB_VECTOR:
+            d = self.guest_dregs()
+            if ex.has_payload:
+                d[4] = apply_payload(d[4], ex.payload)
+            d[5] &= ~DR7_GD
+            self.set_guest_dregs(d)
+        elif ex.vector == PF_VECTOR and ex.has_payload:
+            self.uc.reg_write(X.UC_X86_REG_CR2, ex.payload)
+        ex.has_payload, ex.payload = False, 0
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _byte(self, linear: int) -> int:
+        try:
+            return int(self.uc.mem_read(linear, 1)[0])
+        except UcError:
+            return -1
+
+    def _dr7(self) -> int:
+        return self.effective().dr7

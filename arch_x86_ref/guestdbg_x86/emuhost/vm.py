@@ -1,0 +1,75 @@
+"""One emulated x86-64 VM: guest RAM, vCPUs, and the capabilities an x86 kernel reports.
+
+``check_extension`` answers as a current x86 kernel does for what the model implements
+(SET_GUEST_DEBUG2 = ``KVM_GUESTDBG_VALID_MASK``, EXCEPTION_PAYLOAD, VCPU_EVENTS, DEBUGREGS);
+``kernel_caps`` overrides answers to stand in for an older kernel (e.g. no EXCEPTION_PAYLOAD, or
+a SET_GUEST_DEBUG2 without BLOCKIRQ), so both paths of a VMM can be exercised. KVM_ENABLE_CAP
+accepts EXCEPTION_PAYLOAD when it is offered, and nothing else (EINVAL).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+
+from guestdbg.errors import InvalidRequest, KernelError
+from guestdbg.kvm import constants as C
+from guestdbg.kvm.uapi import AbiLayout
+from guestdbg.vcpu import VcpuHandle
+
+from .. import abi
+from .memory import GuestRam
+from .vcpu import EmuX86Vcpu
+
+KVM_GUESTDBG_VALID_MASK = 0x001F0003
+"""``arch/x86/include/asm/kvm_host.h``: ENABLE|SINGLESTEP|USE_HW_BP|USE_SW_BP|INJECT_BP|
+INJECT_DB|BLOCKIRQ."""
+
+DEFAULT_CAPS: dict[int, int] = {
+    C.KVM_CAP_USER_MEMORY: 1,
+    C.KVM_CAP_SET_GUEST_DEBUG: 1,
+    C.KVM_CAP_VCPU_EVENTS: 1,
+    C.KVM_CAP_DEBUGREGS: 1,
+    C.KVM_CAP_X86_ROBUST_SINGLESTEP: 1,
+    C.KVM_CAP_EXCEPTION_PAYLOAD: 1,
+    C.KVM_CAP_SET_GUEST_DEBUG2: KVM_GUESTDBG_VALID_MASK,
+}
+
+
+class EmuX86Vm:
+    def __init__(
+        self, ram_size: int, smp: int = 1, kernel_caps: Mapping[int, int] | None = None
+    ) -> None:
+        if not 1 <= smp <= 8:
+            raise InvalidRequest(f"the emulated x86 host runs 1 to 8 vCPUs, not {smp}")
+        self.ram = GuestRam(ram_size)
+        self.caps = {**DEFAULT_CAPS, **(kernel_caps or {})}
+        self.payload_enabled = False
+        """KVM_CAP_EXCEPTION_PAYLOAD is enabled (``kvm->arch.exception_payload_enabled``)."""
+        self._vcpus = [EmuX86Vcpu(self, n) for n in range(smp)]
+
+    @property
+    def layout(self) -> AbiLayout:
+        return abi.layout()
+
+    @property
+    def vcpus(self) -> list[VcpuHandle]:
+        return list(self._vcpus)
+
+    @property
+    def emulated_vcpus(self) -> list[EmuX86Vcpu]:
+        return list(self._vcpus)
+
+    def check_extension(self, cap: int) -> int:
+        return self.caps.get(cap, 0)
+
+    def enable_cap(self, cap: int, *args: int) -> None:
+        if cap != C.KVM_CAP_EXCEPTION_PAYLOAD or not self.caps.get(cap):
+            raise KernelError("KVM_ENABLE_CAP", errno.EINVAL, f"capability {cap}")
+        self.payload_enabled = bool(args[0]) if args else False
+
+    def read_phys(self, gpa: int, size: int) -> bytes:
+        return self.ram.read(gpa, size)
+
+    def write_phys(self, gpa: int, data: bytes) -> None:
+        self.ram.write(gpa, bytes(data))
