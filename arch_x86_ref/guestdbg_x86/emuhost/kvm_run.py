@@ -246,14 +246,17 @@ class RunLoop:
         if stop is None:
             assert err is not None
             return self._uc_error(err)
+        if stop.kind == "intr":
+            return self._interrupt(eff, stop.intno, dr6_before)
+        # The guest may have rewritten its own DR7 during the slice (its #DB handler disarming
+        # a breakpoint): judge the stop against the registers as they are now.
+        eff = self._arm()
         if stop.kind == "exec":
             mask = self.arming.exec_hit(stop.address)
-            return self._debug_event(eff, stop.address, mask)
+            return self._debug_event(eff, stop.address, mask) if mask else None
         if stop.kind == "gd":
-            return self._debug_event(eff, stop.address, DR6_BD)
-        if stop.kind == "prot":
-            return self._data_access(eff, stop, rip, step)
-        return self._interrupt(eff, stop.intno, dr6_before)
+            return self._debug_event(eff, stop.address, DR6_BD) if eff.dr7 & DR7_GD else None
+        return self._data_access(eff, stop, rip, step)
 
     def _finished(self, step: bool, rip: int) -> int | None:
         now = self.state.rip()
@@ -285,7 +288,7 @@ class RunLoop:
             return self.exits.internal_error()
         page = gpa & ~(PAGE - 1)
         if page not in self.arming.protected:
-            return self.exits.internal_error()
+            return None  # disarmed since the fault: the access simply runs
         self.arming.skip_exec_at = rip
         dr6_before = int(self.uc.reg_read(X.UC_X86_REG_DR6))
         err = self._emu(True, open_page=page)
