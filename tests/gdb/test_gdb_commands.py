@@ -128,6 +128,11 @@ def test_unimplemented_packets_are_none_for_the_empty_reply(body: bytes) -> None
         b"?x",
         b"qThreadExtraInfo",
         b"Hgpzz.1",
+        b"qRcmd;,68656c70",  # the separator must follow the name (found by the fuzz test)
+        b"qThreadExtraInfo;,2",
+        b"qSupported;x:swbreak+",
+        b"qAttached1",
+        b"vKill1",
     ],
 )
 def test_malformed_packets_raise_a_packet_error(body: bytes) -> None:

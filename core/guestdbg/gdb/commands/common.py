@@ -42,6 +42,14 @@ def split_once(text: bytes, sep: bytes, what: str) -> tuple[bytes, bytes]:
     return head, tail
 
 
+def after_name(body: bytes, name: bytes, sep: bytes) -> bytes:
+    """What follows ``name`` and its separator; the separator must come right after the name."""
+    rest = body[len(name) :]
+    if rest[:1] != sep:
+        raise PacketError(f"'{name.decode()}' must be followed by {sep.decode()!r}")
+    return rest[1:]
+
+
 def parse_thread_id(text: bytes) -> int:
     """``-1``, ``0``, hex tid, or the multiprocess form ``p<pid>.<tid>`` (pid ignored: one VM).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import PacketError, parse_hex
+from .common import PacketError, after_name, parse_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +41,7 @@ class Kill:
 
 
 def parse_qSupported(body: bytes) -> QuerySupported:
-    _, colon, features = body.partition(b":")
-    if body[len(b"qSupported") :] and not colon:
-        raise PacketError("'qSupported' features must follow ':'")
+    features = after_name(body, b"qSupported", b":") if body != b"qSupported" else b""
     plus = set()
     for item in features.split(b";") if features else ():
         if item.endswith(b"+"):
@@ -64,11 +62,8 @@ def parse_question(body: bytes) -> HaltReason:
 
 
 def parse_qAttached(body: bytes) -> QueryAttached:
-    rest = body[len(b"qAttached") :]
-    if rest and (rest[:1] != b":" or not rest[1:]):
-        raise PacketError("'qAttached' takes an optional :pid")
-    if rest:
-        parse_hex(rest[1:], "process id")
+    if body != b"qAttached":
+        parse_hex(after_name(body, b"qAttached", b":"), "process id")
     return QueryAttached()
 
 
@@ -88,8 +83,5 @@ def parse_k(body: bytes) -> Kill:
 
 
 def parse_vKill(body: bytes) -> Kill:
-    rest = body[len(b"vKill") :]
-    if rest[:1] != b";":
-        raise PacketError("'vKill' needs ;pid")
-    parse_hex(rest[1:], "process id")
+    parse_hex(after_name(body, b"vKill", b";"), "process id")
     return Kill(reply=True)

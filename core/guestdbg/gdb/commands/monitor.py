@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import PacketError, parse_hex_bytes
+from .common import PacketError, after_name, parse_hex_bytes
 
 MAX_COMMAND = 256
 
@@ -16,10 +16,7 @@ class MonitorCommand:
 
 
 def parse_qRcmd(body: bytes) -> MonitorCommand:
-    _, comma, hex_text = body.partition(b",")
-    if not comma:
-        raise PacketError("'qRcmd' needs ,hex-command")
-    raw = parse_hex_bytes(hex_text)
+    raw = parse_hex_bytes(after_name(body, b"qRcmd", b","))
     if len(raw) > MAX_COMMAND or not all(0x20 <= b < 0x7F for b in raw):
         raise PacketError("monitor commands are short printable ASCII text")
     return MonitorCommand(raw.decode("ascii").strip())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import PacketError, parse_thread_id
+from .common import PacketError, after_name, parse_thread_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,4 @@ def parse_qC(body: bytes) -> CurrentThread:
 
 
 def parse_qThreadExtraInfo(body: bytes) -> ThreadExtraInfo:
-    _, comma, tid = body.partition(b",")
-    if not comma:
-        raise PacketError("'qThreadExtraInfo' needs ,thread-id")
-    return ThreadExtraInfo(parse_thread_id(tid))
+    return ThreadExtraInfo(parse_thread_id(after_name(body, b"qThreadExtraInfo", b",")))

@@ -1,0 +1,274 @@
+"""The GDB server: a listening socket, one connection at a time, one thread.
+
+Security: the default is a Unix socket (mode 0600) or TCP on a loopback address. Any other
+address needs ``allow_remote=True`` and is announced with a warning, because whoever reaches
+the port can read and write guest memory (QEMU ``-s`` listens on every interface; peers note
+§5.16). There is no authentication; put it behind a Unix socket or an SSH tunnel.
+
+Lifecycle: on accept the guest is stopped (``target.attach``). ``D``, ``k``, or the connection
+lost at any moment (guest running or not) detach exactly once, after which the next GDB may
+connect. :meth:`GdbServer.close` detaches a connected debugger the same way.
+
+Waiting while the guest runs: the server thread alternates a non-blocking ``select`` on the
+socket (and the close wakeup) with ``target.wait_stop(poll_interval)``. A stop is therefore
+reported the moment the target has it (``wait_stop`` blocks on the target's own queue, so the
+breakpoint-hit path pays no polling delay), while a 0x03 or a disconnect is noticed within
+``poll_interval`` (20 ms). That costs 50 wake-ups a second while the guest runs, not a busy
+loop, and needs nothing from the target beyond ``wait_stop``. (A target exposing a stop file
+descriptor would let one ``select`` wait on both; ``DebugTarget`` has none today.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import selectors
+import socket
+import stat
+import threading
+import warnings
+from typing import Any
+
+from ..errors import GuestDebugError, InvalidRequest
+from .context import StubState
+from .features import DEFAULT_PACKET_SIZE
+from .stub import GdbStub
+from .target import DebugTarget
+
+log = logging.getLogger(__name__)
+
+Address = str | tuple[str, int]
+"""A Unix socket path, or ``(host, port)`` for TCP (port 0: any free port)."""
+
+POLL_INTERVAL = 0.02
+RECV_SIZE = 65536
+
+
+class RemoteExposureWarning(UserWarning):
+    """The stub listens on an address other hosts can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` resolves to is a loopback address."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+class GdbServer:
+    """Serves one :class:`DebugTarget` to GDB.
+
+    ``GdbServer(target, ("127.0.0.1", 0)).start()`` runs it in a thread; ``bound_address``
+    gives the real port; ``close()`` stops it (detaching a connected GDB).
+    """
+
+    def __init__(
+        self,
+        target: DebugTarget,
+        address: Address,
+        *,
+        allow_remote: bool = False,
+        packet_size: int = DEFAULT_PACKET_SIZE,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.target = target
+        self.packet_size = packet_size
+        self.poll_interval = poll_interval
+        self.connections = 0
+        """Connections served so far (finished or current)."""
+        self.stub: GdbStub | None = None
+        """The current connection's stub (None between connections)."""
+        self.connection: socket.socket | None = None
+        """The current connection's socket, for diagnostics (None between connections)."""
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._unix_path: str | None = None
+        self._listener = self._listen(address, allow_remote)
+        self.bound_address: Address = self._listener.getsockname()
+        if isinstance(self.bound_address, list | tuple):
+            self.bound_address = (str(self.bound_address[0]), int(self.bound_address[1]))
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _listen(self, address: Address, allow_remote: bool) -> socket.socket:
+        if isinstance(address, str):
+            return self._listen_unix(address)
+        host, port = address
+        if not is_loopback(host):
+            if not allow_remote:
+                raise InvalidRequest(
+                    f"refusing to expose the GDB stub on {host or '*'}:{port}: anyone who "
+                    "reaches it can read and write guest memory; use 127.0.0.1, a Unix "
+                    "socket, or pass allow_remote=True"
+                )
+            msg = f"GDB stub listening on {host or '*'}:{port}, reachable from other hosts"
+            warnings.warn(msg, RemoteExposureWarning, stacklevel=3)
+            log.warning("%s (no authentication)", msg)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(1)
+        except OSError as e:
+            sock.close()
+            raise InvalidRequest(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        return sock
+
+    def _listen_unix(self, path: str) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.stat(path).st_mode
+            if not stat.S_ISSOCK(mode):
+                raise InvalidRequest(f"{path} exists and is not a socket")
+            if _unix_socket_in_use(path):
+                raise InvalidRequest(f"{path}: another server is listening there")
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(1)
+        except OSError as e:
+            sock.close()
+            raise InvalidRequest(f"cannot listen on {path}: {e.strerror}") from None
+        self._unix_path = path
+        return sock
+
+    # -- running -----------------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread; returns it."""
+        t = threading.Thread(target=self.serve_forever, name="guestdbg-gdb", daemon=True)
+        self._thread = t
+        t.start()
+        return t
+
+    def serve_forever(self) -> None:
+        """Accept and serve connections one after another until :meth:`close`."""
+        try:
+            while not self._closed.is_set():
+                conn = self._accept()
+                if conn is None:
+                    break
+                self.connections += 1
+                self._serve(conn)
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        """Stop serving: a connected GDB is detached, the listener closed, the thread joined."""
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+        elif t is None:
+            self._release()
+
+    def __enter__(self) -> GdbServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _release(self) -> None:
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._unix_path)
+            self._unix_path = None
+
+    def _accept(self) -> socket.socket | None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._closed.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is self._wake_r:
+                        return None
+                    try:
+                        conn, peer = self._listener.accept()
+                    except OSError as e:
+                        log.warning("accept failed: %s", e)
+                        continue
+                    log.info("GDB connected from %s", peer or "unix socket")
+                    return conn
+        return None
+
+    def _serve(self, conn: socket.socket) -> None:
+        if conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            stub = GdbStub(self.target, packet_size=self.packet_size)
+            stub.connection_made()
+        except GuestDebugError as e:
+            log.error("cannot attach the debugger: %s", e)
+            conn.close()
+            return
+        self.stub = stub
+        self.connection = conn
+        try:
+            self._loop(conn, stub)
+        except OSError as e:
+            log.info("GDB connection lost: %s", e)
+        except GuestDebugError as e:
+            log.error("closing the GDB connection: %s", e)
+        except Exception:
+            log.exception("closing the GDB connection after an internal error")
+        finally:
+            stub.connection_lost()
+            with contextlib.suppress(OSError):
+                conn.close()
+            self.stub = None
+            self.connection = None
+            log.info("GDB disconnected; waiting for the next one")
+
+    def _loop(self, conn: socket.socket, stub: GdbStub) -> None:
+        target = self.target
+        with selectors.DefaultSelector() as sel:
+            sel.register(conn, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                if stub.state is StubState.CLOSING:
+                    return
+                running = stub.state is StubState.RUNNING
+                ready = sel.select(0 if running else None)
+                if not ready and running:
+                    ev = target.wait_stop(self.poll_interval)
+                    if ev is not None:
+                        conn.sendall(stub.report_stop(ev))
+                    continue
+                for key, _ in ready:
+                    if key.fileobj is self._wake_r:
+                        return
+                data = conn.recv(RECV_SIZE)
+                if not data:
+                    return
+                out = stub.receive(data)
+                if out:
+                    conn.sendall(out)
+
+
+def _unix_socket_in_use(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
