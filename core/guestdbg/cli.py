@@ -30,11 +30,71 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_gdb_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise GuestDebugError(f"--gdb wants HOST:PORT (e.g. 127.0.0.1:1234), not {text!r}")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    import pathlib
+
+    from .gdb.server import GdbServer
+    from .plugins import default_registry
+    from .session import Session
+
+    logging.basicConfig(level=logging.WARNING, format="guestdbg: %(message)s")
+    elf = pathlib.Path(args.elf)
+    if not elf.is_file():
+        raise GuestDebugError(f"no such guest ELF: {elf}")
+    if args.smp < 1 or args.smp > 64:
+        raise GuestDebugError("--smp must be between 1 and 64")
+    reg = default_registry()
+    info, core = reg.resolve(args.arch)
+    host = reg.emulated_host(core.name)
+    vm = host.create_vm(str(elf), smp=args.smp)
+    session = Session(vm, info, core.name, policy=args.policy, registry=reg)
+    address: str | tuple[str, int] = args.unix if args.unix else _parse_gdb_address(args.gdb)
+    server = GdbServer(session, address, allow_remote=args.allow_remote)
+    bound = server.bound_address
+    where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
+    print(
+        f"guestdbg: {core.name} guest {elf.name} on {host.name} ({args.smp} vCPU), halted; "
+        f"GDB: target remote {where}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        session.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="guestdbg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("plugins", help="list the installed arch plugins and their capabilities")
     sp.set_defaults(func=_plugins)
+    sv = sub.add_parser("serve", help="run a guest on an emulated host under a GDB stub")
+    sv.add_argument("--arch", default="e500mc", help="arch or core name (default e500mc)")
+    sv.add_argument("--elf", required=True, help="bare-metal guest ELF to load")
+    sv.add_argument("--gdb", default="127.0.0.1:1234", help="HOST:PORT to listen on")
+    sv.add_argument("--unix", default=None, help="listen on this Unix socket path instead")
+    sv.add_argument("--smp", type=int, default=1, help="number of vCPUs (default 1)")
+    sv.add_argument(
+        "--policy",
+        default="host-priority",
+        choices=("host-priority", "guest-priority"),
+        help="who owns the debug facility when host and guest both want it",
+    )
+    sv.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --gdb address (anyone who reaches it owns the guest)",
+    )
+    sv.set_defaults(func=_serve)
     return p
 
 
