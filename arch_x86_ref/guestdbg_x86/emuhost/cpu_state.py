@@ -15,7 +15,7 @@ import errno
 from guestdbg.errors import KernelError, UnsupportedByArch
 
 from .. import abi
-from .uc import Uc, UcError, X
+from .uc import RegisterBank, Uc, UcError, X
 
 MSR_EFER = 0xC0000080
 EFER_LME = 1 << 8
@@ -80,7 +80,8 @@ class CpuState:
         lay = abi.layout()
         self._regs_size = lay.sizeof(_R)
         self._gpr_fields = [(lay.field(_R, name), reg) for name, reg in GPRS]
-        self._gpr_ids = [reg for _, reg in GPRS]
+        self._gpr_bank = RegisterBank(uc, [reg for _, reg in GPRS])
+        self._rip_bank = RegisterBank(uc, [X.UC_X86_REG_RIP])
         self._rip = lay.field(_R, "rip")
         self._seg = {
             name: {f: lay.field(_S, name, f) for f in SEGMENT_FIELDS}
@@ -100,7 +101,7 @@ class CpuState:
 
     def get_regs(self) -> bytearray:
         buf = bytearray(self._regs_size)
-        values = self.uc.reg_read_batch(self._gpr_ids)
+        values = self._gpr_bank.read()
         for (field, _), value in zip(self._gpr_fields, values, strict=True):
             field.put(buf, value)
         return buf
@@ -108,10 +109,10 @@ class CpuState:
     def set_regs(self, regs: bytes) -> None:
         values = [f.get(regs) for f, _ in self._gpr_fields]
         values[-1] |= RFLAGS_FIXED_1
-        self.uc.reg_write_batch(list(zip(self._gpr_ids, values, strict=True)))
+        self._gpr_bank.write(values)
 
     def rip(self) -> int:
-        return int(self.uc.reg_read(X.UC_X86_REG_RIP))
+        return self._rip_bank.read()[0]
 
     # -- kvm_sregs --------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from guestdbg.errors import BadAddress
 from .cpu_state import CpuState
 from .memory import GuestRam
 from .paging import translate
-from .uc import Uc, X
+from .uc import RegisterBank, Uc, X
 
 GATE_INTERRUPT = 0xE
 GATE_TRAP = 0xF
@@ -43,13 +43,17 @@ class IdtDelivery:
         self.uc = uc
         self.ram = ram
         self.state = state
+        self._context = RegisterBank(
+            uc,
+            [X.UC_X86_REG_RIP, X.UC_X86_REG_RSP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_CS,
+             X.UC_X86_REG_SS, X.UC_X86_REG_CR0, X.UC_X86_REG_CR3],
+        )  # fmt: skip
+        self._cr0 = self._cr3 = 0
 
     def _phys(self, linear: int) -> int:
         """Gates, TSS fields and frame slots are read and written 8 bytes at a time at their
         natural alignment, so one translation per access is enough."""
-        uc = self.uc
-        cr0, cr3 = uc.reg_read(X.UC_X86_REG_CR0), uc.reg_read(X.UC_X86_REG_CR3)
-        gpa = translate(self.ram, cr0, cr3, linear)
+        gpa = translate(self.ram, self._cr0, self._cr3, linear)
         if gpa is None:
             raise DeliveryFailed(f"{linear:#x} is not mapped")
         return gpa
@@ -66,6 +70,7 @@ class IdtDelivery:
         """Raise DeliveryFailed when the guest cannot take ``vector``; ``rip`` is the return
         address to push (default: the current RIP)."""
         uc = self.uc
+        rip_now, rsp, rflags, cs, ss, self._cr0, self._cr3 = self._context.read()
         _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
         if 16 * vector + 15 > idt_limit:
             raise DeliveryFailed(f"vector {vector} is past the IDT limit {idt_limit:#x}")
@@ -75,13 +80,9 @@ class IdtDelivery:
         if not attr & GATE_PRESENT or attr & 0xF not in (GATE_INTERRUPT, GATE_TRAP):
             raise DeliveryFailed(f"IDT entry {vector} is not a present 64-bit gate")
         target = lo | mid << 16 | hi << 32
-        rflags = uc.reg_read(X.UC_X86_REG_RFLAGS)
-        rsp = uc.reg_read(X.UC_X86_REG_RSP)
-        ss = uc.reg_read(X.UC_X86_REG_SS)
-        cs = uc.reg_read(X.UC_X86_REG_CS)
-        return_rip = uc.reg_read(X.UC_X86_REG_RIP) if rip is None else rip
+        return_rip = rip_now if rip is None else rip
         ist &= 0x7
-        privilege_change = self.state.cpl() != 0
+        privilege_change = cs & 3 != 0
         new_rsp = rsp
         if ist or privilege_change:
             slot = TSS_IST1 + 8 * (ist - 1) if ist else TSS_RSP0

@@ -60,6 +60,7 @@ from .uc import (
     UC_HOOK_MEM_WRITE_PROT,
     UC_MEM_WRITE_PROT,
     UC_PROT_ALL,
+    RegisterBank,
     Uc,
     UcError,
     X,
@@ -112,6 +113,11 @@ class RunLoop:
         self._in_emu = False
         self._stale_code = False
         self._native_cleared_for: int | None = None
+        self._dr_bank = RegisterBank(uc, DR_IDS)
+        self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
+        self._counted = False
+        """The translated code has Unicorn's instruction counter in it (the last slice was a
+        step); a free run drops it, and the first step after must retranslate."""
         ram.listeners.append(self._code_changed)
         uc.hook_add(UC_HOOK_INTR, self._intr_hook)
         uc.hook_add(UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_READ_PROT, self._prot_hook)
@@ -120,10 +126,10 @@ class RunLoop:
 
     def guest_dregs(self) -> list[int]:
         """DR0, DR1, DR2, DR3, DR6, DR7 as the guest wrote them."""
-        return list(self.uc.reg_read_batch(DR_IDS))
+        return self._dr_bank.read()
 
     def set_guest_dregs(self, values: list[int]) -> None:
-        self.uc.reg_write_batch(list(zip(DR_IDS, values, strict=True)))
+        self._dr_bank.write(values)
         self._native_cleared_for = None  # the guest's DR7 changed under any native arming
 
     def effective(self) -> Effective:
@@ -217,10 +223,12 @@ class RunLoop:
             uc.mem_protect(open_page, PAGE, UC_PROT_ALL)
         try:
             if step:
-                # a block translated by a free run has no instruction counter in it
-                uc.ctl_remove_cache(rip, rip + 1)
+                if not self._counted:  # a block translated by a free run has no counter
+                    uc.ctl_remove_cache(rip, rip + 1)
+                    self._counted = True
                 uc.emu_start(rip, END, count=1)
             else:
+                self._counted = False
                 uc.emu_start(rip, END)
         except UcError as e:
             return e
@@ -236,13 +244,13 @@ class RunLoop:
         eff = self._arm()
         step = self.debug.singlestep
         rip = self.state.rip()
-        dr6_before = int(self.uc.reg_read(X.UC_X86_REG_DR6))
+        dr6_before = self._dr6_bank.read()[0]
         err = self._emu(step)
         stop = self._stop
         if stop is None and err is None:
             if self._take_kick():
                 return self.exits.plain(C.KVM_EXIT_INTR)
-            return self._finished(step, rip)
+            return self._finished(step, rip, eff)
         if stop is None:
             assert err is not None
             return self._uc_error(err)
@@ -258,12 +266,12 @@ class RunLoop:
             return self._debug_event(eff, stop.address, DR6_BD) if eff.dr7 & DR7_GD else None
         return self._data_access(eff, stop, rip, step)
 
-    def _finished(self, step: bool, rip: int) -> int | None:
+    def _finished(self, step: bool, rip: int, eff: Effective) -> int | None:
         now = self.state.rip()
         if step:
             if now == rip + 1 and self._byte(rip) == HLT:
                 return self.exits.plain(C.KVM_EXIT_HLT)
-            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, self._dr7())
+            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         if self._byte(now - 1) == HLT:
             return self.exits.plain(C.KVM_EXIT_HLT)
         return self.exits.internal_error()
@@ -290,7 +298,7 @@ class RunLoop:
         if page not in self.arming.protected:
             return None  # disarmed since the fault: the access simply runs
         self.arming.skip_exec_at = rip
-        dr6_before = int(self.uc.reg_read(X.UC_X86_REG_DR6))
+        dr6_before = self._dr6_bank.read()[0]
         err = self._emu(True, open_page=page)
         self.arming.skip_exec_at = None
         follow = self._stop
@@ -303,7 +311,7 @@ class RunLoop:
             bits = mask | (DR6_BS if step else 0)
             return self._debug_event(eff, now, bits)
         if step:
-            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, self._dr7())
+            return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         return None
 
     def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
@@ -389,6 +397,3 @@ class RunLoop:
             return int(self.uc.mem_read(linear, 1)[0])
         except UcError:
             return -1
-
-    def _dr7(self) -> int:
-        return self.effective().dr7
