@@ -456,3 +456,17 @@ def test_a_bug_in_the_target_is_answered_with_an_error_and_counted() -> None:
 def test_packet_size_below_the_minimum_is_refused(size: int) -> None:
     with pytest.raises(ValueError):
         GdbStub(MemTarget(), packet_size=size)
+
+
+def test_run_length_option_compresses_text_replies_to_the_same_content() -> None:
+    t = MemTarget()
+    plain, packed = GdbStub(t), GdbStub(t, run_length=True)
+    for stub in (plain, packed):
+        stub.connection_made()
+    raw_plain = plain.receive(make_packet(b"m1000,40"))
+    raw_packed = packed.receive(make_packet(b"m1000,40"))
+    assert len(raw_packed) < len(raw_plain)
+    assert split_output(raw_packed) == split_output(raw_plain)
+    xml_plain = plain.receive(make_packet(b"qXfer:features:read:target.xml:0,400"))
+    xml_packed = packed.receive(make_packet(b"qXfer:features:read:target.xml:0,400"))
+    assert xml_plain == xml_packed  # binary replies are never run-length encoded

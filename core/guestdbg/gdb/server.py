@@ -80,9 +80,11 @@ class GdbServer:
         allow_remote: bool = False,
         packet_size: int = DEFAULT_PACKET_SIZE,
         poll_interval: float = POLL_INTERVAL,
+        run_length: bool = False,
     ) -> None:
         self.target = target
         self.packet_size = packet_size
+        self.run_length = run_length
         self.poll_interval = poll_interval
         self.connections = 0
         """Connections served so far (finished or current)."""
@@ -213,7 +215,7 @@ class GdbServer:
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            stub = GdbStub(self.target, packet_size=self.packet_size)
+            stub = GdbStub(self.target, packet_size=self.packet_size, run_length=self.run_length)
             stub.connection_made()
         except GuestDebugError as e:
             log.error("cannot attach the debugger: %s", e)
