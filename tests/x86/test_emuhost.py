@@ -18,7 +18,11 @@ from collections.abc import Callable
 import pytest
 
 from guestdbg.errors import BadAddress, InvalidRequest, KernelError, NotStopped
+from guestdbg.events import StopKind
+from guestdbg.gdb.target import ResumeAction
 from guestdbg.kvm import constants as C
+from guestdbg.points import DebugPoint, PointKind
+from guestdbg.session.session import Session
 from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
 from guestdbg_x86 import abi, boot
 from guestdbg_x86.emuhost.factory import create_vm
@@ -26,6 +30,7 @@ from guestdbg_x86.guest_dregs import DebugRegsHandle
 
 from . import machines
 from .machines import Machine
+from .sessions import STOP_TIMEOUT
 
 Guests = Callable[[str], pathlib.Path]
 EV = "struct kvm_vcpu_events"
@@ -213,3 +218,29 @@ def test_an_image_for_another_machine_is_refused(tmp_path: pathlib.Path) -> None
     subprocess.run(["powerpc-linux-gnu-as", "-o", obj, src], check=True)
     with pytest.raises(InvalidRequest, match="not an x86-64 ELF"):
         create_vm(obj, ram_size=machines.RAM_SIZE)
+
+
+def test_two_vcpus_share_ram_and_a_stop_on_one_stops_the_other(x86_guests: Guests) -> None:
+    """All-stop on the emulated host: vCPU 1 hits a trap word the VMM wrote into the RAM both
+    vCPUs map, and vCPU 0, spinning, is kicked out of KVM_RUN."""
+    elf = x86_guests("reinject")
+    image = boot.read_image(elf)
+    vm = create_vm(elf, 2, ram_size=machines.RAM_SIZE)
+    spinner, worker = vm.vcpus
+    boot.start_at(spinner, machines.LAYOUT, image["spin"], image["stack_top"])
+    boot.start_at(worker, machines.LAYOUT, image["watch_start"], image["stack_top"] - 0x800)
+    s = Session(vm, "x86")
+    try:
+        s.insert_point(DebugPoint(PointKind.SW_BREAK, image["watch_after_store"]))
+        s.resume({0: ResumeAction(), 1: ResumeAction()})
+        ev = s.wait_stop(STOP_TIMEOUT)
+        assert ev is not None
+        assert (ev.vcpu, ev.reason.kind, ev.reason.pc) == (
+            1,
+            StopKind.SW_BREAK,
+            image["watch_after_store"],
+        )
+        rip = machines.LAYOUT.field("struct kvm_regs", "rip")
+        assert rip.get(spinner.get_regs()) == image["spin"]  # stopped, still in its loop
+    finally:
+        s.close()
