@@ -265,3 +265,14 @@ def _drain(sock: socket.socket) -> None:
             pass
     except OSError:
         pass
+
+
+def test_serve_forever_in_the_callers_thread_returns_on_close(target: MemTarget) -> None:
+    srv = GdbServer(target, ("127.0.0.1", 0))
+    runner = threading.Thread(target=srv.serve_forever)
+    runner.start()
+    c = tcp_client(srv)
+    c.handshake()
+    srv.close()
+    runner.join(10)
+    assert not runner.is_alive() and target.count.detach == 1

@@ -94,6 +94,7 @@ class GdbServer:
         """The current connection's socket, for diagnostics (None between connections)."""
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._serving = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._unix_path: str | None = None
         self._listener = self._listen(address, allow_remote)
@@ -158,6 +159,7 @@ class GdbServer:
 
     def serve_forever(self) -> None:
         """Accept and serve connections one after another until :meth:`close`."""
+        self._serving = True
         try:
             while not self._closed.is_set():
                 conn = self._accept()
@@ -166,17 +168,19 @@ class GdbServer:
                 self.connections += 1
                 self._serve(conn)
         finally:
+            self._serving = False
             self._release()
 
     def close(self) -> None:
-        """Stop serving: a connected GDB is detached, the listener closed, the thread joined."""
+        """Stop serving: a connected GDB is detached and the listener closed. Waits for the
+        thread :meth:`start` made; a ``serve_forever`` running elsewhere returns soon after."""
         self._closed.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()
-        elif t is None:
+        if not self._serving:
             self._release()
 
     def __enter__(self) -> GdbServer:
@@ -219,6 +223,10 @@ class GdbServer:
             stub.connection_made()
         except GuestDebugError as e:
             log.error("cannot attach the debugger: %s", e)
+            conn.close()
+            return
+        except Exception:
+            log.exception("cannot attach the debugger")
             conn.close()
             return
         self.stub = stub
