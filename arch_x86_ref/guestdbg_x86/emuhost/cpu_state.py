@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from guestdbg.errors import KernelError, UnsupportedByArch
+from guestdbg.errors import KernelError
 
 from .. import abi
 from .uc import RegisterBank, Uc, UcError, X
@@ -92,7 +92,6 @@ class CpuState:
             t: (lay.field(_S, t, "base"), lay.field(_S, t, "limit")) for t in ("gdt", "idt")
         }
         self._efer = lay.field(_S, "efer")
-        self._apic = lay.field(_S, "apic_base")
         self._bitmap = [lay.field(_S, "interrupt_bitmap", i) for i in range(4)]
         self.shadow = _reset_sregs()
         """The last KVM_SET_SREGS image: the segments' hidden parts live here."""
@@ -172,9 +171,3 @@ class CpuState:
 
     def cpl(self) -> int:
         return int(self.uc.reg_read(X.UC_X86_REG_CS)) & 3
-
-
-def require_long_mode(state: CpuState) -> None:
-    """The model delivers events the 64-bit way only."""
-    if not state.uc.reg_read(X.UC_X86_REG_MSR, MSR_EFER) & EFER_LMA:
-        raise UnsupportedByArch("the emulated x86 host runs guests in 64-bit long mode only")

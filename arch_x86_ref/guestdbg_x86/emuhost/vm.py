@@ -56,10 +56,6 @@ class EmuX86Vm:
     def vcpus(self) -> list[VcpuHandle]:
         return list(self._vcpus)
 
-    @property
-    def emulated_vcpus(self) -> list[EmuX86Vcpu]:
-        return list(self._vcpus)
-
     def check_extension(self, cap: int) -> int:
         return self.caps.get(cap, 0)
 
