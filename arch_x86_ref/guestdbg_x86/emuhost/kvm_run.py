@@ -248,6 +248,8 @@ class RunLoop:
         err = self._emu(step)
         stop = self._stop
         if stop is None and err is None:
+            if step and self.state.rip() != rip:
+                return self._finished(step, rip, eff)  # a kick now waits for the next run
             if self._take_kick():
                 return self.exits.plain(C.KVM_EXIT_INTR)
             return self._finished(step, rip, eff)
@@ -307,6 +309,8 @@ class RunLoop:
         if err is not None:
             return self._uc_error(err)
         now = self.state.rip()
+        if now == rip and self._take_kick():
+            return self.exits.plain(C.KVM_EXIT_INTR)  # kicked before the access ran
         if mask:
             bits = mask | (DR6_BS if step else 0)
             return self._debug_event(eff, now, bits)
