@@ -93,3 +93,12 @@ def test_gdb_type_numbers() -> None:
     assert PointKind.from_gdb_type(3) is R
     with pytest.raises(InvalidRequest):
         PointKind.from_gdb_type(5)
+
+
+def test_watches_of_different_lengths_at_one_address_are_distinct_points() -> None:
+    t = PointTable(X86_CAPS)
+    t.insert(DebugPoint(W, 0x40, 8))
+    t.insert(DebugPoint(W, 0x40, 4))
+    assert len(t.watches) == 2
+    assert t.remove(DebugPoint(W, 0x40, 8)) is not None
+    assert [e.point.length for e in t.watches.values()] == [4]

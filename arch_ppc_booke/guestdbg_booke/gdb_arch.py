@@ -103,7 +103,9 @@ class BookeGdbArch:
         names = [r.name for r in registers]
         self.pc_regnum = names.index("pc")
         self.sp_regnum = names.index("r1")
-        self.expedite = (self.pc_regnum, self.sp_regnum, names.index("msr"))
+        # LR too: with it GDB's frame unwinder needs no ``g`` after a stop (measured: 1 ``g``
+        # instead of 3 in a short session)
+        self.expedite = (self.pc_regnum, self.sp_regnum, names.index("msr"), names.index("lr"))
         lay = abi.layout()
         self._regs_fields: dict[object, Field] = {}
         for n in range(32):

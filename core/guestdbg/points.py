@@ -100,7 +100,7 @@ class PointTable:
     caps: DebugCapabilities
     sw: dict[tuple[str, int], SwEntry] = field(default_factory=dict)
     hw_breaks: dict[tuple[str, int], HwEntry] = field(default_factory=dict)
-    watches: dict[tuple[str, int, PointKind], HwEntry] = field(default_factory=dict)
+    watches: dict[tuple[str, int, PointKind, int], HwEntry] = field(default_factory=dict)
     watch_addrs: dict[tuple[str, int], list[HwEntry]] = field(default_factory=dict)
     hw_generation: int = 0
     """Bumped whenever the set of armed hardware points changes; vCPUs re-program lazily."""
@@ -135,7 +135,7 @@ class PointTable:
             )
         if caps.watch_aligned and point.addr % point.length:
             raise InvalidRequest(f"{point}: address must be aligned to its length")
-        if (point.space, point.addr, kind) in self.watches:
+        if (point.space, point.addr, kind, point.length) in self.watches:
             return
         limit = caps.hw_breakpoints if caps.shared_slots else caps.hw_watchpoints
         if limit == 0:
@@ -179,7 +179,7 @@ class PointTable:
                 self.hw_breaks[hkey] = HwEntry(point)
                 self.hw_generation += 1
             return True
-        wkey = (point.space, point.addr, kind)
+        wkey = (point.space, point.addr, kind, point.length)
         hw = self.watches.get(wkey)
         if hw is not None:
             hw.refs += 1
@@ -221,7 +221,7 @@ class PointTable:
             else:
                 self.hw_generation += 1
             return hw
-        wkey = (point.space, point.addr, kind)
+        wkey = (point.space, point.addr, kind, point.length)
         hw = self.watches.get(wkey)
         if hw is None:
             raise InvalidRequest(f"no {point} to remove")
