@@ -1,0 +1,291 @@
+"""One vCPU's instruction engine: Unicorn's e500 core, and nothing of BookE's debug facility.
+
+Unicorn (``UC_ARCH_PPC``, 32-bit big-endian, CPU model e500mc or e500v2, virtual-TLB mode so
+effective = physical address) executes the guest's instructions. Everything the kernel and the
+debug facility do is modelled above this class; what it offers is a handful of measured
+techniques (``unicorn-as-emulated-host.md``):
+
+* **Problem state always.** The guest runs with the engine's MSR[PR] = 1, the way KVM BookE-PR
+  runs guests on a real e500v2. Every privileged instruction (mtspr/mfspr of a privileged SPR,
+  mfmsr, rfi, tlbwe...) then raises a program interrupt (intno 6) before it executes, and the
+  model emulates it. That is how a guest's access to DBCR0 or IAC1 never reaches the engine's own
+  SPR: no code scan, no per-instruction hook, and nothing the guest generates at run time can slip
+  past it. The engine's DBCR0 and MSR[DE] stay 0 (its own instruction-complete support reports a
+  wrong PC), and MSR[GS] is never set (Unicorn aborts on some instructions with GS=1).
+* **Instruction breakpoints** are Unicorn code hooks limited to one address, added with
+  ``ctl_remove_cache`` so an already translated block sees them; they fire before the instruction.
+* **Data breakpoints** are page protection: a watched page loses read and/or write permission,
+  the access faults before anything is done (the instruction is suppressed, PC on it), and the
+  model compares the exact address. A fault that is not a match is stepped over with the page
+  briefly unprotected.
+* **Steps** are ``emu_start(count=1)``. Unicorn counts with a code hook it installs the first time
+  a count is given and only instruments blocks translated after that; a block translated without
+  it runs on uncounted (measured: a step after a free run never returns). So every run passes a
+  count - free runs a huge one - and the counter is in every block from the start; it costs no
+  measurable speed (it is Unicorn's C helper, not a Python hook).
+* **MMIO**: addresses outside RAM are unmapped; an access faults before it is done and the model
+  completes it after the VMM has served the exit.
+
+Unicorn delivers no interrupt itself: on one it calls the interrupt hook with PC already past the
+instruction (PC-4 is the faulting one, except after ``sc``, whose PC is the return address), and
+the hook stops the run. The model reads the word and decides.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import unicorn as _unicorn
+from unicorn import ppc_const as ppc
+from unicorn import unicorn_const as ucc
+
+from guestdbg.errors import GuestDebugError
+
+from . import isa
+from .board import PAGE_SIZE, STUB_BASE
+from .memory import GuestMemory
+
+_UC_CLASS: Any = getattr(_unicorn, "Uc")  # noqa: B009  (the binding's re-exports are untyped)
+UcError: type[Exception] = getattr(_unicorn, "UcError")  # noqa: B009
+
+CPU_MODELS = {"e500mc": ppc.UC_CPU_PPC32_E500MC, "e500v2": ppc.UC_CPU_PPC32_E500V2_V22}
+GPR_IDS = [ppc.UC_PPC_REG_0 + n for n in range(32)]
+FPR_IDS = [ppc.UC_PPC_REG_FPR0 + n for n in range(32)]
+REG_PC = ppc.UC_PPC_REG_PC
+REG_MSR = ppc.UC_PPC_REG_MSR
+REG_CR = ppc.UC_PPC_REG_CR
+REG_LR = ppc.UC_PPC_REG_LR
+REG_CTR = ppc.UC_PPC_REG_CTR
+REG_XER = ppc.UC_PPC_REG_XER
+REG_FPSCR = ppc.UC_PPC_REG_FPSCR
+
+_END = 0xFFFFFFFF
+"""``until`` of every run: no instruction lives there (PCs are word-aligned)."""
+_FREE_RUN = 1 << 62
+"""The instruction count of a free run: never reached, but keeps Unicorn's counter installed."""
+
+PROT_ALL = ucc.UC_PROT_ALL
+PROT_READ = ucc.UC_PROT_READ
+PROT_WRITE = ucc.UC_PROT_WRITE
+PROT_EXEC = ucc.UC_PROT_EXEC
+
+
+class EngineError(GuestDebugError):
+    """Unicorn failed in a way the model does not expect (a bug here, not a guest event)."""
+
+
+class StopKind(enum.Enum):
+    NONE = "none"
+    """Stopped on request (a kick, a pending cache invalidation); nothing happened."""
+    STEP = "step"
+    """A count=1 run executed its instruction and nothing else stopped it."""
+    INTERRUPT = "interrupt"
+    """Unicorn raised an interrupt (``intno``); PC is past the instruction."""
+    CODE_BREAK = "code_break"
+    """An address-limited code hook stopped before the instruction at ``addr``."""
+    PROT = "prot"
+    """A data access hit a protected page; the instruction did not execute."""
+    MMIO = "mmio"
+    """A data access outside RAM; the instruction did not execute."""
+    FETCH_FAULT = "fetch_fault"
+    """An instruction fetch outside RAM."""
+
+
+@dataclass(slots=True)
+class Stop:
+    kind: StopKind
+    pc: int = 0
+    intno: int = 0
+    addr: int = 0
+    size: int = 0
+    value: int = 0
+    is_write: bool = False
+
+
+class Engine:
+    def __init__(self, core: str, ram: GuestMemory, code_break: Callable[[int], bool]) -> None:
+        """``code_break(pc)`` is asked at every armed code address; True stops the run there."""
+        if core not in CPU_MODELS:
+            raise EngineError(f"no Unicorn CPU model for core {core!r}")
+        # Unicorn's Python binding is only partly typed: the CPU object is Any here.
+        uc: Any = _UC_CLASS(ucc.UC_ARCH_PPC, ucc.UC_MODE_PPC32 | ucc.UC_MODE_BIG_ENDIAN)
+        uc.ctl_set_cpu_model(CPU_MODELS[core])
+        uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
+        uc.mem_map_ptr(0, ram.size, PROT_ALL, ram.address)
+        uc.mem_map(STUB_BASE, PAGE_SIZE, PROT_ALL)
+        self.uc: Any = uc
+        self.ram = ram
+        self._code_break = code_break
+        self._stop: Stop | None = None
+        self._msr: int | None = None
+        self._breaks: dict[int, int] = {}
+        self._prot: dict[int, int] = {}
+        uc.hook_add(ucc.UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(
+            ucc.UC_HOOK_MEM_READ_UNMAPPED
+            | ucc.UC_HOOK_MEM_WRITE_UNMAPPED
+            | ucc.UC_HOOK_MEM_FETCH_UNMAPPED,
+            self._on_unmapped,
+        )
+        uc.hook_add(ucc.UC_HOOK_MEM_READ_PROT | ucc.UC_HOOK_MEM_WRITE_PROT, self._on_prot)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, pc: int, msr: int, step: bool, unprotect: int | None = None) -> Stop:
+        """Run from ``pc`` with the engine MSR ``msr`` until something stops it (one
+        instruction when ``step``). ``unprotect`` lifts a page's protection for this run only
+        (stepping over an access that hit a watched page but no watched address)."""
+        uc: Any = self.uc
+        if msr != self._msr:
+            uc.reg_write(REG_MSR, msr)
+            self._msr = msr
+        if unprotect is not None:
+            uc.mem_protect(unprotect, PAGE_SIZE, PROT_ALL)
+        self._stop = None
+        try:
+            uc.emu_start(pc, _END, count=1 if step else _FREE_RUN)
+        except UcError as e:
+            if self._stop is None:
+                raise EngineError(f"Unicorn stopped at {pc:#x} without a reason: {e}") from e
+        finally:
+            if unprotect is not None:
+                uc.mem_protect(unprotect, PAGE_SIZE, self._prot.get(unprotect, PROT_ALL))
+        stop = self._stop or Stop(StopKind.STEP if step else StopKind.NONE)
+        stop.pc = uc.reg_read(REG_PC)
+        return stop
+
+    def stop(self) -> None:
+        """Make the current (or, if it is just starting, possibly not the current) run return.
+        Safe from any thread (``uc_emu_stop``)."""
+        self.uc.emu_stop()
+
+    def _on_interrupt(self, uc: Any, intno: int, _ud: object) -> None:
+        self._stop = Stop(StopKind.INTERRUPT, intno=intno)
+        uc.emu_stop()
+
+    def _on_code(self, uc: Any, address: int, _size: int, _ud: object) -> None:
+        if self._code_break(address):
+            self._stop = Stop(StopKind.CODE_BREAK, addr=address)
+            uc.emu_stop()
+
+    def _on_unmapped(
+        self, _uc: Any, access: int, address: int, size: int, value: int, _ud: object
+    ) -> bool:
+        if access == ucc.UC_MEM_FETCH_UNMAPPED:
+            self._stop = Stop(StopKind.FETCH_FAULT, addr=address)
+        else:
+            is_write = access == ucc.UC_MEM_WRITE_UNMAPPED
+            self._stop = Stop(StopKind.MMIO, addr=address, size=size, value=value,
+                              is_write=is_write)  # fmt: skip
+        return False
+
+    def _on_prot(
+        self, _uc: Any, access: int, address: int, size: int, value: int, _ud: object
+    ) -> bool:
+        is_write = access == ucc.UC_MEM_WRITE_PROT
+        self._stop = Stop(StopKind.PROT, addr=address, size=size, value=value, is_write=is_write)
+        return False
+
+    # -- instruction and data breakpoints -----------------------------------------------------
+
+    def set_code_breaks(self, addrs: Iterable[int]) -> None:
+        """Exactly these addresses get a code hook (added ones with their blocks retranslated)."""
+        want = {a & 0xFFFFFFFC for a in addrs}
+        for a in list(self._breaks):
+            if a not in want:
+                self.uc.hook_del(self._breaks.pop(a))
+        for a in want - self._breaks.keys():
+            self._breaks[a] = self.uc.hook_add(ucc.UC_HOOK_CODE, self._on_code, begin=a, end=a)
+            self.uc.ctl_remove_cache(a, a + 4)
+
+    def set_protection(self, pages: Mapping[int, int]) -> None:
+        """Exactly these RAM pages (page-aligned address -> UC_PROT_*) differ from full access."""
+        for page in list(self._prot):
+            if page not in pages:
+                del self._prot[page]
+                self.uc.mem_protect(page, PAGE_SIZE, PROT_ALL)
+        for page, prot in pages.items():
+            if self.ram.contains(page, PAGE_SIZE) and self._prot.get(page) != prot:
+                self._prot[page] = prot
+                self.uc.mem_protect(page, PAGE_SIZE, prot)
+
+    def invalidate(self, lo: int, hi: int) -> None:
+        """Drop translated code of [lo, hi) (after the VMM patched instructions)."""
+        self.uc.ctl_remove_cache(lo, hi)
+
+    # -- registers ----------------------------------------------------------------------------
+
+    def gprs(self) -> list[int]:
+        return list(self.uc.reg_read_batch(GPR_IDS))
+
+    def set_gprs(self, values: Iterable[int]) -> None:
+        self.uc.reg_write_batch(list(zip(GPR_IDS, values, strict=True)))
+
+    def gpr(self, n: int) -> int:
+        return int(self.uc.reg_read(GPR_IDS[n]))
+
+    def set_gpr(self, n: int, value: int) -> None:
+        self.uc.reg_write(GPR_IDS[n], value & 0xFFFFFFFF)
+
+    def read(self, reg: int) -> int:
+        return int(self.uc.reg_read(reg))
+
+    def write(self, reg: int, value: int) -> None:
+        self.uc.reg_write(reg, value)
+
+    def fprs(self) -> list[int]:
+        return list(self.uc.reg_read_batch(FPR_IDS))
+
+    def set_fprs(self, values: Iterable[int]) -> None:
+        self.uc.reg_write_batch(list(zip(FPR_IDS, values, strict=True)))
+
+    # -- SPRs the guest reaches without trapping ----------------------------------------------
+
+    def spr_read(self, sprn: int) -> int:
+        """Read an engine SPR by running ``mfspr r3, sprn`` from the stub page in supervisor
+        state. Only for SPRs the guest can read in problem state (SPRG3-7 read aliases, USPRG0),
+        which therefore must hold the guest's values in the engine itself."""
+        return self._stub(isa.mfspr(3, sprn), None)
+
+    def spr_write(self, sprn: int, value: int) -> None:
+        self._stub(isa.mtspr(sprn, 3), value)
+
+    def _stub(self, word: int, r3: int | None) -> int:
+        uc: Any = self.uc
+        saved_r3 = uc.reg_read(GPR_IDS[3])
+        saved_pc = uc.reg_read(REG_PC)
+        uc.mem_write(STUB_BASE, word.to_bytes(4, "big"))
+        uc.ctl_remove_cache(STUB_BASE, STUB_BASE + 4)
+        if r3 is not None:
+            uc.reg_write(GPR_IDS[3], r3)
+        uc.reg_write(REG_MSR, 0)
+        self._stop = None
+        try:
+            uc.emu_start(STUB_BASE, _END, count=1)
+            if self._stop is not None:
+                raise EngineError(f"SPR stub {word:#010x} raised {self._stop}")
+            return int(uc.reg_read(GPR_IDS[3]))
+        finally:
+            uc.reg_write(GPR_IDS[3], saved_r3)
+            uc.reg_write(REG_PC, saved_pc)
+            if self._msr is not None:
+                uc.reg_write(REG_MSR, self._msr)
+
+
+class CpuView:
+    """The guest registers as the kernel model uses them (``kvm_state.GuestCpu``): GPRs read and
+    written in the engine, the PC held here between runs (the engine's PC is only meaningful
+    while it runs)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pc = 0
+
+    def gpr(self, n: int) -> int:
+        return self.engine.gpr(n)
+
+    def set_gpr(self, n: int, value: int) -> None:
+        self.engine.set_gpr(n, value)

@@ -1,0 +1,130 @@
+"""The guest's TLB as KVM e500 keeps it (``e500_mmu.c``), for tlbwe/tlbre/tlbsx and KVM_TRANSLATE.
+
+KVM shadows the guest TLB (TLB0: 512 entries, 4-way; TLB1: 64 entries, fully associative,
+``KVM_E500_TLB0_SIZE``/``KVM_E500_TLB1_SIZE``) and ``kvmppc_core_vcpu_translate`` searches it.
+The model keeps the same arrays so guest TLB instructions behave and KVM_TRANSLATE answers from
+the guest's mappings. The engine itself translates effective = physical (Unicorn's virtual-TLB
+mode): guests here run on the 1:1 boot mapping, and an access outside RAM is MMIO whether or not
+the guest mapped it (on real KVM an unmapped one would be a data TLB error to the guest).
+
+Entries are ``(mas1, mas2, mas7_3)``; TSIZE is the 2**n KiB field at MAS1 bit 7 the kernel uses
+(``get_tlb_bytes``), which also reads e500v2's 4**n encoding correctly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAS0_TLBSEL_SHIFT = 28
+MAS0_ESEL_SHIFT = 16
+MAS1_VALID = 0x80000000
+MAS1_IPROT = 0x40000000
+MAS1_TS = 0x00001000
+MAS6_SAS = 0x1
+TLB0_ENTRIES = 512
+TLB0_WAYS = 4
+TLB0_SETS = TLB0_ENTRIES // TLB0_WAYS
+TLB1_ENTRIES = 64
+TLBnCFG_ASSOC_SHIFT = 24
+TLB0CFG = (TLB0_WAYS << TLBnCFG_ASSOC_SHIFT) | TLB0_ENTRIES
+TLB1CFG = (TLB1_ENTRIES << TLBnCFG_ASSOC_SHIFT) | 0x00040000 | TLB1_ENTRIES
+"""TLB1CFG also advertises IPROT (0x00040000 is TLBnCFG_IPROT in the kernel's ``mmu-book3e.h``)."""
+MMUCFG = 0x00C01981
+"""e500mc-like: RASIZE 36, PIDSIZE 8 (an exact host value is not needed by the model)."""
+
+Entry = tuple[int, int, int]
+_EMPTY: Entry = (0, 0, 0)
+
+
+def _bytes(mas1: int) -> int:
+    return 1024 << ((mas1 >> 7) & 0x1F)
+
+
+def _match(e: Entry, ea: int, pid: int | None, as_: int | None) -> bool:
+    mas1, mas2, _ = e
+    if not mas1 & MAS1_VALID:
+        return False
+    if as_ is not None and bool(mas1 & MAS1_TS) != bool(as_):
+        return False
+    tid = (mas1 >> 16) & 0xFF
+    if pid is not None and tid not in (0, pid):
+        return False
+    mask = ~(_bytes(mas1) - 1) & 0xFFFFFFFF
+    return (ea & mask) == (mas2 & mask)
+
+
+class GuestTlb:
+    def __init__(self) -> None:
+        self.tlb0: dict[int, Entry] = {}
+        """index = set * TLB0_WAYS + way."""
+        self.tlb1: list[Entry] = [_EMPTY] * TLB1_ENTRIES
+
+    def set_tlb1(self, esel: int, mas1: int, mas2: int, mas7_3: int) -> None:
+        self.tlb1[esel] = (mas1, mas2, mas7_3)
+
+    def _tlb0_index(self, esel: int, mas2: int) -> int:
+        return ((mas2 >> 12) % TLB0_SETS) * TLB0_WAYS + (esel % TLB0_WAYS)
+
+    def write(self, mas0: int, mas1: int, mas2: int, mas7_3: int) -> None:
+        """tlbwe (``kvmppc_e500_emul_tlbwe``)."""
+        tlbsel = (mas0 >> MAS0_TLBSEL_SHIFT) & 1
+        esel = (mas0 >> MAS0_ESEL_SHIFT) & 0xFFF
+        entry = (mas1 & 0xFFFFFFFF, mas2 & 0xFFFFFFFF, mas7_3)
+        if tlbsel:
+            self.tlb1[esel % TLB1_ENTRIES] = entry
+        else:
+            self.tlb0[self._tlb0_index(esel, mas2)] = entry
+
+    def read(self, mas0: int, mas2: int) -> Entry:
+        """tlbre: the entry MAS0 (and, for TLB0, MAS2's set) selects."""
+        tlbsel = (mas0 >> MAS0_TLBSEL_SHIFT) & 1
+        esel = (mas0 >> MAS0_ESEL_SHIFT) & 0xFFF
+        if tlbsel:
+            return self.tlb1[esel % TLB1_ENTRIES]
+        return self.tlb0.get(self._tlb0_index(esel, mas2), _EMPTY)
+
+    def search(self, ea: int, pid: int | None, as_: int | None) -> tuple[int, int, Entry] | None:
+        """(tlbsel, esel, entry) of the first match, TLB0 first (``kvmppc_e500_tlb_search``)."""
+        for idx, e in sorted(self.tlb0.items()):
+            if _match(e, ea, pid, as_):
+                return 0, idx % TLB0_WAYS, e
+        for esel, e in enumerate(self.tlb1):
+            if _match(e, ea, pid, as_):
+                return 1, esel, e
+        return None
+
+    def translate(self, ea: int, pid: int = 0, as_: int = 0) -> int | None:
+        """``kvmppc_core_vcpu_translate``: the guest-physical address, None when unmapped."""
+        hit = self.search(ea, pid, as_)
+        if hit is None:
+            return None
+        mas1, _, mas7_3 = hit[2]
+        size = _bytes(mas1)
+        return ((mas7_3 & ~0xFFF) & ~(size - 1)) | (ea & (size - 1))
+
+    def invalidate(self, tlbsel: int, ea: int | None, pid: int | None = None) -> None:
+        """tlbivax/tlbilx: entries of ``tlbsel`` matching ``ea`` (all when None) and ``pid``,
+        except IPROT-protected TLB1 entries."""
+
+        def keep(e: Entry) -> bool:
+            if not e[0] & MAS1_VALID or e[0] & MAS1_IPROT:
+                return True
+            if pid is not None and ((e[0] >> 16) & 0xFF) != pid:
+                return True
+            return ea is not None and not _match(e, ea, None, None)
+
+        if tlbsel:
+            self.tlb1 = [e if keep(e) else _EMPTY for e in self.tlb1]
+        else:
+            self.tlb0 = {k: e for k, e in self.tlb0.items() if keep(e)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tlb0": {str(k): list(v) for k, v in self.tlb0.items()},
+                "tlb1": [list(e) for e in self.tlb1]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GuestTlb:
+        t = cls()
+        t.tlb0 = {int(k): (v[0], v[1], v[2]) for k, v in d["tlb0"].items()}
+        t.tlb1 = [(e[0], e[1], e[2]) for e in d["tlb1"]]
+        return t
