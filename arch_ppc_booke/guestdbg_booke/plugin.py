@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, VcpuDebugRequest
+from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
 from guestdbg.gdb.target import GdbArch
 from guestdbg.hookspecs import hookimpl
@@ -59,3 +59,10 @@ def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
     from .gdb_arch import gdb_arch_for
 
     return gdb_arch_for(core.name)
+
+
+@hookimpl
+def guestdbg_emulated_hosts() -> list[HostFactory]:
+    from .emuhost.factory import HOSTS
+
+    return list(HOSTS)
