@@ -1,0 +1,152 @@
+"""The VM and vCPU ioctl surfaces in the kernel's byte layout: KVM_GET/SET_REGS, KVM_GET/SET_SREGS
+(booke.c get/set_sregs_base/_arch206, e500mc.c/e500.c core parts), ONE_REG (kvmppc_get/set_one_reg),
+KVM_CHECK_EXTENSION (powerpc.c), guest memory and KVM_TRANSLATE (e500_mmu.c)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from guestdbg.errors import BadAddress, InvalidRequest, KernelError
+from guestdbg.kvm import constants as kc
+from guestdbg.vcpu import VcpuHandle, VmHandle
+from guestdbg_booke import abi
+from guestdbg_booke.emuhost import EmulatedBookeVm, board
+from guestdbg_booke.emuhost.kvm_uapi import KVM_REG_PPC_MAS2, KVM_REG_PPC_SPRG9
+
+from .machine import REGS, SREGS, L, Machine
+
+
+def test_the_emulated_host_implements_the_vm_and_vcpu_protocols() -> None:
+    vm = EmulatedBookeVm()
+    assert isinstance(vm, VmHandle)
+    assert isinstance(vm.vcpus[0], VcpuHandle)
+    assert len(vm.vcpus[0].kvm_run) >= 4096
+
+
+def test_regs_are_the_392_byte_big_endian_kvm_regs(core: str) -> None:
+    m = Machine("loop", core)
+    buf = m.vcpu.get_regs()
+    assert len(buf) == L.sizeof(REGS) == 392
+    off = L.offsetof(REGS, "gpr", 1)
+    assert buf[off : off + 8] == board.BOOT_R1.to_bytes(8, "big")
+    m.set_regs(r31=0x11223344, lr=0x100, ctr=7)
+    assert (m.gpr(31), m.reg("lr"), m.reg("ctr")) == (0x11223344, 0x100, 7)
+
+
+def test_sregs_are_1232_bytes_with_the_features_the_core_fills(core: str) -> None:
+    m = Machine("loop", core)
+    buf = m.vcpu.get_sregs()
+    assert len(buf) == L.sizeof(SREGS) == 1232
+    features = L.field(SREGS, "u", "e", "features").get(buf)
+    want = abi.KVM_SREGS_E_BASE | abi.KVM_SREGS_E_ARCH206 | abi.KVM_SREGS_E_IVOR
+    want |= abi.KVM_SREGS_E_ARCH206_MMU | abi.KVM_SREGS_E_PM
+    want |= abi.KVM_SREGS_E_PC if core == "e500mc" else abi.KVM_SREGS_E_SPE
+    assert features == want  # never E_DEBUG: booke.c does not fill DBSR/DBCR/IAC/DAC there
+    assert L.field(SREGS, "pvr").get(buf) == board.PVR[core]
+    assert m.sreg("pir") == 0
+
+
+def test_set_sregs_with_another_pvr_is_einval_and_changes_nothing(core: str) -> None:
+    m = Machine("loop", core)
+    buf = m.vcpu.get_sregs()
+    L.field(SREGS, "pvr").put(buf, 0x12345678)
+    L.field(SREGS, "u", "e", "esr").put(buf, 0x800000)
+    with pytest.raises(KernelError) as e:
+        m.vcpu.set_sregs(bytes(buf))
+    assert (e.value.ioctl, e.value.errno) == ("KVM_SET_SREGS", errno.EINVAL)
+    assert m.sreg("esr") == 0
+
+
+def test_set_sregs_with_a_foreign_pir_fails_after_the_base_group_applied(core: str) -> None:
+    # set_sregs_base runs before set_sregs_arch206's PIR check; nothing is rolled back
+    m = Machine("loop", core)
+    buf = m.vcpu.get_sregs()
+    L.field(SREGS, "u", "e", "esr").put(buf, 0x800000)
+    L.field(SREGS, "u", "e", "pir").put(buf, 5)
+    L.field(SREGS, "u", "e", "ivpr").put(buf, 0x200000)
+    with pytest.raises(KernelError):
+        m.vcpu.set_sregs(bytes(buf))
+    assert (m.sreg("esr"), m.sreg("ivpr")) == (0x800000, 0x55550000)
+
+
+def test_set_sregs_ivors_follow_the_ivor_feature_bit(core: str) -> None:
+    m = Machine("loop", core)
+    buf = m.vcpu.get_sregs()
+    L.field(SREGS, "u", "e", "ivor_low", 6).put(buf, 0x600)
+    m.vcpu.set_sregs(bytes(buf))
+    assert m.sreg("ivor_low", 6) == 0x600
+    L.field(SREGS, "u", "e", "ivor_low", 6).put(buf, 0x700)
+    L.field(SREGS, "u", "e", "features").put(buf, abi.KVM_SREGS_E_BASE)
+    m.vcpu.set_sregs(bytes(buf))
+    assert m.sreg("ivor_low", 6) == 0x600
+
+
+@pytest.mark.parametrize(
+    "reg_id",
+    [abi.KVM_REG_PPC_IAC3, abi.KVM_REG_PPC_IAC4, abi.KVM_REG_PPC_DBSR, abi.KVM_REG_PPC_EPCR],
+)
+def test_one_reg_ids_booke_does_not_handle_are_einval(core: str, reg_id: int) -> None:
+    # IAC3/4 need CONFIG_PPC_ADV_DEBUG_IACS > 2; DBSR has no case; EPCR is CONFIG_64BIT only
+    m = Machine("loop", core)
+    with pytest.raises(KernelError) as e:
+        m.vcpu.get_one_reg(reg_id)
+    assert (e.value.ioctl, e.value.errno) == ("KVM_GET_ONE_REG", errno.EINVAL)
+
+
+def test_one_reg_iac_and_dac_round_trip_and_keep_32_bits(core: str) -> None:
+    m = Machine("loop", core)
+    m.vcpu.set_one_reg(abi.KVM_REG_PPC_DAC2, 0x1_0000_2000)
+    assert m.one_reg(abi.KVM_REG_PPC_DAC2) == 0x2000  # an unsigned long on a 32-bit host
+    m.vcpu.set_one_reg(KVM_REG_PPC_MAS2, 0xE000000A)
+    assert m.one_reg(KVM_REG_PPC_MAS2) == 0xE000000A
+    if core == "e500mc":
+        m.vcpu.set_one_reg(KVM_REG_PPC_SPRG9, 9)
+        assert m.one_reg(KVM_REG_PPC_SPRG9) == 9
+    else:
+        with pytest.raises(KernelError):
+            m.one_reg(KVM_REG_PPC_SPRG9)
+
+
+def test_check_extension_answers_as_booke_does() -> None:
+    vm = EmulatedBookeVm()
+    assert vm.check_extension(kc.KVM_CAP_SET_GUEST_DEBUG) == 1
+    assert vm.check_extension(kc.KVM_CAP_PPC_GUEST_DEBUG_SSTEP) == 1
+    assert vm.check_extension(kc.KVM_CAP_ONE_REG) == 1
+    for cap in (
+        kc.KVM_CAP_SET_GUEST_DEBUG2,
+        kc.KVM_CAP_GUEST_DEBUG_HW_BPS,
+        kc.KVM_CAP_GUEST_DEBUG_HW_WPS,
+        kc.KVM_CAP_EXCEPTION_PAYLOAD,
+        kc.KVM_CAP_VCPU_EVENTS,
+        kc.KVM_CAP_DEBUGREGS,
+    ):
+        assert vm.check_extension(cap) == 0, cap
+    with pytest.raises(KernelError) as e:
+        vm.enable_cap(kc.KVM_CAP_EXCEPTION_PAYLOAD, 1)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_guest_memory_outside_ram_is_a_bad_address_and_nothing_is_written() -> None:
+    vm = EmulatedBookeVm(ram_size=1 << 20)
+    with pytest.raises(BadAddress):
+        vm.read_phys((1 << 20) - 2, 4)
+    with pytest.raises(BadAddress):
+        vm.write_phys((1 << 20) - 2, b"abcd")
+    assert vm.read_phys((1 << 20) - 2, 2) == b"\0\0"
+
+
+def test_bad_vm_parameters_are_refused() -> None:
+    for kwargs in ({"core": "e600"}, {"smp": 0}, {"ram_size": 12345}, {"sw_break_flavour": "x"}):
+        with pytest.raises(InvalidRequest):
+            EmulatedBookeVm(**kwargs)  # type: ignore[arg-type]
+
+
+def test_translate_follows_the_guest_tlb(core: str) -> None:
+    m = Machine("loop", core)
+    assert m.vcpu.translate(0x123450) == 0x123450  # the 1:1 boot mapping (TLB1 entry 0)
+    assert m.vcpu.translate(0x08000000) is None  # beyond it
+    assert m.vcpu.translate(0xE0000000) is None
+    m.run_to_done()  # the guest maps its host-I/O page with tlbwe
+    assert m.vcpu.translate(0xE0000004) == 0xE0000004
