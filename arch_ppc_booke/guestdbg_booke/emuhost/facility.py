@@ -136,17 +136,6 @@ class DebugFacility:
                 bits |= regs.DBSR_DAC2R
         return bits
 
-    def on_code_break(self, pc: int) -> bool:
-        """The engine reached an armed address: stop for a precise event, or record an
-        imprecise one and let the instruction run (MSR[DE] = 0)."""
-        bits = self.iac_bits(pc)
-        if not bits:
-            return False
-        if kvm_msr.hw_de(self.arch):
-            return True
-        self.dbsr |= bits | regs.DBSR_IDE
-        return False
-
     def _enabled(self, bit: int) -> bool:
         dbcr0 = self.arch.dbg_reg.dbcr0
         return bool(dbcr0 & regs.DBCR0_IDM and dbcr0 & bit)

@@ -101,6 +101,7 @@ class VcpuRunner:
         self.memory = memory
         self.run_area = run_area
         self._unprotect: int | None = None
+        self._pass_exit: int | None = None
 
     # -- KVM_RUN --------------------------------------------------------------------------------
 
@@ -134,8 +135,10 @@ class VcpuRunner:
                     return KVM_EXIT_DEBUG
                 continue
             step = ic or fac.bt_armed() or self._unprotect is not None
-            stop = self.engine.run(cpu.pc, kvm_msr.engine_msr(a), step, self._unprotect)
-            self._unprotect = None
+            step = step or self._pass_exit is not None
+            msr = kvm_msr.engine_msr(a)
+            stop = self.engine.run(cpu.pc, msr, step, self._unprotect, self._pass_exit)
+            self._unprotect = self._pass_exit = None
             cpu.pc = stop.pc
             outcome = self._handle(stop)
             if outcome is Outcome.EXIT:
@@ -161,8 +164,7 @@ class VcpuRunner:
         if kind is StopKind.STEP:
             return Outcome.COMPLETED
         if kind is StopKind.CODE_BREAK:
-            self.facility.dbsr |= self.facility.iac_bits(stop.addr)
-            return Outcome.EXIT if self._debug_interrupt() else Outcome.NOTHING
+            return self._instruction_address(stop.addr)
         if kind is StopKind.INTERRUPT:
             return self._interrupt(stop)
         if kind is StopKind.PROT:
@@ -180,6 +182,20 @@ class VcpuRunner:
         k.arch.dbsr = self.facility.dbsr  # kvmppc_restart_interrupt
         self.facility.dbsr = 0
         return kvm_debug.handle_debug(k)
+
+    def _instruction_address(self, pc: int) -> Outcome:
+        """The run reached an armed IAC address: a precise event with MSR[DE] = 1; else an
+        imprecise one (DBSR[IACn] and DBSR[IDE], e500 manual §8.4.1) or no match at all, and
+        the instruction executes (one step with the address passed)."""
+        fac = self.facility
+        bits = fac.iac_bits(pc)
+        if bits and kvm_msr.hw_de(self.kvm.arch):
+            fac.dbsr |= bits
+            return Outcome.EXIT if self._debug_interrupt() else Outcome.NOTHING
+        if bits:
+            fac.dbsr |= bits | regs.DBSR_IDE
+        self._pass_exit = pc
+        return Outcome.NOTHING
 
     def _watched_page(self, stop: Stop) -> Outcome:
         fac = self.facility

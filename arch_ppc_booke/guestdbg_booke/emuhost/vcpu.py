@@ -60,7 +60,7 @@ class EmulatedBookeVcpu:
             sw_break_flavour=vm.sw_break_flavour,
         )
         self.facility = DebugFacility(self.arch)
-        self.engine = Engine(vm.core, vm.memory, self.facility.on_code_break)
+        self.engine = Engine(vm.core, vm.memory)
         self.facility.attach(self.engine)
         self.cpu = CpuView(self.engine)
         self.run_area = KvmRunArea()
