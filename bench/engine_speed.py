@@ -24,7 +24,7 @@ from guestdbg.kvm.constants import (  # noqa: E402
     KVM_GUESTDBG_ENABLE,
     KVM_GUESTDBG_SINGLESTEP,
 )
-from guestdbg_booke import abi  # noqa: E402
+from guestdbg_booke import abi, regs  # noqa: E402
 from guestdbg_booke.emuhost import EmulatedBookeVm  # noqa: E402
 from guestdbg_booke.guests import build  # noqa: E402
 
@@ -88,8 +88,7 @@ def hit_cost(elf: Path, sym: dict[str, int], how: str) -> float:
         v.set_guest_debug(guest_debug(KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_HW_BP,
                                       [(loop, abi.KVMPPC_DEBUG_BREAKPOINT)]))  # fmt: skip
     elif how == "swbp":
-        vm.write_phys(loop, abi.KVMPPC_INST_SW_BREAKPOINT.to_bytes(4, "big")
-                      if hasattr(abi, "KVMPPC_INST_SW_BREAKPOINT") else b"\x00\xdd\xdd\x00")
+        vm.write_phys(loop, regs.KVMPPC_INST_SW_BREAKPOINT.to_bytes(4, "big"))
         v.set_guest_debug(guest_debug(KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP, []))
     else:
         v.set_guest_debug(guest_debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, []))
