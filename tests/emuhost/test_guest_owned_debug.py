@@ -4,6 +4,7 @@ with guest_debug == 0 queues BOOKE_IRQPRIO_DEBUG for kvmppc_booke_irqprio_delive
 from __future__ import annotations
 
 from guestdbg_booke import regs
+from guestdbg_booke.emuhost import kvm_debug, kvm_irq, kvm_state
 
 from .machine import Machine
 
@@ -53,3 +54,37 @@ def test_a_supervisor_only_iac_fires_on_hv_but_never_on_pr(core: str) -> None:
     # (shadow_msr = MSR_USER | ...), so DBCR1[IAC1US] = supervisor never matches there
     m = Machine("iac_us", core)
     assert m.run_to_done() == (1 if core == "e500mc" else 0)
+
+
+def test_a_taken_branch_raises_the_branch_taken_event_before_it_executes(core: str) -> None:
+    # e500 manual §8.4.4: only taken branches, taken before execution (suppressed, xSRR0 = the
+    # branch); not recognized with MSR[DE] = 0
+    m = Machine("guestbt", core)
+    srr0, dbsr = m.checkpoints()
+    assert (srr0, dbsr) == (m.sym["taken"], regs.DBSR_BT)
+    assert m.gpr(26) == 1  # exactly one event: the not-taken branch raised none
+
+
+def test_dbsr_write_one_to_clear_dequeues_the_pending_debug_interrupt(core: str) -> None:
+    # booke_emulate.c SPRN_DBSR: dbsr &= ~val; if nothing but IDE is left, dequeue the interrupt
+    m = Machine("loop", core)
+    k = m.vcpu.kvm
+    k.arch.dbsr = regs.DBSR_IAC1 | regs.DBSR_DAC1W | regs.DBSR_IDE
+    kvm_irq.queue(k, kvm_state.BOOKE_IRQPRIO_DEBUG)
+    kvm_debug.mtspr(k, regs.SPRN_DBSR, regs.DBSR_IAC1)
+    assert k.arch.pending == 1 << kvm_state.BOOKE_IRQPRIO_DEBUG
+    kvm_debug.mtspr(k, regs.SPRN_DBSR, regs.DBSR_DAC1W)
+    assert k.arch.dbsr == regs.DBSR_IDE
+    assert k.arch.pending == 0
+
+
+def test_a_trap_event_with_msr_de_clear_becomes_a_program_interrupt(core: str) -> None:
+    # kvmppc_handle_debug, guest_debug == 0: "Inject a program interrupt if trap debug is not
+    # allowed" - ESR[PTR] - and no debug interrupt, since MSR[DE] is clear
+    m = Machine("loop", core)
+    k = m.vcpu.kvm
+    k.arch.dbsr = regs.DBSR_TIE
+    k.arch.dbg_reg.dbcr0 = regs.DBCR0_IDM | regs.DBCR0_TIE
+    assert not kvm_debug.handle_debug(k)
+    assert k.arch.pending == 1 << kvm_state.BOOKE_IRQPRIO_PROGRAM
+    assert k.arch.queued_esr == regs.ESR_PTR

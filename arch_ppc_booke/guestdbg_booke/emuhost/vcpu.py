@@ -112,8 +112,9 @@ class EmulatedBookeVcpu:
             try:
                 return self.runner.run(self._interrupted, self._block)
             finally:
+                # a kick that arrives as KVM_RUN returns for another reason stays pending, as a
+                # signal does: the next KVM_RUN returns KVM_EXIT_INTR at once
                 self._in_run = False
-                self._kicked = False
                 self.runner.vcpu_put()
 
     def kick(self) -> None:
