@@ -82,3 +82,22 @@ def test_the_packaged_linker_script_and_hostio_include_serve_sources_elsewhere(
     v = vm.vcpus[0]
     assert v.run() == KVM_EXIT_MMIO
     assert L.field("struct kvm_run", "mmio", "phys_addr").get(v.kvm_run) == board.HOSTIO_DONE
+
+
+def test_the_shipped_demo_guest_runs_and_handles_its_own_traps(core: str) -> None:
+    from guestdbg_booke.guests.build import PACKAGE_DIR
+
+    from .machine import BUILD, symbols
+
+    elf = build(PACKAGE_DIR / "demo.S", BUILD)
+    vm = EmulatedBookeVm(core)
+    vm.load_elf(elf)
+    v = vm.vcpus[0]
+    rounds = []
+    for _ in range(6):
+        assert v.run() == KVM_EXIT_MMIO
+        rounds.append(int.from_bytes(bytes(v.kvm_run[40:44]), "big"))
+    sym = symbols(elf)
+    assert rounds == [1, 2, 3, 4, 5, 6]
+    assert int.from_bytes(vm.read_phys(sym["total"], 4), "big") == 5050
+    assert int.from_bytes(vm.read_phys(sym["traps"], 4), "big") == 2

@@ -16,7 +16,7 @@ from guestdbg.kvm.constants import (
 )
 from guestdbg_booke import abi, regs
 
-from .machine import Machine
+from .machine import Machine, guest_debug
 
 SW = KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP
 DDDD00 = regs.KVMPPC_INST_SW_BREAKPOINT.to_bytes(4, "big")
@@ -64,11 +64,13 @@ def test_sw_breakpoint_exits_with_status_0_and_the_pc_not_advanced(core: str) ->
 def test_a_breakpoint_word_written_after_the_code_ran_takes_effect(core: str) -> None:
     # write_phys drops every vCPU's cached translation of the range
     m = Machine("loop", core, smp=2)
-    m.run_to_done()
-    m.set_regs(pc=m.sym["loop"], r4=0)
+    m.run_to_done(vcpu=1)  # vCPU 1 translates the loop
     m.vm.write_phys(m.sym["bp_here"], DDDD00)
-    m.set_debug(SW)
-    assert m.run().address == m.sym["bp_here"]
+    v1 = m.vm.vcpus[1]
+    m.set_regs(vcpu=1, pc=m.sym["loop"], r4=0)
+    v1.set_guest_debug(guest_debug(SW))
+    ex = m.run(vcpu=1)
+    assert (ex.reason, ex.address) == (KVM_EXIT_DEBUG, m.sym["bp_here"])
 
 
 def test_hv_without_use_sw_bp_the_word_is_an_illegal_instruction_for_the_guest() -> None:
