@@ -13,6 +13,7 @@ from guestdbg.kvm.constants import (
     KVM_EXIT_MMIO,
     KVM_EXIT_UNKNOWN,
     KVM_GUESTDBG_ENABLE,
+    KVM_GUESTDBG_SINGLESTEP,
 )
 from guestdbg_booke import abi, regs
 
@@ -165,3 +166,29 @@ def test_pr_user_mode_program_interrupts_take_the_hardware_esr() -> None:
             m.set_regs(pc=m.pc + 4)  # the host skips the breakpoint word it does not own
     user = [e for e in log_entries(m) if e[1] == m.sym["user_priv_insn"]]
     assert user == [(6, m.sym["user_priv_insn"], regs.MSR_PR, regs.ESR_PPR, 0)]
+
+
+def test_hv_sc_1_is_a_hypercall_answered_ev_unimplemented() -> None:
+    # BOOKE_INTERRUPT_HV_SYSCALL from guest supervisor state: r3 = kvmppc_kvm_pv(vcpu), which is
+    # EV_UNIMPLEMENTED (12) for every token the model offers; no interrupt for the guest
+    m = Machine("loop", "e500mc")
+    m.vm.write_phys(m.sym["bp_here"], (0x44000022).to_bytes(4, "big"))  # sc 1
+    m.set_regs(pc=m.sym["bp_here"], r4=0, r5=1)
+    m.set_debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP)
+    m.set_regs()
+    ex = m.run()
+    assert (ex.reason, m.pc) == (KVM_EXIT_DEBUG, m.sym["bp_here"] + 4)
+    assert (m.gpr(3), m.gpr(4)) == (12, 0)
+
+
+def test_pr_sc_with_the_magic_r0_is_a_hypercall_and_without_it_a_system_call() -> None:
+    # booke.c BOOKE_INTERRUPT_SYSCALL (PR): supervisor and r0 == KVM_SC_MAGIC_R0 -> hypercall
+    m = Machine("loop", "e500v2")
+    m.vm.write_phys(m.sym["bp_here"], (0x44000002).to_bytes(4, "big"))  # sc
+    m.set_debug(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP)
+    m.set_regs(pc=m.sym["bp_here"], r0=0x4B564D21)
+    m.run()
+    assert (m.pc, m.gpr(3)) == (m.sym["bp_here"] + 4, 12)
+    m.set_regs(pc=m.sym["bp_here"], r0=0)
+    m.run()
+    assert m.pc == m.sreg("ivpr") | m.sreg("ivor_low", 8)  # the guest's system-call vector

@@ -5,6 +5,9 @@ KVM_CHECK_EXTENSION (powerpc.c), guest memory and KVM_TRANSLATE (e500_mmu.c)."""
 from __future__ import annotations
 
 import errno
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +15,8 @@ from guestdbg.errors import BadAddress, InvalidRequest, KernelError
 from guestdbg.kvm import constants as kc
 from guestdbg.vcpu import VcpuHandle, VmHandle
 from guestdbg_booke import abi
-from guestdbg_booke.emuhost import EmulatedBookeVm, board
+from guestdbg_booke.emuhost import EmulatedBookeVm, board, kvm_uapi
+from guestdbg_booke.emuhost import vm as vm_mod
 from guestdbg_booke.emuhost.kvm_uapi import KVM_REG_PPC_MAS2, KVM_REG_PPC_SPRG9
 
 from .machine import REGS, SREGS, L, Machine
@@ -150,3 +154,21 @@ def test_translate_follows_the_guest_tlb(core: str) -> None:
     assert m.vcpu.translate(0xE0000000) is None
     m.run_to_done()  # the guest maps its host-I/O page with tlbwe
     assert m.vcpu.translate(0xE0000004) == 0xE0000004
+
+
+def test_the_models_own_uapi_numbers_match_the_powerpc_headers(tmp_path: Path) -> None:
+    # ONE_REG ids and capability numbers the model answers for, compiled against the real
+    # uapi headers for 32-bit big-endian PowerPC
+    gcc = shutil.which("powerpc-linux-gnu-gcc")
+    if gcc is None:
+        pytest.skip("no powerpc-linux-gnu-gcc")
+    names = {n: v for n, v in vars(kvm_uapi).items() if n.startswith("KVM_REG_PPC_")}
+    names |= {n: v for n, v in vars(vm_mod).items() if n.startswith("KVM_CAP_")}
+    src = tmp_path / "check.c"
+    src.write_text(
+        "#include <linux/kvm.h>\n"
+        + "".join(f'_Static_assert({n} == {v:#x}ULL, "{n}");\n' for n, v in names.items())
+    )
+    out = subprocess.run([gcc, "-fsyntax-only", str(src)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert len(names) >= 20

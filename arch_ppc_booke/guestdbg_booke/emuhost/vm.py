@@ -25,7 +25,7 @@ from . import board, kvm_msr, loader
 from .memory import GuestMemory
 from .vcpu import EmulatedBookeVcpu
 
-KVM_CAP_PPC_BOOKE_SREGS = 40
+KVM_CAP_PPC_BOOKE_SREGS = 62
 KVM_CAP_PPC_OSI = 52
 KVM_CAP_PPC_GET_PVINFO = 57
 SNAPSHOT_FORMAT = "guestdbg-booke-emuhost/1"
