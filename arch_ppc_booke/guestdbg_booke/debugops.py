@@ -223,6 +223,13 @@ class BookeVcpuDebug:
     def pc(self) -> int:
         return self._pc.get(self.vcpu.get_regs())
 
+    def after_guest_debug(self) -> None:
+        """Write the registers back after KVM_SET_GUEST_DEBUG: the kernel forces MSR[DE] (and on
+        PR syncs the shadow MSR) only in ``kvmppc_set_msr`` via ``kvmppc_vcpu_sync_debug``, not in
+        the ioctl itself. QEMU gets this for free by writing all registers before every KVM_RUN;
+        without it an IAC or a single step never fires while the guest runs with MSR[DE]=0."""
+        self.vcpu.set_regs(bytes(self.vcpu.get_regs()))
+
     def step_targets(self) -> list[int]:
         """Successor addresses of the instruction at the PC (guest-priority stepping)."""
         rg = self.vcpu.get_regs()

@@ -106,6 +106,10 @@ class ArchVcpuDebug(Protocol):
         """The vCPU's current program counter (for stops and stepping decisions)."""
         ...
 
+    # Optional: ``after_guest_debug(self) -> None``, called right after each
+    # KVM_SET_GUEST_DEBUG, for kernels that apply part of the new state only at a later
+    # register write (BookE forces MSR[DE] only in kvmppc_set_msr).
+    #
     # Optional, needed only when ``caps.step_via_sw``:
     #     def step_targets(self) -> list[int]
     # the addresses execution can continue at after the instruction at the PC (fall-through,

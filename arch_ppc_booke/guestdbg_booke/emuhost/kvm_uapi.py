@@ -14,12 +14,13 @@ Errors return a negative errno; the vCPU turns it into ``KernelError``.
 from __future__ import annotations
 
 import errno
+import struct
 
 from guestdbg.kvm.uapi import Field
 
 from .. import abi, regs
 from . import guest_tlb, kvm_msr
-from .engine import REG_CR, REG_CTR, REG_LR, REG_XER, CpuView, Engine
+from .engine import CpuView, Engine
 from .kvm_state import (
     BOOKE_IRQPRIO_DBELL,
     BOOKE_IRQPRIO_DBELL_CRIT,
@@ -73,6 +74,7 @@ class UapiCodec:
         self.r_pid = lay.field(r, "pid")
         self.r_sprg = [lay.field(r, f"sprg{n}") for n in range(8)]
         self.r_gpr = [lay.field(r, "gpr", n) for n in range(32)]
+        self.r_gprs = struct.Struct(">32Q")  # gpr[32] is contiguous: one pack, not 32
         s = "struct kvm_sregs"
         self.sregs_size = lay.sizeof(s)
 
@@ -102,28 +104,24 @@ class UapiCodec:
     def get_regs(self, k: Kvm, engine: Engine) -> bytearray:
         a = k.arch
         buf = bytearray(self.regs_size)
+        core = engine.core_regs()
         self.r_pc.put(buf, k.cpu.pc)
-        self.r_cr.put(buf, engine.read(REG_CR))
-        self.r_ctr.put(buf, engine.read(REG_CTR))
-        self.r_lr.put(buf, engine.read(REG_LR))
-        self.r_xer.put(buf, engine.read(REG_XER))
+        self.r_cr.put(buf, core[32])
+        self.r_ctr.put(buf, core[33])
+        self.r_lr.put(buf, core[34])
+        self.r_xer.put(buf, core[35])
         self.r_msr.put(buf, a.msr)
         self.r_srr0.put(buf, a.srr0)
         self.r_srr1.put(buf, a.srr1)
         self.r_pid.put(buf, a.pid)
         for n in range(8):
             self.r_sprg[n].put(buf, a.sprg[n])
-        for n, v in enumerate(engine.gprs()):
-            self.r_gpr[n].put(buf, v)
+        self.r_gprs.pack_into(buf, self.r_gpr[0].offset, *core[:32])
         return buf
 
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
         cpu.pc = self.r_pc.get(buf) & _U32
-        engine.write(REG_CR, self.r_cr.get(buf) & _U32)
-        engine.write(REG_CTR, self.r_ctr.get(buf) & _U32)
-        engine.write(REG_LR, self.r_lr.get(buf) & _U32)
-        engine.write(REG_XER, self.r_xer.get(buf) & _U32)
         kvm_msr.set_msr(a, self.r_msr.get(buf) & _U32)
         a.srr0 = self.r_srr0.get(buf) & _U32
         a.srr1 = self.r_srr1.get(buf) & _U32
@@ -133,7 +131,16 @@ class UapiCodec:
             if n >= 3 and value != a.sprg[n]:
                 k.push_user_spr(regs.SPRN_SPRG3 + n - 3, value)
             a.sprg[n] = value
-        engine.set_gprs(self.r_gpr[n].get(buf) & _U32 for n in range(32))
+        gprs = self.r_gprs.unpack_from(buf, self.r_gpr[0].offset)
+        engine.set_core_regs(
+            (
+                *gprs,
+                self.r_cr.get(buf),
+                self.r_ctr.get(buf),
+                self.r_lr.get(buf),
+                self.r_xer.get(buf),
+            )
+        )
 
     # -- KVM_GET_SREGS / KVM_SET_SREGS --------------------------------------------------------
 

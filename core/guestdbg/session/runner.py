@@ -52,6 +52,7 @@ class Runner:
         """The guest's own event, decided but not yet delivered (plain, serializable state)."""
         self.applied: tuple[object, ...] | None = None
         self.exits = 0
+        self._after_guest_debug = getattr(ops, "after_guest_debug", None)
         self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -94,6 +95,8 @@ class Runner:
         else:
             dbg = self.ops.encode_guest_debug([], False, False)
         self.handle.set_guest_debug(dbg)
+        if self._after_guest_debug is not None:
+            self._after_guest_debug()
         s.stats.set_guest_debug_calls += 1
         self.applied = key
 
