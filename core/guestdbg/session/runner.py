@@ -17,7 +17,7 @@ from ..events import Reinject, Report, StopKind, StopReason
 from ..filter import ReinjectionFilter
 from ..gdb.target import StopEvent
 from ..kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
-from ..points import PointKind
+from ..points import PointKind, SwEntry
 from ..vcpu import VcpuHandle
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN, STEP, STEP_OVER, QUIT = "run", "step", "step-over", "quit"
+
+StepOver = tuple["SwEntry | None", int]
+"""The host point under a vCPU's PC: its trap word (None for a hardware breakpoint) and the PC."""
 
 
 class Runner:
@@ -53,22 +56,24 @@ class Runner:
         self.applied: tuple[object, ...] | None = None
         self.exits = 0
         self._after_guest_debug = getattr(ops, "after_guest_debug", None)
-        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[tuple[str, StepOver | None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     # -- control (session side) -------------------------------------------------------------
 
-    def start(self, command: str) -> None:
+    def start(self, command: str, over: StepOver | None = None) -> None:
+        """Queue a command; with ``over``, first step over the host point under the PC (this
+        vCPU alone), then tell the session (which starts the other vCPUs) and go on."""
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._main, name=f"guestdbg-vcpu{self.index}", daemon=True
             )
             self._thread.start()
-        self._commands.put(command)
+        self._commands.put((command, over))
 
     def quit(self) -> None:
         if self._thread is not None:
-            self._commands.put(QUIT)
+            self._commands.put((QUIT, None))
             self._thread.join(timeout=5)
             self._thread = None
 
@@ -110,11 +115,14 @@ class Runner:
 
     def _main(self) -> None:
         while True:
-            command = self._commands.get()
+            command, over = self._commands.get()
             if command == QUIT:
                 return
             try:
-                self._run(command)
+                if over is not None and not self._step_over(over, report=command == STEP):
+                    continue
+                if over is None or command != STEP:
+                    self._run(command)
             except Exception as e:  # a failed ioctl must stop the VM, not kill the thread
                 log.exception("vCPU %d failed", self.index)
                 self.session.post(
@@ -123,7 +131,27 @@ class Runner:
             finally:
                 self.session.runner_done(self.index)
 
-    def _run(self, command: str) -> None:
+    def _step_over(self, over: StepOver, report: bool) -> bool:
+        """Execute the instruction under a host point: trap word put back (or the IAC left out
+        of this vCPU's registers) for one step while every other vCPU is still parked. Returns
+        True when the caller should go on with its command; False when a stop was posted."""
+        s = self.session
+        trap, pc = over
+        suspended = trap is not None and s.trap_writer.suspend(trap)
+        if trap is None:
+            self.mask_hw_pc = pc
+        try:
+            posted = self._run(STEP if report else STEP_OVER)
+        finally:
+            if suspended and trap is not None:
+                s.trap_writer.rearm(trap)
+            self.mask_hw_pc = None
+        if posted or report:
+            return False
+        return s.step_over_done(self.index)
+
+    def _run(self, command: str) -> bool:
+        """Run until a stop; True when this vCPU posted one."""
         s = self.session
         handle = self.handle
         ops = self.ops
@@ -133,7 +161,7 @@ class Runner:
         try:
             while True:
                 if s.stop_all and not alone:
-                    return
+                    return False
                 self.sync_debug()
                 if self.pending is not None:
                     self.deliver_pending()
@@ -146,19 +174,19 @@ class Runner:
                     if kind is Report:
                         stop = verdict.reason  # type: ignore[union-attr]
                         if alone and stop.kind is StopKind.STEP:
-                            return
+                            return False
                         s.post(StopEvent(self.index, stop))
-                        return
+                        return True
                     if kind is Reinject:
                         self.pending = verdict  # type: ignore[assignment]
                         if s.catch_guest_events:
                             s.post(StopEvent(self.index, StopReason(StopKind.GUEST_EVENT, ev.pc)))
-                            return
+                            return True
                     continue
                 if reason == KVM_EXIT_INTR:
                     continue
                 if not s.vmm_exit(self.index, reason):
                     s.post(StopEvent(self.index, StopReason(StopKind.HALT, -1)))
-                    return
+                    return True
         finally:
             self.step = False

@@ -113,6 +113,7 @@ class Session:
         self._running: set[int] = set()
         self._stops: collections.deque[StopEvent] = collections.deque()
         self._soft: dict[int, _SoftStep] = {}
+        self._deferred: dict[int, ResumeAction] = {}
         self.stop_all = False
         self.attached = False
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
@@ -293,12 +294,22 @@ class Session:
         if self.caps.step_via_sw:
             self._resume_soft(actions)
             return
+        overs = {i: o for i in sorted(actions) if (o := self._point_under_pc(i)) is not None}
+        if len(overs) == 1:
+            # The common case, done on the vCPU's own thread: it steps over the point while the
+            # others are parked, then calls step_over_done, which starts them.
+            ((i, over),) = overs.items()
+            with self._cv:
+                self.stop_all = False
+                self._deferred = {j: a for j, a in actions.items() if j != i}
+                self._running.add(i)
+                self.runners[i].start(STEP if actions[i].step else RUN, over)
+            return
         started: dict[int, ResumeAction] = {}
         for i in sorted(actions):
             act = actions[i]
-            over = self._point_under_pc(i)
-            if over is not None:
-                self._step_over(i, over, report=act.step)
+            if i in overs:
+                self._step_over(i, overs[i], report=act.step)
                 with self._cv:
                     if self._stops:
                         return
@@ -306,6 +317,18 @@ class Session:
                     continue
             started[i] = act
         self._start(started)
+
+    def step_over_done(self, vcpu: int) -> bool:
+        """Called on a vCPU's thread once it stepped over the point under its PC: start the
+        vCPUs that waited for it; False when a stop arrived meanwhile (the vCPU parks)."""
+        with self._cv:
+            deferred, self._deferred = self._deferred, {}
+            if self.stop_all or self._stops:
+                return False
+            for j, act in deferred.items():
+                self._running.add(j)
+                self.runners[j].start(STEP if act.step else RUN)
+            return True
 
     def _resume_soft(self, actions: Mapping[int, ResumeAction]) -> None:
         """Resume when steps are planted traps: a step, or a step over a host trap before a
