@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -45,6 +47,30 @@ class SessionStats:
     stops_reported: int = 0
     stops_dropped: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+_LIVE: weakref.WeakSet[Session] = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Registered at the first session, i.e. after the VM's own resources registered theirs:
+    atexit runs last-registered first, so the vCPU threads are parked before, for example,
+    Unicorn's finalizers free the engines they run on."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(_park_all_sessions)
+        _exit_hook_registered = True
+
+
+def _park_all_sessions() -> None:
+    """At interpreter exit, get every vCPU thread out of KVM_RUN first: a daemon thread still
+    inside a CPU emulator while the interpreter tears down crashes the process."""
+    for s in list(_LIVE):
+        try:
+            s.close()
+        except Exception:  # exiting anyway; nothing useful to report to
+            log.debug("closing a session at exit failed", exc_info=True)
 
 
 @dataclass
@@ -117,6 +143,8 @@ class Session:
         self.stop_all = False
         self.attached = False
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
+        _LIVE.add(self)
+        _register_exit_hook()
         if attach:
             self.attach()
 
