@@ -16,6 +16,7 @@ E500_CAPS = DebugCapabilities(
     hw_watchpoints=2,
     watch_lengths=(1, 2, 4, 8),
     watch_aligned=True,
+    watch_before_access=True,
     hw_break_lengths=(4,),
     single_step=True,
     step_blocks_irqs=False,

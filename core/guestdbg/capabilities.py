@@ -30,6 +30,10 @@ class DebugCapabilities:
     """Lengths a watchpoint may cover exactly."""
     watch_aligned: bool = True
     """The address must be a multiple of the length."""
+    watch_before_access: bool = False
+    """Watchpoints fire before the access, with the instruction suppressed (BookE DAC); going
+    on from one means stepping the access with that watchpoint left out. x86 data breakpoints
+    are traps (after the access) and need nothing."""
     hw_break_lengths: tuple[int, ...] = (1,)
     hw_break_via_sw: bool = False
     """Hardware-breakpoint requests are served with software breakpoints (reported as hardware

@@ -17,7 +17,7 @@ from ..events import Reinject, Report, StopKind, StopReason
 from ..filter import ReinjectionFilter
 from ..gdb.target import StopEvent
 from ..kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
-from ..points import PointKind, SwEntry
+from ..points import DebugPoint, SwEntry
 from ..vcpu import VcpuHandle
 
 if TYPE_CHECKING:
@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 RUN, STEP, STEP_OVER, QUIT = "run", "step", "step-over", "quit"
 
-StepOver = tuple["SwEntry | None", int]
-"""The host point under a vCPU's PC: its trap word (None for a hardware breakpoint) and the PC."""
+StepOver = tuple["SwEntry | None", frozenset[DebugPoint]]
+"""What a vCPU must step over before it can go on: the trap word under its PC (put back for
+one step) and the hardware points left out of its own registers for that step (an IAC at the PC;
+a DAC that fires before the access it watches)."""
 
 
 class Runner:
@@ -49,8 +51,10 @@ class Runner:
         self.filter = filt
         self.step = False
         """Host single-step armed for the current command."""
-        self.mask_hw_pc: int | None = None
-        """A hardware breakpoint left out of this vCPU's registers while it steps over it."""
+        self.masked: frozenset[DebugPoint] = frozenset()
+        """Hardware points left out of this vCPU's registers while it steps over them."""
+        self.last_stop: StopReason | None = None
+        """What this vCPU last reported (a before-access watch needs a step-over to go on)."""
         self.pending: Reinject | None = None
         """The guest's own event, decided but not yet delivered (plain, serializable state)."""
         self.applied: tuple[object, ...] | None = None
@@ -85,17 +89,13 @@ class Runner:
         """
         s = self.session
         pts = s.points
-        key = (pts.hw_generation, s.traps_active, self.step, self.mask_hw_pc, s.attached)
+        key = (pts.hw_generation, s.traps_active, self.step, self.masked, s.attached)
         if key == self.applied:
             return
         if s.attached:
             hw = pts.hw_points()
-            if self.mask_hw_pc is not None:
-                hw = [
-                    p
-                    for p in hw
-                    if not (p.kind is PointKind.HW_BREAK and p.addr == self.mask_hw_pc)
-                ]
+            if self.masked:
+                hw = [p for p in hw if p not in self.masked]
             dbg = self.ops.encode_guest_debug(hw, self.step, s.traps_active)
         else:
             dbg = self.ops.encode_guest_debug([], False, False)
@@ -119,10 +119,11 @@ class Runner:
             if command == QUIT:
                 return
             try:
-                if over is not None and not self._step_over(over, report=command == STEP):
-                    continue
-                if over is None or command != STEP:
-                    self._run(command)
+                if over is not None:
+                    go_on = self._step_over(over, report=command == STEP)
+                    if not go_on or command in (STEP, STEP_OVER):
+                        continue
+                self._run(command)
             except Exception as e:  # a failed ioctl must stop the VM, not kill the thread
                 log.exception("vCPU %d failed", self.index)
                 self.session.post(
@@ -136,16 +137,15 @@ class Runner:
         of this vCPU's registers) for one step while every other vCPU is still parked. Returns
         True when the caller should go on with its command; False when a stop was posted."""
         s = self.session
-        trap, pc = over
+        trap, masked = over
         suspended = trap is not None and s.trap_writer.suspend(trap)
-        if trap is None:
-            self.mask_hw_pc = pc
+        self.masked = masked
         try:
             posted = self._run(STEP if report else STEP_OVER)
         finally:
             if suspended and trap is not None:
                 s.trap_writer.rearm(trap)
-            self.mask_hw_pc = None
+            self.masked = frozenset()
         if posted or report:
             return False
         return s.step_over_done(self.index)
@@ -175,6 +175,7 @@ class Runner:
                         stop = verdict.reason  # type: ignore[union-attr]
                         if alone and stop.kind is StopKind.STEP:
                             return False
+                        self.last_stop = stop
                         s.post(StopEvent(self.index, stop))
                         return True
                     if kind is Reinject:

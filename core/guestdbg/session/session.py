@@ -31,7 +31,7 @@ from ..kvm.constants import KVM_EXIT_MMIO
 from ..points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable, SwEntry
 from ..vcpu import VmHandle
 from . import traps
-from .runner import RUN, STEP, STEP_OVER, Runner
+from .runner import RUN, STEP, STEP_OVER, Runner, StepOver
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class SessionStats:
     errors: list[str] = field(default_factory=list)
 
 
+_WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
 _LIVE: weakref.WeakSet[Session] = weakref.WeakSet()
 _exit_hook_registered = False
 
@@ -219,7 +220,7 @@ class Session:
         self.attached = False
         for r, saved in zip(self.runners, self.saved_guest, strict=True):
             r.step = False
-            r.mask_hw_pc = None
+            r.masked = frozenset()
             r.sync_debug()
             r.ops.detach(saved)
         with self._cv:
@@ -433,37 +434,45 @@ class Session:
                 self._running.add(i)
                 self.runners[i].start(STEP if act.step else RUN)
 
-    def _point_under_pc(self, vcpu: int) -> tuple[SwEntry | None, int] | None:
-        """A host point the vCPU would hit again before executing anything, if any."""
+    def _point_under_pc(self, vcpu: int) -> StepOver | None:
+        """What the vCPU would hit again before executing anything, if anything: a trap word or
+        an IAC at its PC, or (on arches whose watchpoints fire before the access) the watchpoint
+        it just reported at this PC."""
         pts = self.points
-        if not pts.sw and not pts.hw_breaks:
+        r = self.runners[vcpu]
+        last = r.last_stop
+        watch_again = (
+            self.caps.watch_before_access
+            and last is not None
+            and last.kind in _WATCH_STOPS
+            and last.address is not None
+            and (DEFAULT_SPACE, last.address) in pts.watch_addrs
+        )
+        if not pts.sw and not pts.hw_breaks and not watch_again:
             return None
-        pc = self.runners[vcpu].ops.pc()
+        pc = r.ops.pc()
+        masked: set[DebugPoint] = set()
         trap = pts.trap_at(DEFAULT_SPACE, pc)
-        if trap is not None and trap.inserted:
-            return trap, pc
+        if trap is not None and not trap.inserted:
+            trap = None
         hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
         if hw is not None and not hw.via_sw:
-            return None, pc
-        return None
+            masked.add(hw.point)
+        if watch_again and last is not None and last.pc == pc and last.address is not None:
+            masked.update(e.point for e in pts.watch_addrs[(DEFAULT_SPACE, last.address)])
+        if trap is None and not masked:
+            return None
+        return trap, frozenset(masked)
 
-    def _step_over(self, vcpu: int, over: tuple[SwEntry | None, int], report: bool) -> None:
-        """Execute the instruction under a host point on this vCPU alone, then re-arm."""
-        trap, pc = over
+    def _step_over(self, vcpu: int, over: StepOver, report: bool) -> None:
+        """Step one vCPU over what is under its PC while the caller waits (used when several
+        vCPUs need it: they go one after the other, everyone else parked)."""
         r = self.runners[vcpu]
-        suspended = trap is not None and self.trap_writer.suspend(trap)
-        if trap is None:
-            r.mask_hw_pc = pc
-        try:
-            with self._cv:
-                self._running.add(vcpu)
-                r.start(STEP if report else STEP_OVER)
-                while vcpu in self._running:
-                    self._cv.wait()
-        finally:
-            if suspended and trap is not None:
-                self.trap_writer.rearm(trap)
-            r.mask_hw_pc = None
+        with self._cv:
+            self._running.add(vcpu)
+            r.start(STEP if report else STEP_OVER, over)
+            while vcpu in self._running:
+                self._cv.wait()
 
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
         """The next stop once every vCPU is parked (None on timeout)."""
