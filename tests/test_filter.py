@@ -76,3 +76,20 @@ def test_unmatched_hardware_breakpoint_resumes() -> None:
     assert isinstance(f.decide(DebugEvent(EventKind.HW_BREAK, 0x4000, 0x4000), False), Report)
     assert isinstance(f.decide(DebugEvent(EventKind.HW_BREAK, 0x4004, 0x4004), False), Resume)
     assert f.stats.as_dict()["by_reason"] == {"hwbreak": 1, "resume": 1}
+
+
+def test_a_trap_at_the_step_origin_is_the_guests_not_a_completed_step() -> None:
+    """The PC did not move, so the host's step did not complete: the instruction trapped."""
+    _, f = make()
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x2000, 0x2000), True, step_origin=0x2000)
+    assert v == Reinject(PROGRAM, 0x2000, {"esr": 0x08000000})
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x2004, 0x2004), True, step_origin=0x2000)
+    assert isinstance(v, Report) and v.reason.kind is StopKind.STEP
+
+
+def test_a_step_that_stays_put_is_still_a_step_when_the_arch_sees_no_trap() -> None:
+    """``b .`` steps to itself; the arch finds no trap word there and the step is reported."""
+    t = PointTable(E500_CAPS)
+    f = ReinjectionFilter(t, lambda ev: Resume("not a breakpoint instruction"))
+    v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x2000, 0x2000), True, step_origin=0x2000)
+    assert isinstance(v, Report) and v.reason.kind is StopKind.STEP

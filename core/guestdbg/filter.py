@@ -5,7 +5,11 @@ and single-step event leaves ``KVM_RUN`` as ``KVM_EXIT_DEBUG`` - including the g
 its debug facility and its own trap instructions - and the kernel does not say whose it was. So
 userspace decides (Jan Kiszka's contract for KVM guest debugging; QEMU's ``kvm_handle_debug``):
 
-1. A host single-step in progress claims any event the hardware could have raised for the step.
+1. A host single-step in progress claims any event the hardware could have raised for the step
+   - except a trap-or-step event (BookE status 0) at the PC the step started from: the PC did
+   not move, so the step did not complete; the instruction trapped, and if the arch says it is
+   the guest's own trap instruction it goes back to the guest (QEMU claims it for the host and
+   the guest's exception is lost for every step over it).
 2. A software-breakpoint trap at an address where the host inserted one is the host's.
 3. An instruction-address match at a host hardware breakpoint is the host's.
 4. A data-address match at a host watchpoint of a compatible access kind is the host's.
@@ -72,8 +76,11 @@ class ReinjectionFilter:
         self.guest_verdict = guest_verdict
         self.stats = FilterStats()
 
-    def decide(self, ev: DebugEvent, host_stepping: bool) -> Verdict:
-        verdict = self._decide(ev, host_stepping)
+    def decide(
+        self, ev: DebugEvent, host_stepping: bool, step_origin: int | None = None
+    ) -> Verdict:
+        """``step_origin``: the PC the host's single step started from, when known."""
+        verdict = self._decide(ev, host_stepping, step_origin)
         stats = self.stats
         if type(verdict) is Report:
             stats.reported += 1
@@ -87,9 +94,13 @@ class ReinjectionFilter:
         stats.by_reason[key] = stats.by_reason.get(key, 0) + 1
         return verdict
 
-    def _decide(self, ev: DebugEvent, host_stepping: bool) -> Verdict:
+    def _decide(self, ev: DebugEvent, host_stepping: bool, step_origin: int | None) -> Verdict:
         kind = ev.kind
         if host_stepping and kind in _STEPPISH:
+            if kind is EventKind.STEP_OR_SW_TRAP and ev.pc == step_origin:
+                guest = self.guest_verdict(ev)
+                if type(guest) is Reinject:
+                    return guest
             return Report(StopReason(StopKind.STEP, ev.pc))
         points = self.points
         if kind in _TRAPPISH:

@@ -170,3 +170,25 @@ def test_a_bad_document_is_refused_with_a_clear_error_and_changes_nothing(
     s2 = Session.restore(good, doc)
     sessions.append(s2)
     assert s2.runners[0].pending is not None
+
+
+def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(
+    sessions: list[Session],
+) -> None:
+    """QEMU claims every status-0 exit while stepping, so the guest loses this exception on
+    each step over it (peers §1.5); here the step ends in the guest's handler instead."""
+    vm = new_vm()
+    s = session(vm, sessions)
+    s.insert_point(DebugPoint(PointKind.SW_BREAK, SYM["before_trap"], 4))
+    run_to(s, StopKind.SW_BREAK)
+    s.remove_point(DebugPoint(PointKind.SW_BREAK, SYM["before_trap"], 4))
+    s.resume({0: ResumeAction(step=True)})
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.pc == SYM["own_trap"]
+    s.resume({0: ResumeAction(step=True)})
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.kind is StopKind.STEP
+    assert ev.reason.pc == SYM["program_handler"]  # the step completed in the guest's handler
+    run_to(s, StopKind.HALT)  # checkpoint
+    assert handled(vm) == 1
+    assert word(vm, "vars", 4) == SYM["own_trap"]

@@ -158,6 +158,7 @@ class Runner:
         decide = self.filter.decide
         alone = command == STEP_OVER
         self.step = command != RUN
+        origin = ops.pc() if self.step else None
         try:
             while True:
                 if s.stop_all and not alone:
@@ -169,7 +170,7 @@ class Runner:
                 self.exits += 1
                 if reason == KVM_EXIT_DEBUG:
                     ev = ops.decode_exit(handle.kvm_run)
-                    verdict = decide(ev, self.step)
+                    verdict = decide(ev, self.step, origin)
                     kind = type(verdict)
                     if kind is Report:
                         stop = verdict.reason  # type: ignore[union-attr]
