@@ -120,14 +120,16 @@ class BookeVcpuDebug:
 
     def encode_guest_debug(
         self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
-    ) -> bytes:
-        buf = bytearray(self._size)
+    ) -> bytes | None:
         if self.policy == OwnershipPolicy.GUEST_PRIORITY:
             if hw_points or step:
                 raise UnsupportedByArch(
                     "guest-priority leaves IAC/DAC/DBCR0 to the guest; the host cannot arm them"
                 )
-            return bytes(buf)  # guest_debug = 0: ehpriv traps exit without it
+            # No ioctl at all: even a disabling KVM_SET_GUEST_DEBUG zeroes the DBCR0 that the
+            # kernel keeps for host and guest alike. ehpriv traps exit without guest debug.
+            return None
+        buf = bytearray(self._size)
         control = 0
         if sw_breaks:
             control |= KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP

@@ -86,8 +86,11 @@ class ArchVcpuDebug(Protocol):
 
     def encode_guest_debug(
         self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
-    ) -> bytes:
-        """The ``struct kvm_guest_debug`` bytes for this host state (all-zero control = off)."""
+    ) -> bytes | None:
+        """The ``struct kvm_guest_debug`` bytes for this host state (all-zero control = off),
+        or None to leave the kernel's guest-debug state alone: no KVM_SET_GUEST_DEBUG at all
+        (e.g. when a policy gives the guest the facility and even a disabling call would
+        clear the guest's settings)."""
         ...
 
     def decode_exit(self, run: memoryview) -> DebugEvent:

@@ -11,9 +11,11 @@ debug register image; see ``guestdbg_booke.debugops``): that case is the guest-p
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from guestdbg.errors import UnsupportedByArch
 from guestdbg.events import StopKind
 from guestdbg.gdb.target import ResumeAction
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
@@ -107,3 +109,143 @@ def test_host_points_elsewhere_leave_the_guests_own_exceptions_intact(
         assert s.filter_stats().reinjected == (3 if sw else 0)
     finally:
         s.close()
+
+
+# -- guest-priority: the guest keeps its own IAC, DAC, single-step and trap events -------------
+
+GP_GUEST = "transp_debug"
+GP = symbols(GP_GUEST)
+GP_TEXT = (GP["_start"], GP["text_end"])
+GP_DATA = (GP["dac_word"], GP["data_end"])
+RFDI = GP["dbg_h_v2"] - 4  # the e500mc handler's last instruction
+GP_INSNS = [a for a in range(GP["round"], GP["text_end"], 4) if a != RFDI]
+
+
+def gp_vm() -> EmulatedBookeVm:
+    vm = EmulatedBookeVm("e500mc")
+    vm.load_elf(guest(GP_GUEST))
+    return vm
+
+
+def gp_image(vm: EmulatedBookeVm) -> tuple[bytes, bytes]:
+    return (
+        vm.read_phys(GP_TEXT[0], GP_TEXT[1] - GP_TEXT[0]),
+        vm.read_phys(GP_DATA[0], GP_DATA[1] - GP_DATA[0]),
+    )
+
+
+def gp_undebugged() -> tuple[bytes, bytes]:
+    vm = gp_vm()
+    v = vm.vcpus[0]
+    for _ in range(100):
+        v.run()
+        if MMIO_ADDR.get(v.kvm_run) == HOSTIO_DONE:
+            return gp_image(vm)
+    raise AssertionError("the guest never finished on its own")
+
+
+GP_BASELINE = gp_undebugged()
+
+gp_points = st.lists(
+    st.tuples(
+        st.sampled_from([PointKind.SW_BREAK, PointKind.HW_BREAK, PointKind.WATCH_WRITE]),
+        st.sampled_from(GP_INSNS),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gp_points, st.booleans())
+def test_guest_priority_keeps_the_guests_own_debug_events_under_a_host_debugger(
+    placement: list[tuple[PointKind, int]], step_some: bool
+) -> None:
+    """The guest's IAC, DAC, instruction-complete and trap debug events and its own traps all
+    reach its handlers, in the same order with the same DBSR/MSR/save-restore values, while the
+    host sets breakpoints (hardware ones served by trap words), has its watchpoints refused,
+    steps now and then, and continues after each stop."""
+    vm = gp_vm()
+    s = Session(vm, "e500mc", policy="guest-priority", exit_handler=stop_at_done)
+    try:
+        for kind, addr in placement:
+            if kind.is_watch:
+                before = list(s.points.all_points())
+                with pytest.raises(UnsupportedByArch, match="watchpoints"):
+                    s.insert_point(DebugPoint(kind, GP["dac_word"], 4))
+                assert list(s.points.all_points()) == before
+                continue
+            s.insert_point(DebugPoint(kind, addr, 4))
+        stops = 0
+        while True:
+            s.resume({0: ResumeAction(step=step_some and stops % 3 == 1)})
+            ev = s.wait_stop(10)
+            assert ev is not None
+            if ev.reason.kind is StopKind.HALT:
+                break
+            stops += 1
+            assert stops < 500, "the guest made no progress under the debugger"
+        s.detach()
+        s.interrupt()
+        s.wait_stop(10)
+        assert gp_image(vm) == GP_BASELINE
+    finally:
+        s.close()
+
+
+def test_guest_priority_cannot_step_over_rfdi_and_says_why(sessions: list[Session]) -> None:
+    """rfdi returns to DSRR0, which KVM BookE does not expose, so a planted-trap step cannot
+    know where it goes: the resume is refused with a clear error, the guest left as it was."""
+    vm = gp_vm()
+    s = Session(vm, "e500mc", policy="guest-priority", exit_handler=stop_at_done)
+    sessions.append(s)
+    s.insert_point(DebugPoint(PointKind.SW_BREAK, RFDI, 4))
+    s.resume({0: ResumeAction()})
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.pc == RFDI
+    before = vm.snapshot()
+    with pytest.raises(UnsupportedByArch, match="rfdi"):
+        s.resume({0: ResumeAction()})
+    assert vm.snapshot() == before
+
+
+def test_guest_priority_never_touches_kvm_guest_debug(sessions: list[Session]) -> None:
+    """KVM_SET_GUEST_DEBUG without ENABLE still zeroes the one DBCR0 the kernel keeps for host
+    and guest (kvm_arch_vcpu_ioctl_set_guest_debug), so under guest-priority the session must
+    never issue it: here the host's only breakpoint goes away while the guest is in the middle
+    of its own instruction-complete stepping, which must go on undisturbed."""
+    vm = gp_vm()
+    s = Session(vm, "e500mc", policy="guest-priority", exit_handler=stop_at_done)
+    sessions.append(s)
+    bp = DebugPoint(PointKind.SW_BREAK, GP["ic_first"] + 4, 4)
+    s.insert_point(bp)
+    s.resume({0: ResumeAction()})
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.pc == GP["ic_first"] + 4
+    s.remove_point(bp)
+    s.resume({0: ResumeAction()})
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.kind is StopKind.HALT
+    assert s.stats.set_guest_debug_calls == 0
+    assert gp_image(vm) == GP_BASELINE
+
+
+def test_a_breakpoint_and_a_trap_served_hbreak_at_one_address_share_the_word(
+    sessions: list[Session],
+) -> None:
+    vm = gp_vm()
+    s = Session(vm, "e500mc", policy="guest-priority", exit_handler=stop_at_done)
+    sessions.append(s)
+    addr = GP["round"] + 8
+    original = vm.read_phys(addr, 4)
+    hw, sw = DebugPoint(PointKind.HW_BREAK, addr, 4), DebugPoint(PointKind.SW_BREAK, addr, 4)
+    s.insert_point(hw)
+    s.insert_point(sw)
+    assert s.read_memory(0, addr, 4) == original
+    for _ in range(2):
+        s.resume({0: ResumeAction()})
+        ev = s.wait_stop(10)
+        assert ev is not None and ev.reason.pc == addr
+    s.remove_point(hw)
+    assert vm.read_phys(addr, 4) == s.trap_writer.insn  # the software breakpoint still needs it
+    s.remove_point(sw)
+    assert vm.read_phys(addr, 4) == original

@@ -99,11 +99,13 @@ class Runner:
             dbg = self.ops.encode_guest_debug(hw, self.step, s.traps_active)
         else:
             dbg = self.ops.encode_guest_debug([], False, False)
+        self.applied = key
+        if dbg is None:
+            return
         self.handle.set_guest_debug(dbg)
         if self._after_guest_debug is not None:
             self._after_guest_debug()
         s.stats.set_guest_debug_calls += 1
-        self.applied = key
 
     def deliver_pending(self) -> None:
         if self.pending is not None:

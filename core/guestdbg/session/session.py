@@ -253,12 +253,23 @@ class Session:
         """Add one reference to a point; a refused point changes nothing."""
         self._require_stopped()
         point = self._normalise(point)
+        if point.kind.is_watch and not self.caps.watch_kinds:
+            raise UnsupportedByArch(
+                f"no hardware watchpoints for the host under the {self.policy} policy: the "
+                "guest keeps its data-address compares"
+                if self.policy != OwnershipPolicy.HOST_PRIORITY
+                else f"{self.core.name} offers no hardware watchpoints"
+            )
         self.points.check(point)
         if not self._needs_trap(point) or self._trap_entry_for(point) is not None:
             self.points.insert(point)
             return
+        shared = self.points.trap_at(point.space, point.addr)  # a hbreak served by the same word
         probe = SwEntry(point)
-        self.trap_writer.insert(self.runners[0].handle, probe)  # BadAddress: nothing written
+        if shared is not None and shared.inserted:
+            probe.original, probe.gpa, probe.inserted = shared.original, shared.gpa, True
+        else:
+            self.trap_writer.insert(self.runners[0].handle, probe)  # BadAddress: nothing written
         self.points.insert(point)
         entry = self._trap_entry_for(point)
         assert entry is not None
@@ -279,9 +290,13 @@ class Session:
         if gone is None:
             return None
         entry = gone if isinstance(gone, SwEntry) else gone.trap
-        if entry is not None:
-            return self.trap_writer.remove(entry)
-        return None
+        if entry is None:
+            return None
+        other = self.points.trap_at(entry.point.space, entry.point.addr)
+        if other is not None and other.inserted:
+            entry.inserted = False  # the word stays: another point still traps there
+            return None
+        return self.trap_writer.remove(entry)
 
     # -- registers and memory ---------------------------------------------------------------
 
