@@ -113,6 +113,10 @@ class BookeVcpuDebug:
         self._s_mcsrr0 = lay.field(sr, "u", "e", "mcsrr0")
         self._lr = lay.field("struct kvm_regs", "lr")
         self._ctr = lay.field("struct kvm_regs", "ctr")
+        self._enabled = False
+        """Whether the last kvm_guest_debug built had KVM_GUESTDBG_ENABLE."""
+        self._synced: bool | None = None
+        """The ENABLE state the guest's MSR was last re-synced for (None: never)."""
         self.guest_armed: dict[str, int] = {}
         """The guest's IAC/DAC values found at attach (non-zero = the guest uses them)."""
 
@@ -131,6 +135,7 @@ class BookeVcpuDebug:
             return None
         buf = bytearray(self._size)
         control = 0
+        self._enabled = bool(sw_breaks or step or hw_points)
         if sw_breaks:
             control |= KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP
         if step:
@@ -226,11 +231,16 @@ class BookeVcpuDebug:
         return self._pc.get(self.vcpu.get_regs())
 
     def after_guest_debug(self) -> None:
-        """Write the registers back after KVM_SET_GUEST_DEBUG: the kernel forces MSR[DE] (and on
-        PR syncs the shadow MSR) only in ``kvmppc_set_msr`` via ``kvmppc_vcpu_sync_debug``, not in
-        the ioctl itself. QEMU gets this for free by writing all registers before every KVM_RUN;
-        without it an IAC or a single step never fires while the guest runs with MSR[DE]=0."""
+        """Write the registers back after KVM_SET_GUEST_DEBUG turned guest debugging on or off:
+        the kernel forces MSR[DE] (and on PR syncs the shadow MSR) only in ``kvmppc_set_msr`` via
+        ``kvmppc_vcpu_sync_debug``, not in the ioctl itself. QEMU gets this for free by writing
+        all registers before every KVM_RUN; without it an IAC or a single step never fires while
+        the guest runs with MSR[DE]=0. Between two enabled states DE stays forced (the guest
+        cannot clear it: MSRP[DEP] on HV, emulated mtmsr on PR), so nothing is written then."""
+        if self._enabled == self._synced:
+            return
         self.vcpu.set_regs(bytes(self.vcpu.get_regs()))
+        self._synced = self._enabled
 
     def step_targets(self) -> list[int]:
         """Successor addresses of the instruction at the PC (guest-priority stepping)."""

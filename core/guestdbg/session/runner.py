@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 
 RUN, STEP, STEP_OVER, QUIT = "run", "step", "step-over", "quit"
 
-StepOver = tuple["SwEntry | None", frozenset[DebugPoint]]
+StepOver = tuple["SwEntry | None", frozenset[DebugPoint], int]
 """What a vCPU must step over before it can go on: the trap word under its PC (put back for
-one step) and the hardware points left out of its own registers for that step (an IAC at the PC;
-a DAC that fires before the access it watches)."""
+one step), the hardware points left out of its own registers for that step (an IAC at the PC;
+a DAC that fires before the access it watches), and the PC."""
 
 
 class Runner:
@@ -139,11 +139,11 @@ class Runner:
         of this vCPU's registers) for one step while every other vCPU is still parked. Returns
         True when the caller should go on with its command; False when a stop was posted."""
         s = self.session
-        trap, masked = over
+        trap, masked, pc = over
         suspended = trap is not None and s.trap_writer.suspend(trap)
         self.masked = masked
         try:
-            posted = self._run(STEP if report else STEP_OVER)
+            posted = self._run(STEP if report else STEP_OVER, origin=pc)
         finally:
             if suspended and trap is not None:
                 s.trap_writer.rearm(trap)
@@ -152,15 +152,17 @@ class Runner:
             return False
         return s.step_over_done(self.index)
 
-    def _run(self, command: str) -> bool:
-        """Run until a stop; True when this vCPU posted one."""
+    def _run(self, command: str, origin: int | None = None) -> bool:
+        """Run until a stop; True when this vCPU posted one. ``origin``: the PC a step starts
+        from, when the caller knows it (else it is read for steps)."""
         s = self.session
         handle = self.handle
         ops = self.ops
         decide = self.filter.decide
         alone = command == STEP_OVER
         self.step = command != RUN
-        origin = ops.pc() if self.step else None
+        if self.step and origin is None:
+            origin = ops.pc()
         try:
             while True:
                 if s.stop_all and not alone:

@@ -477,7 +477,7 @@ class Session:
             masked.update(e.point for e in pts.watch_addrs[(DEFAULT_SPACE, last.address)])
         if trap is None and not masked:
             return None
-        return trap, frozenset(masked)
+        return trap, frozenset(masked), pc
 
     def _step_over(self, vcpu: int, over: StepOver, report: bool) -> None:
         """Step one vCPU over what is under its PC while the caller waits (used when several
