@@ -5,10 +5,12 @@ vectors).
 Used only under the guest-priority policy, where the host must not touch DBCR0[IC]. Covered:
 ``b``/``bl`` (target), ``bc`` (target and fall-through), ``bclr``/``bcctr`` (LR/CTR and
 fall-through), ``rfi``/``rfci``/``rfmci`` (SRR0/CSRR0/MCSRR0), ``sc`` (the system-call vector and
-fall-through), ``tw``/``twi`` (the program vector and fall-through). Any other instruction
-continues at PC+4 - or, if it faults, in a guest handler, in which case the step completes when
-the handler returns to PC+4. ``rfdi`` returns to DSRR0, which KVM BookE does not expose, so it
-cannot be stepped this way (UnsupportedByArch).
+fall-through). Any other instruction continues at PC+4 - or, if it faults, in a guest handler, in
+which case the step completes when the handler returns to PC+4. ``tw``/``twi`` are such
+instructions: a trap is the guest's own (a WARN or a debugger inside the guest), so stepping one
+steps over the guest's program handler rather than into it, and a handler that does not return
+to PC+4 leaves the step to complete at the next host stop. ``rfdi`` returns to DSRR0, which KVM
+BookE does not expose, so it cannot be stepped this way (UnsupportedByArch).
 """
 
 from __future__ import annotations
@@ -68,6 +70,4 @@ def successors(insn: int, cpu: CpuView) -> list[int]:
         return [nxt]
     if op == 17:  # sc
         return sorted({(cpu.ivpr | cpu.ivor_syscall) & 0xFFFFFFFC, nxt})
-    if op == 3 or (op == 31 and ((insn >> 1) & 0x3FF) == 4):  # twi, tw
-        return sorted({(cpu.ivpr | cpu.ivor_program) & 0xFFFFFFFC, nxt})
-    return [nxt]
+    return [nxt]  # tw/twi included: over the guest's program handler
