@@ -270,7 +270,6 @@ class BookeVcpuDebug:
             mcsrr0=self._s_mcsrr0.get(sr),
             ivpr=self._s_ivpr.get(sr),
             ivor_syscall=self._s_ivor_syscall.get(sr),
-            ivor_program=self._s_ivor_program.get(sr),
         )
         return successors.successors(int.from_bytes(word, "big"), cpu)
 

@@ -32,7 +32,6 @@ class CpuView:
     mcsrr0: int
     ivpr: int
     ivor_syscall: int
-    ivor_program: int
 
 
 def _sext(value: int, bits: int) -> int:

@@ -24,7 +24,7 @@ def image() -> Machine:
 def cpu(pc: int, **regs: int) -> CpuView:
     values = dict(lr=0x2000, ctr=0x3000, srr0=0x4000, csrr0=0x5000, mcsrr0=0x6000)
     values.update(regs)
-    return CpuView(pc=pc, ivpr=0x100000, ivor_syscall=0x800, ivor_program=0x600, **values)
+    return CpuView(pc=pc, ivpr=0x100000, ivor_syscall=0x800, **values)
 
 
 @pytest.mark.parametrize(
