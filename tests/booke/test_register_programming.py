@@ -134,7 +134,7 @@ def test_third_iac_or_dac_is_refused_and_nothing_changes(
     run_to_stop(cs)
     before = _state(s, m)
     third = DebugPoint(kind, m.sym[where], 4)
-    with pytest.raises(NoFreeSlot):
+    with pytest.raises(NoFreeSlot, match="slots are in use"):
         s.insert_point(third)
     assert _state(s, m) == before
     with pytest.raises(NoFreeSlot):
