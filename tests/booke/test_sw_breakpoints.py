@@ -116,13 +116,6 @@ def test_a_guest_rewriting_its_code_over_a_breakpoint_keeps_its_word_and_removal
     assert m.vm.read_phys(store, 4) != s.ops[0].sw_break_insn
 
 
-STALE_SHADOW = (
-    "core/guestdbg/session/traps.py shadow_read/shadow_write trust SwEntry.inserted and never "
-    "look at memory: once the guest overwrote a trap word, reads show the stale saved original "
-    "and the debugger's writes under it go into that original instead of memory"
-)
-
-
 def _guest_overwrote_its_breakpoint(core: str, session: MakeSession) -> tuple[Machine, Session]:
     m = Machine("booke_selfmod", core)
     io = HostIo()
@@ -133,7 +126,6 @@ def _guest_overwrote_its_breakpoint(core: str, session: MakeSession) -> tuple[Ma
     return m, s
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_SHADOW)
 def test_reads_show_the_guests_own_word_once_it_overwrote_a_breakpoint(
     core: str, session: MakeSession
 ) -> None:
@@ -144,7 +136,6 @@ def test_reads_show_the_guests_own_word_once_it_overwrote_a_breakpoint(
     assert s.read_memory(0, patched, 4) == m.vm.read_phys(patched, 4)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_SHADOW)
 def test_a_debugger_write_where_the_guest_overwrote_a_breakpoint_reaches_memory(
     core: str, session: MakeSession
 ) -> None:

@@ -313,7 +313,7 @@ class Session:
             raise InvalidRequest("negative address or length")
         r = self._runner(vcpu)
         return traps.shadow_read(
-            self.points, self.vm, r.handle, addr, length, self.trap_writer.size
+            self.points, self.vm, r.handle, addr, length, self.trap_writer.insn
         )
 
     def write_memory(self, vcpu: int, addr: int, data: bytes) -> None:
@@ -321,7 +321,7 @@ class Session:
         if addr < 0:
             raise InvalidRequest("negative address")
         r = self._runner(vcpu)
-        traps.shadow_write(self.points, self.vm, r.handle, addr, data, self.trap_writer.size)
+        traps.shadow_write(self.points, self.vm, r.handle, addr, data, self.trap_writer.insn)
 
     # -- run control ------------------------------------------------------------------------
 

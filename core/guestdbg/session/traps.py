@@ -85,7 +85,7 @@ class TrapWriter:
 
 
 def shadow_read(
-    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, length: int, size: int
+    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, length: int, insn: bytes
 ) -> bytes:
     """Guest memory as the debugger should see it: inserted traps replaced by original words."""
     out = bytearray()
@@ -93,7 +93,7 @@ def shadow_read(
         out += vm.read_phys(gpa, n)
     if not points.sw and not points.hw_breaks:
         return bytes(out)
-    for entry in _traps_overlapping(points, addr, length, size):
+    for entry in _traps_overlapping(points, vm, addr, length, insn):
         for i, b in enumerate(entry.original):
             pos = entry.point.addr + i - addr
             if 0 <= pos < length:
@@ -102,12 +102,13 @@ def shadow_read(
 
 
 def shadow_write(
-    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, data: bytes, size: int
+    points: PointTable, vm: VmHandle, vcpu: VcpuHandle, addr: int, data: bytes, insn: bytes
 ) -> None:
     """Write guest memory for the debugger; bytes under an inserted trap update its saved
     original instead, so the trap stays armed and a later removal restores the new bytes."""
+    size = len(insn)
     buf = bytearray(data)
-    covered = list(_traps_overlapping(points, addr, len(data), size))
+    covered = list(_traps_overlapping(points, vm, addr, len(data), insn))
     runs = translate(vcpu, addr, len(data))
     for entry in covered:
         orig = bytearray(entry.original)
@@ -127,15 +128,26 @@ def shadow_write(
 
 
 def _traps_overlapping(
-    points: PointTable, addr: int, length: int, size: int, space: str = DEFAULT_SPACE
+    points: PointTable,
+    vm: VmHandle,
+    addr: int,
+    length: int,
+    insn: bytes,
+    space: str = DEFAULT_SPACE,
 ) -> Iterable[SwEntry]:
+    """Inserted traps overlapping [addr, addr+length) whose word is still the trap: once the
+    guest has rewritten its code over a trap, the memory holds the guest's word, so there is
+    nothing to hide and the saved original is stale (reads and writes go to memory as is)."""
+    size = len(insn)
     if len(points.sw) + len(points.hw_breaks) < length:
-        for entry in points.traps():
-            a = entry.point.addr
-            if entry.inserted and a + size > addr and a < addr + length:
-                yield entry
-        return
-    for a in range(addr - size + 1, addr + length):
-        found = points.trap_at(space, a)
-        if found is not None and found.inserted:
-            yield found
+        candidates: Iterable[SwEntry | None] = points.traps()
+    else:
+        candidates = (points.trap_at(space, a) for a in range(addr - size + 1, addr + length))
+    seen: set[int] = set()
+    for entry in candidates:
+        if entry is None or not entry.inserted or entry.gpa in seen:
+            continue
+        a = entry.point.addr
+        if a + size > addr and a < addr + length and vm.read_phys(entry.gpa, size) == insn:
+            seen.add(entry.gpa)
+            yield entry
