@@ -57,6 +57,8 @@ class FilterStats:
     reported: int = 0
     reinjected: int = 0
     resumed: int = 0
+    step_overs: int = 0
+    """Steps the session took for itself (over a point under the PC): judged, never reported."""
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -64,8 +66,16 @@ class FilterStats:
             "reported": self.reported,
             "reinjected": self.reinjected,
             "resumed": self.resumed,
+            "step_overs": self.step_overs,
             "by_reason": dict(self.by_reason),
         }
+
+    def step_over_taken(self) -> None:
+        """A STEP the filter reported was the session's own step-over: move it out of
+        ``reported`` so the figures match what the debugger saw."""
+        self.reported -= 1
+        self.by_reason["step"] -= 1
+        self.step_overs += 1
 
 
 class ReinjectionFilter:

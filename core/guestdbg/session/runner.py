@@ -179,6 +179,7 @@ class Runner:
                     if kind is Report:
                         stop = verdict.reason  # type: ignore[union-attr]
                         if alone and stop.kind is StopKind.STEP:
+                            self.filter.stats.step_over_taken()
                             return False
                         self.last_stop = stop
                         s.post(StopEvent(self.index, stop))

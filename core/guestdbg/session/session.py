@@ -176,6 +176,7 @@ class Session:
             total.reported += f.stats.reported
             total.reinjected += f.stats.reinjected
             total.resumed += f.stats.resumed
+            total.step_overs += f.stats.step_overs
             for k, v in f.stats.by_reason.items():
                 total.by_reason[k] = total.by_reason.get(k, 0) + v
         return total
