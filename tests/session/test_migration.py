@@ -192,3 +192,54 @@ def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(
     run_to(s, StopKind.HALT)  # checkpoint
     assert handled(vm) == 1
     assert word(vm, "vars", 4) == SYM["own_trap"]
+
+
+SMP_GUEST = "session_reinject_smp"
+SMP = symbols(SMP_GUEST)
+
+
+class DoneCounter:
+    """Exit handler: each vCPU's done store is noted; the VM stops once every vCPU is done."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.done: set[int] = set()
+
+    def __call__(self, index: int, reason: int, run: memoryview) -> bool:
+        if reason == KVM_EXIT_MMIO and MMIO_ADDR.get(run) == HOSTIO_DONE:
+            self.done.add(index)
+            return len(self.done) < self.n
+        return True
+
+
+@pytest.mark.parametrize("smp", [1, 2, 4])
+@pytest.mark.parametrize("moment", ["decided", "delivered"])
+def test_every_vcpus_pending_reinjection_survives_migration_exactly_once(
+    sessions: list[Session], smp: int, moment: str
+) -> None:
+    vm = EmulatedBookeVm("e500mc", smp=smp)
+    vm.load_elf(guest(SMP_GUEST))
+    s = Session(vm, "e500mc", exit_handler=DoneCounter(smp), catch_guest_events=True)
+    sessions.append(s)
+    s.insert_point(DebugPoint(PointKind.SW_BREAK, SMP["unused"], 4))
+    caught: set[int] = set()
+    while len(caught) < smp:  # catch every vCPU's own trap, one stop at a time
+        s.resume({i: ResumeAction() for i in range(smp) if i not in caught})
+        ev = s.wait_stop(10)
+        assert ev is not None and ev.reason.kind is StopKind.GUEST_EVENT
+        assert ev.reason.pc == SMP["own_trap"]
+        caught.add(ev.vcpu)
+    assert all(r.pending is not None for r in s.runners)
+    if moment == "delivered":
+        for i in range(smp):
+            assert s.deliver_pending(i)
+    doc = json.loads(json.dumps(s.save_state()))
+    new = EmulatedBookeVm.from_snapshot(copy.deepcopy(vm.snapshot()))
+    s2 = Session.restore(new, doc, exit_handler=DoneCounter(smp))
+    sessions.append(s2)
+    s2.catch_guest_events = False
+    s2.resume({i: ResumeAction() for i in range(smp)})
+    ev = s2.wait_stop(10)
+    assert ev is not None and ev.reason.kind is StopKind.HALT
+    counts = [int.from_bytes(new.read_phys(SMP["handled"] + 4 * i, 4), "big") for i in range(smp)]
+    assert counts == [1] * smp
