@@ -36,27 +36,32 @@ INSNS = list(range(SYM["round"], TEXT[1], 4))
 WORDS = list(range(DATA[0], DATA[1], 4))
 
 
-def new_vm() -> EmulatedBookeVm:
+Span = tuple[int, int]
+
+
+def new_vm(name: str = GUEST) -> EmulatedBookeVm:
     vm = EmulatedBookeVm("e500mc")
-    vm.load_elf(guest(GUEST))
+    vm.load_elf(guest(name))
     return vm
 
 
-def image(vm: EmulatedBookeVm) -> tuple[bytes, bytes]:
-    return vm.read_phys(TEXT[0], TEXT[1] - TEXT[0]), vm.read_phys(DATA[0], DATA[1] - DATA[0])
+def image(vm: EmulatedBookeVm, text: Span = TEXT, data: Span = DATA) -> tuple[bytes, bytes]:
+    """The guest's code and data (compared after detach, when no trap word is left)."""
+    return vm.read_phys(text[0], text[1] - text[0]), vm.read_phys(data[0], data[1] - data[0])
 
 
-def undebugged() -> tuple[bytes, bytes]:
-    vm = new_vm()
+def undebugged(name: str, text: Span, data: Span) -> tuple[bytes, bytes]:
+    """The guest run to its end with no debugger at all: the reference."""
+    vm = new_vm(name)
     v = vm.vcpus[0]
     for _ in range(100):
         v.run()
         if MMIO_ADDR.get(v.kvm_run) == HOSTIO_DONE:
-            return image(vm)
+            return image(vm, text, data)
     raise AssertionError("the guest never finished on its own")
 
 
-BASELINE = undebugged()
+BASELINE = undebugged(GUEST, TEXT, DATA)
 
 
 def stop_at_done(index: int, reason: int, run: memoryview) -> bool:
@@ -122,29 +127,14 @@ GP_INSNS = [a for a in range(GP["round"], GP["text_end"], 4) if a != RFDI]
 
 
 def gp_vm() -> EmulatedBookeVm:
-    vm = EmulatedBookeVm("e500mc")
-    vm.load_elf(guest(GP_GUEST))
-    return vm
+    return new_vm(GP_GUEST)
 
 
 def gp_image(vm: EmulatedBookeVm) -> tuple[bytes, bytes]:
-    return (
-        vm.read_phys(GP_TEXT[0], GP_TEXT[1] - GP_TEXT[0]),
-        vm.read_phys(GP_DATA[0], GP_DATA[1] - GP_DATA[0]),
-    )
+    return image(vm, GP_TEXT, GP_DATA)
 
 
-def gp_undebugged() -> tuple[bytes, bytes]:
-    vm = gp_vm()
-    v = vm.vcpus[0]
-    for _ in range(100):
-        v.run()
-        if MMIO_ADDR.get(v.kvm_run) == HOSTIO_DONE:
-            return gp_image(vm)
-    raise AssertionError("the guest never finished on its own")
-
-
-GP_BASELINE = gp_undebugged()
+GP_BASELINE = undebugged(GP_GUEST, GP_TEXT, GP_DATA)
 
 gp_points = st.lists(
     st.tuples(

@@ -88,41 +88,7 @@ done:
     HOSTIO_DONE_WITH r3, r9
     b done
 
-    .macro DBG_BODY srr0, srr1
-    mfspr r20, \srr0
-    mfspr r21, DBSR
-    mfmsr r23
-    mfspr r24, \srr1
-    stw r20, 0(r27)
-    stw r21, 4(r27)
-    stw r23, 8(r27)
-    stw r24, 12(r27)
-    addi r27, r27, 16
-    li r22, -1
-    mtspr DBSR, r22              # write-1-to-clear
-    andis. r22, r21, TIE
-    beq 1f
-    addi r20, r20, 4             # skip the trap
-    mtspr \srr0, r20
-    b 3f
-1:  andis. r22, r21, IC
-    beq 2f
-    addi r28, r28, -1
-    cmpwi r28, 0
-    bne 3f
-2:  li r22, 0
-    mtspr DBCR0, r22
-3:
-    .endm
-
-    .align 4
-dbg_h_mc:
-    DBG_BODY DSRR0, DSRR1
-    rfdi
-    .align 4
-dbg_h_v2:
-    DBG_BODY CSRR0, CSRR1
-    rfci
+    .include "owndebug.inc"
 
     .data
     .align 3
