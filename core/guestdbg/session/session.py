@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,7 +28,8 @@ from ..gdb.target import GdbArch, ResumeAction, StopEvent
 from ..kvm.constants import KVM_EXIT_MMIO
 from ..points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable, SwEntry
 from ..vcpu import VmHandle
-from . import traps
+from . import lifetime, traps
+from .planted_steps import PlantedSteps
 from .runner import RUN, STEP, STEP_OVER, Runner, StepOver
 
 log = logging.getLogger(__name__)
@@ -50,37 +49,6 @@ class SessionStats:
 
 
 _WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
-_LIVE: weakref.WeakSet[Session] = weakref.WeakSet()
-_exit_hook_registered = False
-
-
-def _register_exit_hook() -> None:
-    """Registered at the first session, i.e. after the VM's own resources registered theirs:
-    atexit runs last-registered first, so the vCPU threads are parked before, for example,
-    Unicorn's finalizers free the engines they run on."""
-    global _exit_hook_registered
-    if not _exit_hook_registered:
-        atexit.register(_park_all_sessions)
-        _exit_hook_registered = True
-
-
-def _park_all_sessions() -> None:
-    """At interpreter exit, get every vCPU thread out of KVM_RUN first: a daemon thread still
-    inside a CPU emulator while the interpreter tears down crashes the process."""
-    for s in list(_LIVE):
-        try:
-            s.close()
-        except Exception:  # exiting anyway; nothing useful to report to
-            log.debug("closing a session at exit failed", exc_info=True)
-
-
-@dataclass
-class _SoftStep:
-    planted: list[DebugPoint]
-    suspended: SwEntry | None
-    targets: set[int]
-    then: Mapping[int, ResumeAction] | None
-    """None: report the step; else a silent step over a trap, then resume these."""
 
 
 def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
@@ -139,13 +107,12 @@ class Session:
         self._cv = threading.Condition(threading.Lock())
         self._running: set[int] = set()
         self._stops: collections.deque[StopEvent] = collections.deque()
-        self._soft: dict[int, _SoftStep] = {}
+        self.planted = PlantedSteps(self)
         self._deferred: dict[int, ResumeAction] = {}
         self.stop_all = False
         self.attached = False
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
-        _LIVE.add(self)
-        _register_exit_hook()
+        lifetime.track(self)
         if attach:
             self.attach()
 
@@ -337,7 +304,7 @@ class Session:
                 return  # report the queued stop first; nothing runs
             self.stop_all = False
         if self.caps.step_via_sw:
-            self._resume_soft(actions)
+            self.planted.resume(actions)
             return
         overs = {i: o for i in sorted(actions) if (o := self._point_under_pc(i)) is not None}
         if len(overs) == 1:
@@ -374,74 +341,6 @@ class Session:
                 self._running.add(j)
                 self.runners[j].start(STEP if act.step else RUN)
             return True
-
-    def _resume_soft(self, actions: Mapping[int, ResumeAction]) -> None:
-        """Resume when steps are planted traps: a step, or a step over a host trap before a
-        continue, runs that vCPU alone until it reaches one of the planted addresses."""
-        for i in sorted(actions):
-            act = actions[i]
-            over = self._point_under_pc(i)
-            if act.step:
-                self._soft_step(i, then=None)
-                return
-            if over is not None:
-                self._soft_step(i, then=actions)
-                return
-        self._start(actions)
-
-    def _soft_step(self, vcpu: int, then: Mapping[int, ResumeAction] | None) -> None:
-        r = self.runners[vcpu]
-        step_targets = getattr(r.ops, "step_targets", None)
-        if step_targets is None:
-            raise UnsupportedByArch(f"{self.arch.name} cannot plant single-step traps")
-        pc = r.ops.pc()
-        trap = self.points.trap_at(DEFAULT_SPACE, pc)
-        suspended = trap if trap is not None and self.trap_writer.suspend(trap) else None
-        planted: list[DebugPoint] = []
-        try:
-            targets = set(step_targets())  # reads the instruction: the original word by now
-            for a in sorted(targets):
-                if self.points.trap_at(DEFAULT_SPACE, a) is None:
-                    p = DebugPoint(PointKind.SW_BREAK, a, self.caps.sw_break_size)
-                    self.insert_point(p)
-                    planted.append(p)
-        except Exception:
-            for p in planted:
-                self.remove_point(p)
-            if suspended is not None:
-                self.trap_writer.rearm(suspended)
-            raise
-        self._soft[vcpu] = _SoftStep(planted, suspended, targets, then)
-        with self._cv:
-            self.stop_all = False
-            self._running.add(vcpu)
-            r.start(RUN)
-
-    def _finish_soft_step(self, vcpu: int) -> None:
-        """Runs on the vCPU's thread when its planted-trap step ends, before it counts as
-        stopped: remove the planted traps, re-arm a suspended one, turn the hit into a step."""
-        ctx = self._soft.pop(vcpu)
-        for p in ctx.planted:
-            gone = self.points.remove(p)
-            if isinstance(gone, SwEntry):
-                self.trap_writer.remove(gone)
-        if ctx.suspended is not None:
-            self.trap_writer.rearm(ctx.suspended)
-        resume_others = False
-        with self._cv:
-            for n, ev in enumerate(self._stops):
-                if ev.vcpu != vcpu:
-                    continue
-                hit = ev.reason.kind in (StopKind.SW_BREAK, StopKind.HW_BREAK)
-                if hit and ev.reason.pc in ctx.targets:
-                    if ctx.then is None:
-                        self._stops[n] = StopEvent(vcpu, StopReason(StopKind.STEP, ev.reason.pc))
-                    else:
-                        del self._stops[n]
-                        resume_others = not self._stops
-                break
-        if resume_others and ctx.then is not None:
-            self._start(ctx.then)
 
     def _start(self, actions: Mapping[int, ResumeAction]) -> None:
         with self._cv:
@@ -545,8 +444,8 @@ class Session:
             self._cv.notify_all()
 
     def runner_done(self, index: int) -> None:
-        if index in self._soft:
-            self._finish_soft_step(index)
+        if index in self.planted.active:
+            self.planted.finish(index)
         with self._cv:
             self._running.discard(index)
             self._cv.notify_all()
@@ -604,11 +503,3 @@ class Session:
         from .monitor import run_monitor
 
         return run_monitor(self, command)
-
-    def set_policy(self, policy: str) -> None:
-        if policy == self.policy:
-            return
-        raise UnsupportedByArch(
-            "the ownership policy is chosen when the session is created; "
-            f"this session uses {self.policy}"
-        )
