@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
+from guestdbg.demo.guest import DemoGuest
 from guestdbg.gdb.target import GdbArch
 from guestdbg.hookspecs import hookimpl
 
@@ -67,3 +68,12 @@ def guestdbg_emulated_hosts() -> list[HostFactory]:
     from .emuhost.factory import HOSTS
 
     return list(HOSTS)
+
+
+@hookimpl
+def guestdbg_demo(arch: ArchInfo, core: CoreInfo) -> DemoGuest | None:
+    if arch.name != INFO.name:
+        return None
+    from .guests.demo_guest import demo_guest
+
+    return demo_guest(core.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import GuestDebugError
 
@@ -60,9 +61,11 @@ def _serve(args: argparse.Namespace) -> int:
     server = GdbServer(session, address, allow_remote=args.allow_remote)
     bound = server.bound_address
     where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
+    setup = " ".join(f"-ex '{c}'" for c in _gdb_setup(reg, info, core))
     print(
         f"guestdbg: {core.name} guest {elf.name} on {host.name} ({args.smp} vCPU), halted; "
-        f"GDB: target remote {where}",
+        f"GDB: target remote {where}\n"
+        f"guestdbg: e.g. gdb-multiarch {setup} -ex 'target remote {where}' {elf}",
         flush=True,
     )
     try:
@@ -70,6 +73,22 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         session.close()
     return 0
+
+
+def _gdb_setup(reg: Any, info: Any, core: Any) -> tuple[str, ...]:
+    """What GDB must be told for this arch before connecting (the plugin's demo knows it:
+    ``set endian big`` on PowerPC, because a target description carries no byte order)."""
+    guest = reg.pm.hook.guestdbg_demo(arch=info, core=core)
+    return tuple(getattr(guest, "gdb_setup", ()))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from .demo import main_demo
+
+    logging.basicConfig(level=logging.WARNING, format="guestdbg: %(message)s")
+    return main_demo(args.arch, args.gdb, args.build_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --gdb address (anyone who reaches it owns the guest)",
     )
     sv.set_defaults(func=_serve)
+    dm = sub.add_parser(
+        "demo",
+        help="drive a real GDB through breakpoints, a watchpoint, a step and a guest trap "
+        "that is handed back to the guest, on an emulated host; prints a transcript",
+    )
+    dm.add_argument("--arch", default="e500mc", help="arch or core name (default e500mc)")
+    dm.add_argument("--gdb", default="gdb-multiarch", help="the GDB to drive")
+    dm.add_argument("--build-dir", default=None, help="where to build the demo guest")
+    dm.set_defaults(func=_demo)
     return p
 
 

@@ -25,6 +25,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
+    from .demo.guest import DemoGuest
     from .gdb.target import GdbArch
 
 PROJECT = "guestdbg"
@@ -78,4 +79,17 @@ def guestdbg_emulated_hosts() -> list[HostFactory]:  # type: ignore[empty-body]
     Called when the command line or a test looks for a host by name. An emulated host implements
     the same :class:`~guestdbg.vcpu.VmHandle` / ``VcpuHandle`` interface as ``/dev/kvm``, byte for
     byte, so sessions and the GDB stub run unchanged on it. All answers are collected.
+    """
+
+
+@hookspec(firstresult=True)
+def guestdbg_demo(arch: ArchInfo, core: CoreInfo) -> DemoGuest | None:
+    """The sample guest ``guestdbg demo`` runs on ``core``'s emulated host.
+
+    Called once when the demo starts. Return a :class:`~guestdbg.demo.guest.DemoGuest`: the
+    guest's source and how to build it, the symbols each demo step uses (a function for a
+    software breakpoint, a label for a hardware one, a counter to watch, where the guest runs
+    its own breakpoint instruction and how its handler counts it), the commands GDB needs for
+    this arch, and one sentence per step on what the arch's hardware and KVM did. Return
+    ``None`` for another plugin's arch, or when the plugin has no demo guest.
     """

@@ -1,13 +1,27 @@
 # The demo guest shipped with guestdbg_booke: a guest kernel in miniature that a debugger can
 # find its way around. It installs its own program-interrupt handler, then loops forever:
-# `work` sums 1..n into `total` (a call with a stack frame, loads and stores), and every
-# `trap_every` rounds it executes a `tw` that its own handler counts in `traps` - an exception
-# that belongs to the guest, not to the debugger. Each round it reports `rounds` as a host-I/O
-# checkpoint (guest-physical 0xE0000004). Symbols: work, round_done, total, rounds, traps.
+# `work` sums 1..n into `total` (a call with a stack frame, loads and stores) and `rounds`
+# counts the rounds (`rounds_load` reads it, `rounds_store` writes it). Two exceptions in the
+# loop belong to the guest, not to a debugger:
+#
+# * every `trap_every` rounds a `tw` (`guest_trap`): the kernel delivers it to the guest itself
+#   (a trap never leaves KVM_RUN); the handler counts it in `traps`.
+# * every `bug_every` rounds (0, the default, is never: set it from the debugger) the guest
+#   executes the breakpoint word 0x00dddd00 itself (`guest_bug`), as a guest kernel's BUG() or
+#   kgdb trap would. While a host debugger has
+#   software breakpoints in place, KVM exits to userspace for it like for the host's own; the
+#   debugger must hand it back as the illegal-instruction program interrupt the hardware would
+#   have raised (ESR[PIL]). The handler counts it in `bugs` and resumes at `after_bug`.
+#
+# The handler tells the two apart by ESR (PTR: a trap; otherwise illegal) and keeps the last
+# ESR it saw in `last_esr`. Each round ends with a host-I/O checkpoint (guest-physical
+# 0xE0000004, KVM_EXIT_MMIO) carrying `rounds`.
     .include "hostio.inc"
     .set SRR0, 0x01A
+    .set ESR, 0x03E
     .set IVPR, 0x03F
     .set IVOR6, 0x196
+    .set ESR_PTR_HI, 0x0200      # ESR[PTR] = 0x02000000, as an andis. immediate
 
     .section .text.start, "ax"
     .globl _start
@@ -19,12 +33,17 @@ _start:
     mtspr IVOR6, r11
     lis r31, vars@h
     ori r31, r31, vars@l
+    .globl main_loop
 main_loop:
     li r3, 100
     bl work
     stw r3, 0(r31)               # total
+    .globl rounds_load
+rounds_load:
     lwz r4, 4(r31)               # rounds
     addi r4, r4, 1
+    .globl rounds_store
+rounds_store:
     stw r4, 4(r31)
     lwz r5, 12(r31)              # trap_every
     divwu r6, r4, r5
@@ -35,6 +54,19 @@ main_loop:
 guest_trap:
     tw 31, 0, 0
 1:
+    lwz r5, 20(r31)              # bug_every
+    cmpwi r5, 0
+    beq round_done
+    divwu r6, r4, r5
+    mullw r6, r6, r5
+    cmpw r6, r4
+    bne round_done
+    .globl guest_bug
+guest_bug:
+    .long 0x00dddd00             # the guest's own breakpoint word (BUG())
+    .globl after_bug
+after_bug:
+    nop
     .globl round_done
 round_done:
     HOSTIO_CHECKPOINT_WITH r4, r9
@@ -60,11 +92,19 @@ work:
     .align 4
     .globl program_handler
 program_handler:
-    lwz r20, 8(r31)              # traps
+    mfspr r22, ESR
+    stw r22, 24(r31)             # last_esr
+    andis. r23, r22, ESR_PTR_HI
+    beq 3f
+    lwz r20, 8(r31)              # a trap: traps += 1
     addi r20, r20, 1
     stw r20, 8(r31)
-    mfspr r21, SRR0
-    addi r21, r21, 4             # skip the trap
+    b 4f
+3:  lwz r20, 16(r31)             # an illegal instruction: bugs += 1
+    addi r20, r20, 1
+    stw r20, 16(r31)
+4:  mfspr r21, SRR0
+    addi r21, r21, 4             # skip the trapping word
     mtspr SRR0, r21
     rfi
 
@@ -83,3 +123,12 @@ traps:
     .globl trap_every
 trap_every:
     .long 3
+    .globl bugs
+bugs:
+    .long 0
+    .globl bug_every
+bug_every:
+    .long 0
+    .globl last_esr
+last_esr:
+    .long 0
