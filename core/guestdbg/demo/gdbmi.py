@@ -212,6 +212,15 @@ class GdbMi:
         reply.command = cli
         return reply
 
+    def send(self, cli: str) -> None:
+        """Type ``cli`` and return at once (e.g. a ``continue`` to be interrupted or killed);
+        its records stay queued for :meth:`wait_stopped`."""
+        if self.proc.poll() is not None or self.proc.stdin is None:
+            raise GdbDriverError(f"GDB is not running (cannot send {cli!r})")
+        self._token += 1
+        self.proc.stdin.write(f"{self._token}-interpreter-exec console {_mi_quote(cli)}\n")
+        self.proc.stdin.flush()
+
     def check(self, cli: str, timeout: float | None = None) -> GdbReply:
         """``run``, raising GdbDriverError when GDB reports an error."""
         reply = self.run(cli, timeout)

@@ -1,0 +1,104 @@
+"""The command line, as a user runs it: ``python -m guestdbg serve`` with a real GDB attached
+twice, and ``python -m guestdbg demo`` with its transcript."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from guestdbg.demo.elf_info import symbols
+from guestdbg.demo.gdbmi import GdbMi
+
+from .served import NEEDS_GDB, elf
+
+pytestmark = NEEDS_GDB
+GUESTDBG = [sys.executable, "-m", "guestdbg"]
+
+
+def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
+    guest = elf("demo")
+    done = symbols(guest)["round_done"]
+    cmd = [*GUESTDBG, "serve", "--elf", str(guest), "--gdb", "127.0.0.1:0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline() + proc.stdout.readline()
+        m = re.search(r"target remote (127\.0\.0\.1:\d+)", banner)
+        assert m, banner
+        assert "-ex 'set endian big'" in banner  # a tdesc has no byte order (phase 1)
+        with GdbMi(guest) as g:
+            g.check("set endian big")
+            r = g.check(f"target remote {m.group(1)}")
+            assert r.stopped is not None and r.stop_pc == 0x100000 and r.stop_thread == 1
+            g.check("break *round_done")
+            r = g.check("continue")
+            assert (r.stop_reason, r.stop_pc, r.stop_thread) == ("breakpoint-hit", done, 1)
+            assert "detached" in g.check("detach").console
+        with GdbMi(guest) as g:  # a second debugger, on a running guest
+            g.check("set endian big")
+            r = g.check(f"target remote {m.group(1)}")
+            assert r.stopped is not None and r.stop_thread == 1
+            total = g.check("x/1dw &total").console
+            assert re.search(r":\s+5050$", total.strip()), total
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=20)[0]
+        assert proc.returncode == 130, rest
+        assert "Traceback" not in rest, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_refuses_a_missing_elf_in_one_line() -> None:
+    out = subprocess.run(
+        [*GUESTDBG, "serve", "--elf", "/nonexistent/guest.elf"], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert out.stderr == "guestdbg: no such guest ELF: /nonexistent/guest.elf\n"
+
+
+def test_demo_prints_a_transcript_of_every_step_and_exits_0(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*GUESTDBG, "demo", "--build-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    headers = re.findall(r"^== (\d)\. (.*) ==$", text, re.M)
+    assert [n for n, _ in headers] == [str(n) for n in range(1, 8)], headers
+    for shown in (
+        "(gdb) target remote 127.0.0.1:",
+        "(gdb) break work",
+        "Breakpoint 1, 0x",
+        "holds 00dddd00, the trap word",
+        "(gdb) stepi",
+        "(gdb) hbreak *round_done",
+        "guest code is byte-identical to the ELF",
+        "Hardware watchpoint 3: *(int *)&rounds",
+        "is the store (rounds_store)",
+        "(gdb) set var *(int *)&bug_every = 1",
+        '"reinjected": 2',
+        "$4 = 0x8000000",  # the guest's handler saw ESR[PIL]
+        "[Inferior 1 (Remote target) detached]",
+        "demo finished: 7 steps",
+    ):
+        assert shown in text, f"{shown!r} missing from the transcript:\n{text}"
+    assert len(re.findall(r"^  why:  ", text, re.M)) >= 7
+    assert out.stderr == ""
+
+
+def test_demo_failure_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*GUESTDBG, "demo", "--gdb", "/nonexistent/gdb", "--build-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1 and "/nonexistent/gdb not found" in out.stderr, out.stderr

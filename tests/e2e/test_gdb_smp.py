@@ -1,0 +1,113 @@
+"""Real GDB on a 2-vCPU guest (``guests/smp_tick.S``): each vCPU is a GDB thread, thread N is
+vCPU N-1, and the guest tells its vCPUs apart by PIR, so a stop's thread can be checked
+against what the guest itself computed on that vCPU (r3 = PIR inside ``tick``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .served import NEEDS_GDB, reported_pc, served, traced
+
+pytestmark = NEEDS_GDB
+VCPUS = 2
+
+
+def pc_of(g: object, thread: int) -> int:
+    out = g.check(f"thread apply {thread} print/x $pc").console  # type: ignore[attr-defined]
+    m = re.search(r"= (0x[0-9a-f]+)", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
+def test_each_vcpu_is_a_thread_and_thread_apply_all_reaches_both() -> None:
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        threads = g.check("info threads").console
+        assert re.search(r"^\*?\s+1\s+Thread 1 \(vCPU 0 ", threads, re.M), threads
+        assert re.search(r"^\s+2\s+Thread 2 \(vCPU 1 ", threads, re.M), threads
+        g.check("break *tick")
+        g.check("continue")
+        g.check("continue")  # both vCPUs have been through tick at least once by now
+        out = g.check("thread apply all print $r30").console
+        assert re.search(r"^Thread 1 .*\n\$\d+ = 0$", out, re.M), out  # r30 = PIR
+        assert re.search(r"^Thread 2 .*\n\$\d+ = 1$", out, re.M), out
+
+
+def test_breakpoint_in_shared_code_stops_with_the_thread_of_the_vcpu_that_hit_it() -> None:
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        tick = s.sym["tick"]
+        g.check("break *tick")
+        seen = set()
+        for _ in range(12):
+            r, replies = traced(g, "continue")
+            assert (r.stop_reason, r.stop_pc) == ("breakpoint-hit", tick)
+            assert replies[-1]["thread"] == f"{r.stop_thread:x}"
+            assert reported_pc(replies[-1]) == tick
+            r3 = g.check("print $r3").console  # the guest's own PIR, read on the stop's thread
+            assert re.search(rf"= {r.stop_thread - 1}$", r3.strip()), (r.stop_thread, r3)
+            seen.add(r.stop_thread)
+        assert seen == {1, 2}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="session bug (reported to the lead): a vCPU whose queued breakpoint stop was dropped "
+    "because GDB removed its breakpoints meanwhile is later stepped over that breakpoint "
+    "silently, so its hit is never reported",
+)
+def test_every_hit_on_a_shared_breakpoint_is_reported_to_gdb() -> None:
+    """Each vCPU's ``counters[PIR]`` counts its passes through ``tick``; with a breakpoint on
+    ``tick`` from the start, every pass must have been a reported stop of that vCPU's thread
+    (the one stopped in ``tick`` now has not counted its pass yet)."""
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        g.check("break *tick")
+        hits = dict.fromkeys(range(1, VCPUS + 1), 0)
+        for _ in range(20):
+            r = g.check("continue")
+            hits[r.stop_thread] += 1  # type: ignore[index]
+        counted = {t: s.word("counters", t - 1) for t in hits}
+        counted[r.stop_thread] += 1  # type: ignore[index]
+        assert counted == hits
+
+
+def test_watchpoint_stops_the_vcpu_that_wrote_with_the_store_as_pc() -> None:
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        g.check(f"watch *(int *){s.sym['counters'] + 4:#x}")  # counters[1]: vCPU 1's
+        r, replies = traced(g, "continue")
+        assert r.stop_reason == "watchpoint-trigger" and r.stop_thread == 2
+        assert replies[0]["thread"] == "2" and reported_pc(replies[0]) == s.sym["tick_store"]
+        assert r.stopped is not None and r.stopped["value"] == {"old": "0", "new": "1"}
+
+
+def test_stepi_with_scheduler_locking_leaves_the_other_vcpu_where_it_was() -> None:
+    """``vCont;s:N`` alone: the other vCPU stays stopped (without locking GDB sends
+    ``vCont;s:N;c`` and the other vCPU runs meanwhile, as it should)."""
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        g.check("break *tick")
+        r = g.check("continue")
+        me, other = r.stop_thread, 3 - r.stop_thread  # type: ignore[operator]
+        other_pc = pc_of(g, other)
+        g.check("delete")
+        g.check("set scheduler-locking on")
+        r = g.check("stepi")
+        assert (r.stop_reason, r.stop_pc, r.stop_thread) == (
+            "end-stepping-range",
+            s.sym["tick"] + 4,
+            me,
+        )
+        assert pc_of(g, other) == other_pc
+
+
+def test_detach_lets_both_vcpus_run_on_with_the_code_as_loaded() -> None:
+    with served("smp_tick", smp=VCPUS) as s:
+        with s.gdb("set breakpoint always-inserted on") as g:
+            g.check("break *tick")
+            g.check("continue")
+            g.check("continue")
+            assert "detached" in g.check("detach").console
+        s.wait_detached()
+        assert s.code_changes() == []
+        for vcpu in range(VCPUS):
+            first, now = s.runs_on("counters", vcpu)
+            assert now != first, f"vCPU {vcpu} does not run after detach"
