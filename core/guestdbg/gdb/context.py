@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import GuestDebugError
@@ -58,6 +59,9 @@ class StubContext:
     """``O`` packets (already ``O``+hex) to send before the reply to the current packet."""
     internal_errors: int = 0
     """Exceptions that were not GuestDebugError: bugs, logged and answered with an error."""
+    read_some: Callable[[int, Sequence[int]], Mapping[int, int | None]] | None = None
+    """The target's optional ``read_some_registers``, resolved once."""
+    expedite: Sequence[int] = ()
 
     @classmethod
     def for_target(cls, target: DebugTarget, packet_size: int) -> StubContext:
@@ -68,6 +72,8 @@ class StubContext:
             codec=RegisterCodec(arch),
             vcpus=target.vcpu_count(),
             xml=target_xml(arch).encode(),
+            read_some=getattr(target, "read_some_registers", None),
+            expedite=tuple(arch.expedite),
         )
 
     # -- threads ---------------------------------------------------------------------------
@@ -96,8 +102,11 @@ class StubContext:
         self.resume_thread = THREAD_ANY
         self.interrupt_sent = False
 
-    def expedite_values(self, vcpu: int) -> list[int | None] | None:
+    def expedite_values(self, vcpu: int) -> Mapping[int, int | None] | Sequence[int | None] | None:
+        """The registers a stop reply carries: just those when the target can read just those."""
         try:
+            if self.read_some is not None:
+                return self.read_some(vcpu, self.expedite)
             return self.target.read_registers(vcpu)
         except GuestDebugError as e:
             log.warning("stop reply without registers: %s", e)

@@ -11,7 +11,7 @@ does with QEMU, rather than receiving a reason it did not ask for.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..events import StopKind
 from .commands.common import format_thread_id
@@ -51,7 +51,12 @@ def reason_field(ev: StopEvent, features: StubFeatures, client: frozenset[str]) 
     return b"%b:%x;" % (field, ev.reason.address)
 
 
-def expedited(codec: RegisterCodec, regnums: Sequence[int], values: Sequence[int | None]) -> bytes:
+def expedited(
+    codec: RegisterCodec,
+    regnums: Sequence[int],
+    values: Mapping[int, int | None] | Sequence[int | None],
+) -> bytes:
+    """``values``: the whole register file, or a mapping holding at least ``regnums``."""
     parts = []
     for n in regnums:
         value = values[n]
@@ -66,7 +71,7 @@ def format_stop_reply(
     client: frozenset[str],
     codec: RegisterCodec,
     expedite: Sequence[int] = (),
-    values: Sequence[int | None] | None = None,
+    values: Mapping[int, int | None] | Sequence[int | None] | None = None,
 ) -> bytes:
     """The reply for ``ev``; ``values`` are the stopped vCPU's registers (None: send none)."""
     signal = SIGINT if ev.reason.kind is StopKind.INTERRUPT else SIGTRAP

@@ -111,7 +111,7 @@ class GdbStub:
             ctx.features,
             ctx.client,
             ctx.codec,
-            ctx.target.gdb_arch.expedite,
+            ctx.expedite,
             ctx.expedite_values(ev.vcpu),
         )
         out = bytearray()

@@ -132,6 +132,11 @@ class DebugTarget(Protocol):
 
     def read_registers(self, vcpu: int) -> list[int | None]: ...
 
+    # Optional: ``read_some_registers(vcpu, regnums) -> Mapping[int, int | None]``, only the
+    # registers named. The stub uses it for the registers every stop reply carries (PC, SP,
+    # status), which then cost what reading those few costs; without it each stop reads the
+    # whole register file (on the e500mc host 38 us, against 6 us for KVM_GET_REGS alone).
+
     def write_registers(self, vcpu: int, values: Mapping[int, int]) -> None: ...
 
     def read_memory(self, vcpu: int, addr: int, length: int) -> bytes:

@@ -37,7 +37,7 @@ def halt_reason(ctx: StubContext, cmd: HaltReason) -> bytes:
         ctx.features,
         ctx.client,
         ctx.codec,
-        ctx.target.gdb_arch.expedite,
+        ctx.expedite,
         ctx.expedite_values(ev.vcpu),
     )
 
