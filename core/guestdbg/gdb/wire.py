@@ -179,6 +179,10 @@ class PacketReader:
         self._oversized = False
 
     def feed(self, data: bytes) -> list[Received]:
+        if not self._in_body and not self._in_csum:
+            single = self._single_frame(data)
+            if single is not None:
+                return [single]
         out: list[Received] = []
         i = 0
         n = len(data)
@@ -224,6 +228,19 @@ class PacketReader:
             self._start()
             i = start + 1
         return out
+
+    def _single_frame(self, data: bytes) -> Frame | None:
+        """The common case in no-ack mode, one whole packet per read (``$body#cs`` and nothing
+        else), checked with a few C-level scans; None sends anything else the general way."""
+        n = len(data)
+        if n < 4 or data[0] != 0x24 or data[n - 3] != 0x23:  # '$' ... '#' c c
+            return None
+        body = data[1 : n - 3]
+        if len(body) > self.max_body or b"#" in body or b"$" in body:
+            return None
+        digits = data[n - 2 :]
+        ok = not digits.translate(None, _HEXDIGITS) and int(digits, 16) == sum(body) & 0xFF
+        return Frame(body, ok)
 
     @staticmethod
     def _between_packets(junk: bytes, out: list[Received]) -> None:
