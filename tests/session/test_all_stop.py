@@ -159,3 +159,27 @@ def test_interrupt_stops_a_running_vm_and_names_a_vcpu(sessions: list[Session]) 
     assert ev is not None and ev.reason.kind is StopKind.INTERRUPT
     assert ev.vcpu in (0, 1)
     assert SYM["loop"] <= ev.reason.pc <= SYM["loop_end"]
+
+
+@pytest.mark.parametrize("smp", [2, 4])
+def test_gdbs_remove_step_reinsert_cycle_loses_no_hit(sessions: list[Session], smp: int) -> None:
+    """GDB removes its breakpoints at every stop, steps the reporting thread alone over the
+    breakpoint, puts them back and continues. Queued hits of other vCPUs are dropped when the
+    breakpoint goes; those vCPUs are still at the breakpoint and must hit it again (not be
+    stepped over it silently) once it is back."""
+    s = open_session(sessions, smp)
+    bp = DebugPoint(PointKind.SW_BREAK, SYM["shared_bp"], 4)
+    s.insert_point(bp)
+    seen: dict[int, list[int]] = defaultdict(list)
+    for _ in range(10 * smp):
+        s.resume(all_run(s))
+        ev = s.wait_stop(10)
+        assert ev is not None and ev.reason.kind is StopKind.SW_BREAK
+        seen[ev.vcpu].append(R4.get(s.vm.vcpus[ev.vcpu].get_regs()))
+        s.remove_point(bp)
+        s.resume({ev.vcpu: ResumeAction(step=True)})
+        step = s.wait_stop(10)
+        assert step is not None and (step.vcpu, step.reason.kind) == (ev.vcpu, StopKind.STEP)
+        s.insert_point(bp)
+    for vcpu, values in seen.items():
+        assert values == list(range(1, len(values) + 1)), (vcpu, values)

@@ -54,7 +54,12 @@ class Runner:
         self.masked: frozenset[DebugPoint] = frozenset()
         """Hardware points left out of this vCPU's registers while it steps over them."""
         self.last_stop: StopReason | None = None
-        """What this vCPU last reported (a before-access watch needs a step-over to go on)."""
+        """What this vCPU last posted (a before-access watch needs a step-over to go on)."""
+        self.seen_at: int | None = None
+        """The PC of this vCPU's last stop the debugger was told about, while it has not run
+        since. Only a point the debugger has seen this vCPU stopped at is stepped over on the
+        next resume; a vCPU whose queued hit was dropped (GDB removed its breakpoints at the
+        stop and put them back) must hit the point again and be reported."""
         self.pending: Reinject | None = None
         """The guest's own event, decided but not yet delivered (plain, serializable state)."""
         self.applied: tuple[object, ...] | None = None
@@ -73,6 +78,7 @@ class Runner:
                 target=self._main, name=f"guestdbg-vcpu{self.index}", daemon=True
             )
             self._thread.start()
+        self.seen_at = None
         self._commands.put((command, over))
 
     def quit(self) -> None:

@@ -49,6 +49,8 @@ class SessionStats:
 
 
 _WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
+_UNSEEN_STOPS = frozenset({StopKind.INTERRUPT, StopKind.HALT, StopKind.GUEST_EVENT})
+"""Stops that say nothing about a point under the PC: the vCPU has not hit it yet."""
 
 
 def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
@@ -350,11 +352,14 @@ class Session:
                 self.runners[i].start(STEP if act.step else RUN)
 
     def _point_under_pc(self, vcpu: int) -> StepOver | None:
-        """What the vCPU would hit again before executing anything, if anything: a trap word or
-        an IAC at its PC, or (on arches whose watchpoints fire before the access) the watchpoint
-        it just reported at this PC."""
+        """What the vCPU would hit again before executing anything, if the debugger has already
+        seen it stopped there: a trap word or an IAC at its PC, or (on arches whose watchpoints
+        fire before the access) the watchpoint it just reported at this PC. A point the
+        debugger was not told about is not stepped over: the vCPU hits it and it is reported."""
         pts = self.points
         r = self.runners[vcpu]
+        if r.seen_at is None:
+            return None
         last = r.last_stop
         watch_again = (
             self.caps.watch_before_access
@@ -366,6 +371,8 @@ class Session:
         if not pts.sw and not pts.hw_breaks and not watch_again:
             return None
         pc = r.ops.pc()
+        if pc != r.seen_at:
+            return None
         masked: set[DebugPoint] = set()
         trap = pts.trap_at(DEFAULT_SPACE, pc)
         if trap is not None and not trap.inserted:
@@ -400,6 +407,8 @@ class Session:
                 self._cv.wait(remaining)
             ev = self._stops.popleft()
         self.stats.stops_reported += 1
+        if ev.reason.kind not in _UNSEEN_STOPS:
+            self.runners[ev.vcpu].seen_at = ev.reason.pc
         if ev.reason.pc < 0:
             pc = self.runners[ev.vcpu].ops.pc()
             ev = StopEvent(ev.vcpu, StopReason(ev.reason.kind, pc, ev.reason.address))
