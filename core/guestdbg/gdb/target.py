@@ -49,6 +49,10 @@ class GdbArch(Protocol):
         """Write the given regnums; a regnum the vCPU cannot take raises GuestDebugError."""
         ...
 
+    # Optional: ``read_some_registers(vcpu, regnums) -> Mapping[int, int | None]``, just the
+    # registers named, through the fewest ioctls that hold them (PC, SP, MSR and LR all come
+    # from one KVM_GET_REGS on BookE); what a target's ``read_some_registers`` would call.
+
 
 def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
     """A single-document target description (features inline, no xi:include)."""
