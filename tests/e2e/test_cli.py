@@ -3,6 +3,7 @@ twice, and ``python -m guestdbg demo`` with its transcript."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -91,6 +92,18 @@ def test_demo_prints_a_transcript_of_every_step_and_exits_0(tmp_path: Path) -> N
         assert shown in text, f"{shown!r} missing from the transcript:\n{text}"
     assert len(re.findall(r"^  why:  ", text, re.M)) >= 7
     assert out.stderr == ""
+
+
+def test_demo_sh_installs_nothing_new_and_runs_the_demo() -> None:
+    """The README's main command, as CI runs it (tools/bootstrap.sh is idempotent: everything
+    it would install is already there when the suite runs)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHON": sys.executable}
+    out = subprocess.run(
+        [str(root / "demo.sh")], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "demo finished: 7 steps" in out.stdout
 
 
 def test_demo_failure_is_one_line_and_nonzero(tmp_path: Path) -> None:

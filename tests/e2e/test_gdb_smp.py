@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .served import NEEDS_GDB, reported_pc, served, traced
 
 pytestmark = NEEDS_GDB
@@ -97,15 +99,30 @@ def test_stepi_with_scheduler_locking_leaves_the_other_vcpu_where_it_was() -> No
         assert pc_of(g, other) == other_pc
 
 
-def test_detach_lets_both_vcpus_run_on_with_the_code_as_loaded() -> None:
+@pytest.mark.parametrize("leave", ["detach", "sigkill"])
+def test_after_gdb_leaves_both_vcpus_run_on_with_the_code_as_loaded_and_gdb_reattaches(
+    leave: str,
+) -> None:
     with served("smp_tick", smp=VCPUS) as s:
-        with s.gdb("set breakpoint always-inserted on") as g:
-            g.check("break *tick")
-            g.check("continue")
-            g.check("continue")
+        g = s.gdb("set breakpoint always-inserted on")
+        g.check("break *tick")
+        g.check("continue")
+        g.check("continue")
+        if leave == "detach":
             assert "detached" in g.check("detach").console
+            g.close()
+        else:
+            g.kill()
         s.wait_detached()
         assert s.code_changes() == []
         for vcpu in range(VCPUS):
             first, now = s.runs_on("counters", vcpu)
-            assert now != first, f"vCPU {vcpu} does not run after detach"
+            assert now != first, f"vCPU {vcpu} does not run after {leave}"
+        with s.gdb() as again:
+            assert s.attached.stopped is not None
+            threads = again.check("info threads").console
+            assert "Thread 1 (vCPU 0 " in threads and "Thread 2 (vCPU 1 " in threads
+            assert again.check("monitor points").target == "no points\n"
+            again.check("break *tick")
+            r = again.check("continue")
+            assert (r.stop_reason, r.stop_pc) == ("breakpoint-hit", s.sym["tick"])
