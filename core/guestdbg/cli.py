@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import GuestDebugError
+
+if TYPE_CHECKING:
+    from .arch import ArchInfo, CoreInfo
+    from .plugins import Registry
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -75,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gdb_setup(reg: Any, info: Any, core: Any) -> tuple[str, ...]:
+def _gdb_setup(reg: Registry, info: ArchInfo, core: CoreInfo) -> tuple[str, ...]:
     """What GDB must be told for this arch before connecting (the plugin's demo knows it:
     ``set endian big`` on PowerPC, because a target description carries no byte order)."""
     guest = reg.pm.hook.guestdbg_demo(arch=info, core=core)

@@ -76,21 +76,22 @@ def run_demo(
 
     vm = host.create_vm(str(elf), smp=1)
     session = Session(vm, info, core.name, registry=reg, attach=False)
-    view = HostView(vm, session.gdb_arch.byteorder)
-    ranges = code_ranges(elf)
-    view.snapshot_code(ranges)
-    for a in addr.values():
-        view.map(a, 4)
-    server = GdbServer(session, ("127.0.0.1", 0))
-    server.start()
     try:
-        bound = server.bound_address
-        assert isinstance(bound, tuple)
-        t.title(f"GDB stub: 127.0.0.1:{bound[1]} (loopback only), guest halted at its entry")
-        with GdbMi(elf, gdb=gdb) as g:
-            Demo(guest, addr, view, session.gdb_arch, g, bound[1], t).run()
+        view = HostView(vm, session.gdb_arch.byteorder)
+        view.snapshot_code(code_ranges(elf))
+        for a in addr.values():
+            view.map(a, 4)
+        server = GdbServer(session, ("127.0.0.1", 0))
+        server.start()
+        try:
+            bound = server.bound_address
+            assert isinstance(bound, tuple)
+            t.title(f"GDB stub: 127.0.0.1:{bound[1]} (loopback only), guest halted at its entry")
+            with GdbMi(elf, gdb=gdb) as g:
+                Demo(guest, addr, view, session.gdb_arch, g, bound[1], t).run()
+        finally:
+            server.close()
     finally:
-        server.close()
         session.close()
     t.title("")
     t.title(f"demo finished: {t.steps} steps, each checked against the guest and the host")
@@ -98,11 +99,19 @@ def run_demo(
 
 
 def main_demo(arch: str, gdb: str, build_dir: str | None) -> int:
-    """The CLI's entry: exit status 0 on success; failures are one line on stderr."""
+    """The CLI's entry: exit status 0 on success; a failure is one GuestDebugError whose
+    message is one line (an assembler's report, say, is folded onto it)."""
     try:
         run_demo(arch, gdb=gdb, build_dir=Path(build_dir) if build_dir else None)
-    except GuestDebugError:
-        raise
+    except GuestDebugError as e:
+        if "\n" not in str(e):
+            raise
+        raise GuestDebugError(_one_line(str(e))) from e
     except Exception as e:  # a bug: still one line for the user
-        raise GuestDebugError(f"demo failed with an internal error: {type(e).__name__}: {e}") from e
+        text = _one_line(f"demo failed with an internal error: {type(e).__name__}: {e}")
+        raise GuestDebugError(text) from e
     return 0
+
+
+def _one_line(text: str) -> str:
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
