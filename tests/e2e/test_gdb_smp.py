@@ -27,8 +27,12 @@ def test_each_vcpu_is_a_thread_and_thread_apply_all_reaches_both() -> None:
         assert re.search(r"^\*?\s+1\s+Thread 1 \(vCPU 0 ", threads, re.M), threads
         assert re.search(r"^\s+2\s+Thread 2 \(vCPU 1 ", threads, re.M), threads
         g.check("break *tick")
-        g.check("continue")
-        g.check("continue")  # both vCPUs have been through tick at least once by now
+        seen = set()
+        for _ in range(20):  # until each vCPU has stopped in tick (it set r30 = PIR before)
+            seen.add(g.check("continue").stop_thread)
+            if seen == {1, 2}:
+                break
+        assert seen == {1, 2}
         out = g.check("thread apply all print $r30").console
         assert re.search(r"^Thread 1 .*\n\$\d+ = 0$", out, re.M), out  # r30 = PIR
         assert re.search(r"^Thread 2 .*\n\$\d+ = 1$", out, re.M), out
