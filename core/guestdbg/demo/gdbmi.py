@@ -157,7 +157,7 @@ class GdbMi:
         try:
             rec = self._records.get(timeout=max(remaining, 0.001))
         except queue.Empty:
-            raise GdbDriverError(f"GDB did not finish {command!r} in {self.timeout:g}s") from None
+            raise GdbDriverError(f"GDB did not finish {command!r} in time") from None
         if rec is None:
             self._records.put(None)
             raise GdbDriverError(f"GDB exited while running {command!r}")
