@@ -9,6 +9,10 @@ Lifecycle: on accept the guest is stopped (``target.attach``). ``D``, ``k``, or 
 lost at any moment (guest running or not) detach exactly once, after which the next GDB may
 connect. :meth:`GdbServer.close` detaches a connected debugger the same way.
 
+Waiting while the guest is stopped: the server thread blocks in ``recv`` alone, one system
+call per packet on GDB's per-stop path; :meth:`GdbServer.close` shuts the connection down to
+wake it.
+
 Waiting while the guest runs: the server thread alternates a non-blocking ``select`` on the
 socket (and the close wakeup) with ``target.wait_stop(poll_interval)``. A stop is therefore
 reported the moment the target has it (``wait_stop`` blocks on the target's own queue, so the
@@ -177,6 +181,10 @@ class GdbServer:
         self._closed.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
+        conn = self.connection
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()
@@ -248,22 +256,24 @@ class GdbServer:
             log.info("GDB disconnected; waiting for the next one")
 
     def _loop(self, conn: socket.socket, stub: GdbStub) -> None:
+        """While the guest is stopped the loop blocks in ``recv`` alone (one system call per
+        packet; :meth:`close` shuts the socket down to wake it); while it runs, a non-blocking
+        ``select`` alternates with ``wait_stop``."""
         target = self.target
         with selectors.DefaultSelector() as sel:
             sel.register(conn, selectors.EVENT_READ)
             sel.register(self._wake_r, selectors.EVENT_READ)
             while True:
-                if stub.state is StubState.CLOSING:
+                if stub.state is StubState.CLOSING or self._closed.is_set():
                     return
-                running = stub.state is StubState.RUNNING
-                ready = sel.select(0 if running else None)
-                if not ready and running:
-                    ev = target.wait_stop(self.poll_interval)
-                    if ev is not None:
-                        conn.sendall(stub.report_stop(ev))
-                    continue
-                for key, _ in ready:
-                    if key.fileobj is self._wake_r:
+                if stub.state is StubState.RUNNING:
+                    ready = sel.select(0)
+                    if not ready:
+                        ev = target.wait_stop(self.poll_interval)
+                        if ev is not None:
+                            conn.sendall(stub.report_stop(ev))
+                        continue
+                    if any(key.fileobj is self._wake_r for key, _ in ready):
                         return
                 data = conn.recv(RECV_SIZE)
                 if not data:
