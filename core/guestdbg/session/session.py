@@ -17,7 +17,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..arch import ArchInfo, ArchVcpuDebug, CoreInfo, OwnershipPolicy, VcpuDebugRequest
@@ -273,6 +273,18 @@ class Session:
     def read_registers(self, vcpu: int) -> list[int | None]:
         self._require_stopped()
         return self.gdb_arch.read_registers(self._runner(vcpu).handle)
+
+    def read_some_registers(self, vcpu: int, regnums: Sequence[int]) -> Mapping[int, int | None]:
+        """Only the registers named (the stub's expedited ones), if the arch can read a subset
+        cheaply; else a full read."""
+        self._require_stopped()
+        handle = self._runner(vcpu).handle
+        some = getattr(self.gdb_arch, "read_some_registers", None)
+        if some is not None:
+            result: Mapping[int, int | None] = some(handle, regnums)
+            return result
+        full = self.gdb_arch.read_registers(handle)
+        return {n: full[n] for n in regnums if 0 <= n < len(full)}
 
     def write_registers(self, vcpu: int, values: Mapping[int, int]) -> None:
         self._require_stopped()

@@ -1,0 +1,27 @@
+"""Register reads through a session: the cheap subset read agrees with the full read."""
+
+from __future__ import annotations
+
+from guestdbg.gdb.target import ResumeAction
+from guestdbg.points import DebugPoint, PointKind
+from guestdbg.session import Session
+
+from .support import make_vm, symbols
+
+SYM = symbols("loop")
+
+
+def test_a_subset_read_matches_the_full_read(sessions: list[Session]) -> None:
+    s = Session(make_vm("loop"), "e500mc")  # type: ignore[arg-type]
+    sessions.append(s)
+    s.insert_point(DebugPoint(PointKind.SW_BREAK, SYM["bp_here"], 4))
+    s.resume({0: ResumeAction()})
+    assert s.wait_stop(10) is not None
+    full = s.read_registers(0)
+    names = [r.name for r in s.gdb_arch.registers]
+    expedited = list(s.gdb_arch.expedite)
+    some = s.read_some_registers(0, expedited)
+    assert some == {n: full[n] for n in expedited}
+    assert some[names.index("pc")] == SYM["bp_here"]
+    mixed = [names.index("esr"), names.index("iac1"), names.index("r4"), names.index("dbsr")]
+    assert s.read_some_registers(0, mixed) == {n: full[n] for n in mixed}
