@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from .served import NEEDS_GDB, served
 
 pytestmark = NEEDS_GDB
@@ -22,12 +20,6 @@ def state_at_stop(g: object, s: object) -> tuple[int, int, int, int]:
     return int(values["pc"], 16), int(values["r4"], 16), int(values["r5"], 16), count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulated e500mc host (reported to the lead): a kick often stops Unicorn with the "
-    "PC still on a store it has already performed (engine.py run/stop: uc_emu_stop from "
-    "another thread), so the stop is not at an instruction boundary",
-)
 def test_a_ctrl_c_stop_is_at_an_instruction_boundary() -> None:
     with served("precise_stop") as s, s.gdb() as g:
         loop, hit, tail = s.sym["loop"], s.sym["hit"], s.sym["tail"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from guestdbg.errors import KernelError, MigrationError
@@ -41,7 +40,6 @@ from .run_area import KvmRunArea
 if TYPE_CHECKING:
     from .vm import EmulatedBookeVm
 
-_KICK_PATIENCE = 2.0
 _SPRG_USER = {3: 0x113, 4: 0x114, 5: 0x115, 6: 0x116, 7: 0x117}
 """SPRG index -> the SPR number a supervisor writes (its problem-state read alias lives in the
 engine)."""
@@ -118,12 +116,11 @@ class EmulatedBookeVcpu:
                 self.runner.vcpu_put()
 
     def kick(self) -> None:
+        """Like a signal to the vCPU thread: the running KVM_RUN notices it between two
+        instructions, at the latest when the current slice of the free run ends
+        (``engine._SLICE``); a halted vCPU is woken."""
         self._kicked = True
         self._wake.set()
-        deadline = time.monotonic() + _KICK_PATIENCE
-        while self._in_run and self._kicked and time.monotonic() < deadline:
-            self.engine.stop()
-            time.sleep(0.0002)
 
     def _interrupted(self) -> bool:
         if self._inval:
@@ -141,7 +138,8 @@ class EmulatedBookeVcpu:
 
     def invalidate(self, lo: int, hi: int) -> None:
         """Drop this vCPU's translations of [lo, hi): now if it is not running, else at its next
-        loop (with a stop request so that is soon)."""
+        loop, at the latest when the current slice of its free run ends (an asynchronous stop
+        would not land on an instruction boundary, see ``engine._SLICE``)."""
         if self._lock.acquire(blocking=False):
             try:
                 self.engine.invalidate(lo, hi)
@@ -150,7 +148,6 @@ class EmulatedBookeVcpu:
             return
         with self._inval_lock:
             self._inval.append((lo, hi))
-        self.engine.stop()
 
     def _apply_invalidations(self) -> None:
         with self._inval_lock:
