@@ -102,3 +102,14 @@ def test_watches_of_different_lengths_at_one_address_are_distinct_points() -> No
     assert len(t.watches) == 2
     assert t.remove(DebugPoint(W, 0x40, 8)) is not None
     assert [e.point.length for e in t.watches.values()] == [4]
+
+
+def test_removing_a_breakpoint_needs_its_own_length() -> None:
+    """A point's identity includes its length: ``z1,addr,2`` does not remove ``Z1,addr,4``."""
+    t = PointTable(E500_CAPS)
+    t.insert(DebugPoint(HW, 0x100, 4))
+    t.insert(DebugPoint(SW, 0x200, 4))
+    for wrong in (DebugPoint(HW, 0x100, 2), DebugPoint(SW, 0x200, 1)):
+        with pytest.raises(InvalidRequest):
+            t.remove(wrong)
+    assert ("mem", 0x100) in t.hw_breaks and ("mem", 0x200) in t.sw

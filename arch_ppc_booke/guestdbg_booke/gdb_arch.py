@@ -12,6 +12,7 @@ made-up value. FP registers come through ONE_REG; a kernel that refuses them (``
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -117,38 +118,56 @@ class BookeGdbArch:
             name: lay.field("struct kvm_sregs", "u", "e", name)
             for name in ("csrr0", "csrr1", "esr", "dear", "ivpr", "features", "update_special")
         }
-        self._fpu_ok: dict[int, bool] = {}
+        # A read plan: which registers come from which door, precomputed once.
+        self._kvm_regs = struct.Struct(">49Q")  # kvm_regs is 49 consecutive __u64
+        regs_index = {
+            key: (lay.offsetof("struct kvm_regs", *self._regs_path(key))) // 8
+            for key in self._regs_fields
+        }
+        self._plan = self._sources
+        self._from_regs = [
+            (n, regs_index[src.key]) for n, src in enumerate(self._sources) if src.door == "regs"
+        ]
+        self._from_sregs = [
+            (n, self._sregs_fields[str(src.key)])
+            for n, src in enumerate(self._sources)
+            if src.door == "sregs"
+        ]
+        self._from_one_reg = [
+            (n, int(str(src.key)) if not isinstance(src.key, int) else src.key)
+            for n, src in enumerate(self._sources)
+            if src.door == "one_reg"
+        ]
+        self._fp_ids = frozenset([KVM_REG_PPC_FPSCR, *(KVM_REG_PPC_FPR0 + i for i in range(32))])
+        self._refused: dict[int, set[int]] = {}
 
     def read_registers(self, vcpu: VcpuHandle) -> list[int | None]:
-        rg = vcpu.get_regs()
-        sr: bytearray | None = None
-        out: list[int | None] = []
-        fpu_ok = self._fpu_ok.get(id(vcpu), True)
-        for source in self._sources:
-            door = source.door
-            if door == "regs":
-                out.append(self._regs_fields[source.key].get(rg))
-            elif door == "sregs":
-                if sr is None:
-                    sr = vcpu.get_sregs()
-                out.append(self._sregs_fields[str(source.key)].get(sr))
-            elif door == "one_reg":
-                reg_id = source.key
-                assert isinstance(reg_id, int)
-                is_fp = reg_id == KVM_REG_PPC_FPSCR or 0 <= reg_id - KVM_REG_PPC_FPR0 < 32
-                if is_fp and not fpu_ok:
-                    out.append(None)
-                    continue
-                try:
-                    out.append(vcpu.get_one_reg(reg_id))
-                except GuestDebugError:
-                    if is_fp:
-                        fpu_ok = False
-                        self._fpu_ok[id(vcpu)] = False
-                    out.append(None)
-            else:
-                out.append(None)
+        """One KVM_GET_REGS (unpacked at once), one KVM_GET_SREGS, and ONE_REG for the rest;
+        registers a kernel refused once (BookE has no FPR ONE_REG) are not asked again."""
+        plan = self._plan
+        out: list[int | None] = [None] * len(plan)
+        regs = self._kvm_regs.unpack_from(vcpu.get_regs(), 0)
+        for n, index in self._from_regs:
+            out[n] = regs[index]
+        if self._from_sregs:
+            sr = vcpu.get_sregs()
+            for n, fld in self._from_sregs:
+                out[n] = fld.get(sr)
+        refused = self._refused.setdefault(id(vcpu), set())
+        for n, reg_id in self._from_one_reg:
+            if reg_id in refused:
+                continue
+            try:
+                out[n] = vcpu.get_one_reg(reg_id)
+            except GuestDebugError:
+                refused.add(reg_id)
+                if reg_id in self._fp_ids:
+                    refused.update(self._fp_ids)  # no FPU through this kernel: skip them all
         return out
+
+    @staticmethod
+    def _regs_path(key: object) -> tuple[str | int, ...]:
+        return ("gpr", key[1]) if isinstance(key, tuple) else (str(key),)
 
     def read_some_registers(
         self, vcpu: VcpuHandle, regnums: Sequence[int]

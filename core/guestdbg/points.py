@@ -199,7 +199,7 @@ class PointTable:
         if kind is PointKind.SW_BREAK:
             key = (point.space, point.addr)
             sw = self.sw.get(key)
-            if sw is None:
+            if sw is None or sw.point != point:
                 raise InvalidRequest(f"no {point} to remove")
             sw.refs -= 1
             if sw.refs:
@@ -210,7 +210,7 @@ class PointTable:
         if kind is PointKind.HW_BREAK:
             hkey = (point.space, point.addr)
             hw = self.hw_breaks.get(hkey)
-            if hw is None:
+            if hw is None or hw.point != point:
                 raise InvalidRequest(f"no {point} to remove")
             hw.refs -= 1
             if hw.refs:
