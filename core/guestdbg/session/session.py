@@ -30,7 +30,7 @@ from ..points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable, SwEntry
 from ..vcpu import VmHandle
 from . import lifetime, traps
 from .planted_steps import PlantedSteps
-from .runner import RUN, STEP, STEP_OVER, Runner, StepOver
+from .runner import RUN, STEP, STEP_OVER, Runner, StepOver, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class Session:
         self._running: set[int] = set()
         self._stops: collections.deque[StopEvent] = collections.deque()
         self.planted = PlantedSteps(self)
+        self.watchdog = Watchdog()
         self._deferred: dict[int, ResumeAction] = {}
         self.stop_all = False
         self.attached = False
@@ -321,6 +322,14 @@ class Session:
             self.planted.resume(actions)
             return
         overs = {i: o for i in sorted(actions) if (o := self._point_under_pc(i)) is not None}
+        if len(actions) == 1 and not overs:
+            ((i, act),) = actions.items()
+            if act.step:
+                with self._cv:
+                    self.stop_all = False
+                    self._running.add(i)
+                self.runners[i].step_inline(self.watchdog)
+                return
         if len(overs) == 1:
             # The common case, done on the vCPU's own thread: it steps over the point while the
             # others are parked, then calls step_over_done, which starts them.
