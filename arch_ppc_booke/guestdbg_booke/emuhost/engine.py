@@ -87,8 +87,7 @@ class RegBatch:
         self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
 
     def read(self) -> list[int]:
-        for i in range(self._n):
-            self._vals[i] = 0
+        ctypes.memset(self._vals, 0, 8 * self._n)  # 32-bit registers fill only the low half
         status = _uclib.uc_reg_read_batch(self._uch, self._ids, self._ptrs, self._n)
         if status != ucc.UC_ERR_OK:
             raise UcError(status)
