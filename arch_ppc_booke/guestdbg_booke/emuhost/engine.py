@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,13 +86,14 @@ class RegBatch:
         self._vals = (ctypes.c_uint64 * n)()
         base = ctypes.addressof(self._vals)
         self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+        self._unpack = struct.Struct(f"={n}Q").unpack  # the array in host byte order
 
     def read(self) -> list[int]:
         ctypes.memset(self._vals, 0, 8 * self._n)  # 32-bit registers fill only the low half
         status = _uclib.uc_reg_read_batch(self._uch, self._ids, self._ptrs, self._n)
         if status != ucc.UC_ERR_OK:
             raise UcError(status)
-        return self._vals[:]
+        return list(self._unpack(self._vals))
 
     def write(self, values: Iterable[int]) -> None:
         vals = self._vals

@@ -75,6 +75,13 @@ class UapiCodec:
         self.r_sprg = [lay.field(r, f"sprg{n}") for n in range(8)]
         self.r_gpr = [lay.field(r, "gpr", n) for n in range(32)]
         self.r_gprs = struct.Struct(">32Q")  # gpr[32] is contiguous: one pack, not 32
+        self.r_all = struct.Struct(">49Q")
+        order = ["pc", "cr", "ctr", "lr", "xer", "msr", "srr0", "srr1", "pid"]
+        order += [f"sprg{n}" for n in range(8)]
+        if [lay.offsetof(r, f) for f in order] != [8 * i for i in range(17)] or (
+            lay.offsetof(r, "gpr") != 8 * 17 or self.regs_size != 8 * 49
+        ):
+            raise AssertionError("kvm_regs is not 49 consecutive __u64 in the expected order")
         s = "struct kvm_sregs"
         self.sregs_size = lay.sizeof(s)
 
@@ -103,21 +110,14 @@ class UapiCodec:
 
     def get_regs(self, k: Kvm, engine: Engine) -> bytearray:
         a = k.arch
-        buf = bytearray(self.regs_size)
         core = engine.core_regs()
-        self.r_pc.put(buf, k.cpu.pc)
-        self.r_cr.put(buf, core[32])
-        self.r_ctr.put(buf, core[33])
-        self.r_lr.put(buf, core[34])
-        self.r_xer.put(buf, core[35])
-        self.r_msr.put(buf, a.msr)
-        self.r_srr0.put(buf, a.srr0)
-        self.r_srr1.put(buf, a.srr1)
-        self.r_pid.put(buf, a.pid)
-        for n in range(8):
-            self.r_sprg[n].put(buf, a.sprg[n])
-        self.r_gprs.pack_into(buf, self.r_gpr[0].offset, *core[:32])
-        return buf
+        # kvm_regs is 49 consecutive __u64 in this order (checked against the layout at init)
+        return bytearray(
+            self.r_all.pack(
+                k.cpu.pc, core[32], core[33], core[34], core[35], a.msr, a.srr0, a.srr1, a.pid,
+                *a.sprg[:8], *core[:32],
+            )
+        )  # fmt: skip
 
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
