@@ -119,7 +119,9 @@ class Runner:
         self.exits = 0
         self._after_guest_debug = getattr(ops, "after_guest_debug", None)
         self.overdue = False
-        """Set by the watchdog when an inline step ran too long (see ``step_inline``)."""
+        """Set by the watchdog when an inline run went on too long (see ``run_inline``)."""
+        self.inline = False
+        """Running on the caller's thread (``run_inline``), not on this vCPU's own."""
         self._commands: queue.SimpleQueue[tuple[str, StepOver | None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -196,26 +198,39 @@ class Runner:
         log.exception("vCPU %d failed", self.index)
         self.session.post(StopEvent(self.index, StopReason(StopKind.HALT, -1)), error=str(e))
 
-    def step_inline(self, watchdog: Watchdog) -> None:
-        """One host single step on the caller's thread: a step is one instruction, so handing
-        it to the vCPU thread and back would cost two thread wake-ups (about 50 us here) for a
-        few microseconds of work. Should the step block in the kernel (a guest waiting for an
-        interrupt), the watchdog kicks it and the step goes on on the vCPU's own thread, so the
-        caller (the GDB server thread) is never held up for long."""
+    def run_inline(self, command: str, over: StepOver | None, watchdog: Watchdog) -> None:
+        """Run a command on the caller's thread (the only vCPU resumed): most runs end within
+        microseconds (a step, a hit on the next breakpoint), and handing them to the vCPU
+        thread and back costs two thread wake-ups (about 50 us here). A run still going when
+        the watchdog's limit passes - a guest that sleeps in the kernel, or simply runs on -
+        is kicked and goes on on the vCPU's own thread, so the caller (the GDB server thread,
+        which must see a Ctrl-C) is held up for that long at most."""
         self.seen_at = None
         self.overdue = False
+        self.inline = True
         watchdog.arm(self)
+        phase_over = over
+        handed_over = False
         try:
-            self._run(STEP)
+            go_on = True
+            if over is not None:
+                go_on = self._step_over(over, report=command == STEP)
+                go_on = go_on and command not in (STEP, STEP_OVER)
+                phase_over = None
+            if go_on:
+                self._run(command)
         except _Overdue:
             watchdog.disarm()
-            self.start(STEP)
-            return
+            self.inline = self.overdue = False
+            handed_over = True
+            self.start(command, phase_over)  # the vCPU thread calls runner_done
         except Exception as e:
             self._failed(e)
         finally:
             watchdog.disarm()
-        self.session.runner_done(self.index)
+            self.inline = False
+            if not handed_over:
+                self.session.runner_done(self.index)
 
     def _step_over(self, over: StepOver, report: bool) -> bool:
         """Execute the instruction under a host point: trap word put back (or the IAC left out
@@ -274,7 +289,7 @@ class Runner:
                             return True
                     continue
                 if reason == KVM_EXIT_INTR:
-                    if self.overdue:
+                    if self.overdue and self.inline:
                         raise _Overdue
                     continue
                 if not s.vmm_exit(self.index, reason):

@@ -322,14 +322,13 @@ class Session:
             self.planted.resume(actions)
             return
         overs = {i: o for i in sorted(actions) if (o := self._point_under_pc(i)) is not None}
-        if len(actions) == 1 and not overs:
+        if len(actions) == 1:
             ((i, act),) = actions.items()
-            if act.step:
-                with self._cv:
-                    self.stop_all = False
-                    self._running.add(i)
-                self.runners[i].step_inline(self.watchdog)
-                return
+            with self._cv:
+                self.stop_all = False
+                self._running.add(i)
+            self.runners[i].run_inline(STEP if act.step else RUN, overs.get(i), self.watchdog)
+            return
         if len(overs) == 1:
             # The common case, done on the vCPU's own thread: it steps over the point while the
             # others are parked, then calls step_over_done, which starts them.
