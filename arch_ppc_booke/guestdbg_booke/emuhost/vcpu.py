@@ -31,7 +31,7 @@ from .engine import (
     Engine,
 )
 from .facility import DebugFacility
-from .kvm_debug import set_guest_debug
+from .kvm_debug import KVMPPC_BOOKE_DAC_NUM, KVMPPC_BOOKE_IAC_NUM, set_guest_debug
 from .kvm_exit import VcpuRunner
 from .kvm_state import Kvm, VcpuArch
 from .kvm_uapi import UapiCodec
@@ -77,9 +77,11 @@ class EmulatedBookeVcpu:
         gd = "struct kvm_guest_debug"
         self._dbg_size = lay.sizeof(gd)
         self._dbg_control = lay.field(gd, "control")
+        # Only bp[0..3] are ever read by the kernel (KVMPPC_BOOKE_IAC_NUM + DAC_NUM on e500):
+        # the other twelve entries are not even decoded.
         self._dbg_bp = [
             (lay.field(gd, "arch", "bp", n, "addr"), lay.field(gd, "arch", "bp", n, "type"))
-            for n in range(16)
+            for n in range(KVMPPC_BOOKE_IAC_NUM + KVMPPC_BOOKE_DAC_NUM)
         ]
         self._lock = threading.RLock()
         self._in_run = False
