@@ -54,9 +54,15 @@ def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
     software-breakpoint instruction (on PowerPC ``KVM_REG_PPC_DEBUG_INST``; never hard-code it),
     the capabilities this kernel really offers (e.g. x86 ``KVM_CAP_SET_GUEST_DEBUG2`` for
     BLOCKIRQ). The returned object's ``encode_guest_debug`` turns the host's hardware points and
-    the step flag into ``kvm_guest_debug`` bytes; ``decode_exit`` turns ``kvm_debug_exit_arch``
-    into a :class:`DebugEvent`; ``guest_verdict`` says how an unclaimed event is re-injected
-    (exceptions named in the arch's numberspaces) or why it is dropped; ``inject`` delivers it.
+    the step flag into ``kvm_guest_debug`` bytes (or None: issue no KVM_SET_GUEST_DEBUG at all);
+    ``decode_exit`` turns ``kvm_debug_exit_arch`` into a :class:`DebugEvent`; ``guest_verdict``
+    says how an unclaimed event is re-injected (exceptions named in the arch's numberspaces) or
+    why it is dropped; ``inject`` delivers it. Optional members the session looks for:
+    ``after_guest_debug()`` (a kernel that applies part of the new state only at a later
+    register write), ``step_targets()`` (when ``caps.step_via_sw``: where the instruction at the
+    PC can continue). ``caps`` decides the rest: slot counts, watch kinds and lengths,
+    ``watch_before_access`` (the session steps an access over its own watchpoint before going
+    on), ``hw_break_via_sw``. ``request.policy`` is the ownership policy the session asked for.
     Return ``None`` when ``request.arch`` is not this plugin's arch.
     """
 
