@@ -310,6 +310,8 @@ class Session:
 
     def resume(self, actions: Mapping[int, ResumeAction]) -> None:
         """Run the named vCPUs (step or continue); vCPUs not named stay stopped."""
+        if not actions:
+            raise InvalidRequest("a resume must name at least one vCPU")
         for i in actions:
             self._runner(i)
         with self._cv:
