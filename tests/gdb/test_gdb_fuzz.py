@@ -328,6 +328,8 @@ def run_stream(p: Pick, items: int) -> int:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_hypothesis_streams_of_packets_leave_the_session_consistent(data: st.DataObject) -> None:
+    # the assertions are in run_stream: every reply is checked as it comes, and at the end the
+    # target's memory, registers and points against the model
     run_stream(HypothesisPick(data), 40)
 
 
