@@ -309,7 +309,12 @@ class Session:
     # -- run control ------------------------------------------------------------------------
 
     def resume(self, actions: Mapping[int, ResumeAction]) -> None:
-        """Run the named vCPUs (step or continue); vCPUs not named stay stopped."""
+        """Run the named vCPUs (step or continue); vCPUs not named stay stopped.
+
+        When one vCPU is named, it runs on the caller's thread for up to the watchdog's limit
+        (50 ms) - most steps and hits end well within it - and on its own thread after that;
+        so this call may take that long, and the stop is then usually ready for ``wait_stop``.
+        """
         if not actions:
             raise InvalidRequest("a resume must name at least one vCPU")
         for i in actions:
