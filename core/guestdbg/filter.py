@@ -70,6 +70,15 @@ class FilterStats:
             "by_reason": dict(self.by_reason),
         }
 
+    def add(self, other: FilterStats) -> None:
+        """Fold another vCPU's counters into these (the session's totals)."""
+        self.reported += other.reported
+        self.reinjected += other.reinjected
+        self.resumed += other.resumed
+        self.step_overs += other.step_overs
+        for k, v in other.by_reason.items():
+            self.by_reason[k] = self.by_reason.get(k, 0) + v
+
     def step_over_taken(self) -> None:
         """A STEP the filter reported was the session's own step-over: move it out of
         ``reported`` so the figures match what the debugger saw."""

@@ -35,16 +35,20 @@ a DAC that fires before the access it watches), and the PC."""
 
 
 class _Overdue(Exception):
-    """An inline step ran longer than the watchdog allows: it moves to the vCPU thread."""
+    """An inline run went on longer than the watchdog allows: it moves to the vCPU thread.
+    ``over`` is the step-over still to do (None once it is done)."""
+
+    over: StepOver | None = None
 
 
 class Watchdog:
-    """Kicks a vCPU that runs a step inline for longer than ``limit`` seconds.
+    """Kicks a vCPU that runs inline (on the caller's thread) for longer than ``limit``
+    seconds.
 
-    It polls (every ``period``) instead of being woken for each step: a wake-up per step made
-    the woken thread contend for the GIL with the step itself and cost more than the thread
-    hand-off the inline step saves. The polling thread exists only while steps are being taken
-    and ends after a second without one."""
+    It polls (every ``period``) instead of being woken for each run: a wake-up per run made
+    the woken thread contend for the GIL with the run itself and cost more than the thread
+    hand-off the inline run saves. The polling thread exists only while inline runs are being
+    made and ends after a second without one."""
 
     def __init__(self, limit: float = 0.05, period: float = 0.02) -> None:
         self.limit = limit
@@ -184,11 +188,7 @@ class Runner:
             if command == QUIT:
                 return
             try:
-                if over is not None:
-                    go_on = self._step_over(over, report=command == STEP)
-                    if not go_on or command in (STEP, STEP_OVER):
-                        continue
-                self._run(command)
+                self._execute(command, over)
             except Exception as e:  # a failed ioctl must stop the VM, not kill the thread
                 self._failed(e)
             finally:
@@ -209,21 +209,14 @@ class Runner:
         self.overdue = False
         self.inline = True
         watchdog.arm(self)
-        phase_over = over
         handed_over = False
         try:
-            go_on = True
-            if over is not None:
-                go_on = self._step_over(over, report=command == STEP)
-                go_on = go_on and command not in (STEP, STEP_OVER)
-                phase_over = None
-            if go_on:
-                self._run(command)
-        except _Overdue:
+            self._execute(command, over)
+        except _Overdue as late:
             watchdog.disarm()
             self.inline = self.overdue = False
             handed_over = True
-            self.start(command, phase_over)  # the vCPU thread calls runner_done
+            self.start(command, late.over)  # the vCPU thread calls runner_done
         except Exception as e:
             self._failed(e)
         finally:
@@ -231,6 +224,19 @@ class Runner:
             self.inline = False
             if not handed_over:
                 self.session.runner_done(self.index)
+
+    def _execute(self, command: str, over: StepOver | None) -> None:
+        """Step over what is under the PC if asked, then run the command (a STEP command is
+        the step-over itself)."""
+        if over is not None:
+            try:
+                go_on = self._step_over(over, report=command == STEP)
+            except _Overdue as late:
+                late.over = over  # not done: the vCPU thread does it again
+                raise
+            if not go_on or command in (STEP, STEP_OVER):
+                return
+        self._run(command)
 
     def _step_over(self, over: StepOver, report: bool) -> bool:
         """Execute the instruction under a host point: trap word put back (or the IAC left out

@@ -143,12 +143,7 @@ class Session:
     def filter_stats(self) -> FilterStats:
         total = FilterStats()
         for f in self.filters:
-            total.reported += f.stats.reported
-            total.reinjected += f.stats.reinjected
-            total.resumed += f.stats.resumed
-            total.step_overs += f.stats.step_overs
-            for k, v in f.stats.by_reason.items():
-                total.by_reason[k] = total.by_reason.get(k, 0) + v
+            total.add(f.stats)
         return total
 
     def _runner(self, vcpu: int) -> Runner:
@@ -208,10 +203,7 @@ class Session:
 
     def _normalise(self, point: DebugPoint) -> DebugPoint:
         """GDB's breakpoint "kind" is a size hint; a trap is always the arch's trap word."""
-        trap = point.kind is PointKind.SW_BREAK or (
-            point.kind is PointKind.HW_BREAK and self.caps.hw_break_via_sw
-        )
-        if trap and point.length != self.caps.sw_break_size:
+        if self._needs_trap(point) and point.length != self.caps.sw_break_size:
             return DebugPoint(point.kind, point.addr, self.caps.sw_break_size, point.space)
         return point
 

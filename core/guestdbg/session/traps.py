@@ -119,11 +119,11 @@ def shadow_write(
         entry.original = bytes(orig)
     for gva, gpa, n in runs:
         chunk = bytearray(buf[gva - addr : gva - addr + n])
-        for entry in covered:
+        for entry in covered:  # covered traps still hold the trap word: keep it in place
             for i in range(size):
                 pos = entry.point.addr + i - gva
                 if 0 <= pos < n:
-                    chunk[pos] = vm.read_phys(entry.gpa + i, 1)[0]
+                    chunk[pos] = insn[i]
         vm.write_phys(gpa, bytes(chunk))
 
 
