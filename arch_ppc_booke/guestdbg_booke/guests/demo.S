@@ -17,10 +17,7 @@
 # ESR it saw in `last_esr`. Each round ends with a host-I/O checkpoint (guest-physical
 # 0xE0000004, KVM_EXIT_MMIO) carrying `rounds`.
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
+    .include "spr.inc"
     .set ESR_PTR_HI, 0x0200      # ESR[PTR] = 0x02000000, as an andis. immediate
 
     .section .text.start, "ax"

@@ -2,7 +2,8 @@
 # with r3 = its PIR, and `tick` counts the call in counters[PIR]. A breakpoint on `tick` is hit
 # by every vCPU; the thread of a stop must be the vCPU whose PIR is in r3 (thread N = PIR N-1),
 # and each vCPU's counter must equal the hits reported for it (none lost, none invented).
-    .set PIR, 0x11E
+
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

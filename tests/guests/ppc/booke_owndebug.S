@@ -11,21 +11,7 @@
 # g_store, then material for host steps and points: a branch, a `bl` to h_func (which stores to
 # `h_word` and returns with `blr`), and a `tw`.
     .include "hostio.inc"
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set IAC1, 0x138
-    .set DAC1, 0x13C
-    .set SRR0, 0x01A
-    .set CSRR0, 0x03A
-    .set DSRR0, 0x23E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR15, 0x19F
-    .set PVR, 0x11F
-    .set IDM, 0x4000
-    .set IC, 0x0800
-    .set IAC1E, 0x0080
-    .set DAC1W, 0x0004
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

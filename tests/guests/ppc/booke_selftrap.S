@@ -4,11 +4,7 @@
 # counts in r29 and returns past the word. `host_site` is where a host debugger puts its own
 # breakpoint. The guest reports r29 through HOSTIO_DONE.
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set SRR1, 0x01B
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

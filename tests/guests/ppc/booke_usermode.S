@@ -4,12 +4,7 @@
 # entries to `log`), counts in r29 and returns past the instruction. r5 and r6 count the runs of
 # s_insn and u_insn; the guest reports r29 through HOSTIO_DONE.
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set SRR1, 0x01B
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR8, 0x198
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -1,12 +1,7 @@
 # Writes the debug SPRs, then reports what reading them gives, one checkpoint per register:
 # DBCR0, DBCR1, DBCR2, IAC1, DAC1, DBSR, and finally the MSR after trying to clear MSR[DE].
     .include "hostio.inc"
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set DBCR1, 0x135
-    .set DBCR2, 0x136
-    .set IAC1, 0x138
-    .set DAC1, 0x13C
+    .include "spr.inc"
 
     .macro REPORT spr
     mfspr r3, \spr

@@ -5,11 +5,7 @@
 # counts. No instruction here reads the MSR, SRR1 or the timebase: those differ by design
 # between QEMU's TCG and a KVM host (MSR[GS] on HV; QEMU's SRR1 cause bits, peers §1.5).
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR8, 0x198
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -2,13 +2,7 @@
 # nothing, the taken branch raises the event before it executes. The handler records save/restore
 # 0 and DBSR (reported as two checkpoints), disarms, and returns to the branch, which then runs.
     .include "hostio.inc"
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set IVPR, 0x03F
-    .set IVOR15, 0x19F
-    .set PVR, 0x11F
-    .set DSRR0, 0x23E
-    .set CSRR0, 0x03A
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

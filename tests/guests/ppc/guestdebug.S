@@ -6,22 +6,7 @@
 # entries) to `dlog`, clears DBSR, and then:
 # TIE -> skip the trap; IC -> count down r28 and disarm at 0; anything else -> disarm DBCR0.
     .include "hostio.inc"
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set IAC1, 0x138
-    .set DAC1, 0x13C
-    .set CSRR0, 0x03A
-    .set CSRR1, 0x03B
-    .set DSRR0, 0x23E
-    .set DSRR1, 0x23F
-    .set IVPR, 0x03F
-    .set IVOR15, 0x19F
-    .set PVR, 0x11F
-    .set IDM, 0x4000
-    .set IC, 0x0800
-    .set TIE, 0x0100
-    .set IAC1E, 0x0080
-    .set DAC1W, 0x0004
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

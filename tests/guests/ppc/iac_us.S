@@ -3,15 +3,7 @@
 # BookE-HV that is the guest's (PR = 0, the event fires), on BookE-PR the guest always runs with
 # PR = 1 (it never fires). Reports the number of debug interrupts taken.
     .include "hostio.inc"
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set DBCR1, 0x135
-    .set IAC1, 0x138
-    .set IVPR, 0x03F
-    .set IVOR15, 0x19F
-    .set PVR, 0x11F
-    .set DSRR0, 0x23E
-    .set CSRR0, 0x03A
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

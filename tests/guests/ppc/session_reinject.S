@@ -3,10 +3,7 @@
 # records SRR0 in `last_srr0` and ESR in `last_esr`, and returns past the instruction.
 # Host I/O: checkpoint(handled) after the trap returned, then done(handled).
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -2,10 +2,7 @@
 # word once; the shared program handler counts in the vCPU's own slot of `handled` (so the
 # vCPUs never race on one word) and returns past the word. Then each vCPU reports done(PIR).
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set PIR, 0x11E
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -2,7 +2,7 @@
 #   r4 = passes so far (incremented just before shared_bp), stored to slots[PIR].count at shared_bp.
 #   `private_bp` is passed only by vCPU 1 (the others branch around it).
     .include "hostio.inc"
-    .set PIR, 0x11E
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

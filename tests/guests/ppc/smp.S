@@ -1,7 +1,7 @@
 # Two vCPUs from one entry point, told apart by PIR: vCPU 0 publishes a word in shared memory,
 # vCPU 1 waits for it and reports it; vCPU 0 reports its PIR.
     .include "hostio.inc"
-    .set PIR, 0x11E
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -8,27 +8,7 @@
 # then TIE -> skip the trap; IC -> count down r28 and disarm at 0; else disarm DBCR0.
 # Program/syscall handlers: append {vector, SRR0, ESR, SRR1} to `plog`.
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set SRR1, 0x01B
-    .set ESR, 0x03E
-    .set DBSR, 0x130
-    .set DBCR0, 0x134
-    .set IAC1, 0x138
-    .set DAC1, 0x13C
-    .set CSRR0, 0x03A
-    .set CSRR1, 0x03B
-    .set DSRR0, 0x23E
-    .set DSRR1, 0x23F
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR8, 0x198
-    .set IVOR15, 0x19F
-    .set PVR, 0x11F
-    .set IDM, 0x4000
-    .set IC, 0x0800
-    .set TIE, 0x0100
-    .set IAC1E, 0x0080
-    .set DAC1W, 0x0004
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

@@ -5,11 +5,7 @@
 # (Handlers log no MSR: KVM BookE-HV shows MSR[DE] to the guest while the host debugs,
 # kvmppc_vcpu_sync_debug - a leak of the kernel's, not something userspace can hide.)
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR8, 0x198
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start

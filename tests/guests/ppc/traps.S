@@ -3,13 +3,7 @@
 # and returns: past the faulting instruction for program/FP, to SRR0 for sc.
 # r29 counts handled interrupts, r30 is the log cursor; r20-r24 belong to the handlers.
     .include "hostio.inc"
-    .set SRR0, 0x01A
-    .set SRR1, 0x01B
-    .set ESR, 0x03E
-    .set IVPR, 0x03F
-    .set IVOR6, 0x196
-    .set IVOR7, 0x197
-    .set IVOR8, 0x198
+    .include "spr.inc"
 
     .section .text.start, "ax"
     .globl _start
