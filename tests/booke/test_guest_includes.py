@@ -19,5 +19,7 @@ def test_spr_include_matches_the_kernel_names_in_regs() -> None:
     for name, value in values.items():
         if name in DBCR0_HALVES:
             assert value << 16 == getattr(regs, DBCR0_HALVES[name]), name
+        elif name.startswith("IVOR"):  # IVOR0-15 are SPRN_IVOR0 + n
+            assert value == regs.SPRN_IVOR0 + int(name[4:]), name
         else:
             assert value == getattr(regs, f"SPRN_{name}"), name
