@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import GuestDebugError, InvalidRequest, KernelError, NotStopped, UnsupportedByArch
 from . import constants, libc
@@ -54,7 +54,25 @@ def machine_kvm_arch() -> str:
     return _MACHINE_ARCH.get(machine, machine)
 
 
-class Kvm:
+class _ClosedOnExit:
+    """``with`` closes it: file descriptors and mappings are released deterministically."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Kvm(_ClosedOnExit):
     """The ``/dev/kvm`` system fd: API version, extensions, VM creation."""
 
     def __init__(
@@ -117,19 +135,8 @@ class Kvm:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> Kvm:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class KvmVm:
+class KvmVm(_ClosedOnExit):
     """One VM fd: memory slots, capabilities, vCPUs. Implements :class:`guestdbg.vcpu.VmHandle`."""
 
     def __init__(self, kvm: Kvm, fd: int) -> None:
@@ -234,17 +241,6 @@ class KvmVm:
             os.close(self._fd)
             self._fd = -1
         self._memory.close()
-
-    def __enter__(self) -> KvmVm:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class KvmVcpu:
