@@ -115,3 +115,14 @@ def test_demo_failure_is_one_line_and_nonzero(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1 and "/nonexistent/gdb not found" in out.stderr, out.stderr
+
+
+def test_plugins_into_a_reader_that_stops_early_ends_without_a_traceback() -> None:
+    """``guestdbg plugins | head -1``: the pipe closes under the listing."""
+    out = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -m guestdbg plugins | head -c 1 >/dev/null; "
+         "echo rc=${PIPESTATUS[0]}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.strip() in ("rc=0", "rc=141")
