@@ -13,8 +13,8 @@ from guestdbg.kvm.uapi import AbiLayout, ArchAbi
 
 CDEF = """
 struct kvm_regs {
-    uint32_t gpr[8]; uint32_t pc; uint32_t sr; uint32_t epc; uint32_t cause; uint32_t vbar;
-    uint32_t pad;
+    uint32_t gpr[8]; uint32_t pc; uint32_t sr; uint32_t epc; uint32_t esr; uint32_t cause;
+    uint32_t vbar;
 };
 struct kvm_sregs { uint32_t pvr; uint32_t pad[3]; };
 struct kvm_guest_debug_arch {

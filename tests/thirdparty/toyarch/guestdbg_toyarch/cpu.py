@@ -2,10 +2,12 @@
 
 Architectural state is eight 32-bit registers (``r0`` reads as zero, writes to it are lost), the
 PC, ``sr`` (EXL: in an exception handler; SS: the guest single-steps itself), and the exception
-registers ``epc``, ``cause`` and ``vbar``. An exception is taken by :meth:`ToyCpu.enter`:
-``epc`` = where to return, ``cause`` = vector, EXL set and SS cleared, PC = ``vbar`` + 16 *
-vector; ``rfe`` returns to ``epc`` and clears EXL. Whether an exception is delivered to the guest
-or leaves KVM_RUN is the kernel's business (:mod:`guestdbg_toyarch.kvm_run`), not the CPU's.
+registers ``epc``, ``esr``, ``cause`` and ``vbar``. An exception is taken by
+:meth:`ToyCpu.enter`: ``epc`` = where to return, ``esr`` = ``sr``, ``cause`` = vector, EXL set
+and SS cleared, PC = ``vbar`` + 16 * vector; ``rfe`` returns to ``epc`` with ``sr`` = ``esr``
+(so a handler runs unstepped and the stepped code goes on being stepped). Whether an exception
+is delivered to the guest or leaves KVM_RUN is the kernel's business
+(:mod:`guestdbg_toyarch.kvm_run`), not the CPU's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ToyCpu:
         self.pc = 0
         self.sr = 0
         self.epc = 0
+        self.esr = 0
         self.cause = 0
         self.vbar = 0
         self.access = -1
@@ -73,7 +76,7 @@ class ToyCpu:
             return TRAP
         elif op == _RFE:
             self.pc = self.epc
-            self.sr &= ~SR_EXL
+            self.sr = self.esr
             return NONE
         elif op == _HALT:
             self.pc = pc + INSN_SIZE
@@ -87,6 +90,7 @@ class ToyCpu:
 
     def enter(self, vector: int, epc: int) -> None:
         self.epc = epc & MASK
+        self.esr = self.sr
         self.cause = vector
         self.sr = (self.sr | SR_EXL) & ~SR_SS
         self.pc = (self.vbar + 16 * vector) & MASK

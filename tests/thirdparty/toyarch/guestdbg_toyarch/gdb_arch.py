@@ -17,7 +17,7 @@ from guestdbg.vcpu import VcpuHandle
 from . import abi
 
 FEATURE = "org.guestdbg.toy.core"
-NAMES = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "sp", "pc", "sr", "epc", "cause", "vbar")
+NAMES = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "sp", "pc", "sr", "epc", "esr", "cause", "vbar")
 
 
 class ToyGdbArch:
@@ -32,7 +32,7 @@ class ToyGdbArch:
         lay = abi.layout()
         regs = "struct kvm_regs"
         self._fields: list[Field] = [lay.field(regs, "gpr", n) for n in range(8)]
-        self._fields += [lay.field(regs, n) for n in ("pc", "sr", "epc", "cause", "vbar")]
+        self._fields += [lay.field(regs, n) for n in ("pc", "sr", "epc", "esr", "cause", "vbar")]
         types = {"sp": "data_ptr", "pc": "code_ptr", "epc": "code_ptr", "vbar": "code_ptr"}
         self.registers = [GdbRegister(n, 32, FEATURE, types.get(n, "uint32")) for n in NAMES]
 

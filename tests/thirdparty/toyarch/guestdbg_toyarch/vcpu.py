@@ -49,7 +49,7 @@ class ToyVcpu:
         self._sregs_size = lay.sizeof("struct kvm_sregs")
         self._gd_size = lay.sizeof(_GD)
         self._gpr = [lay.field(_REGS, "gpr", n) for n in range(8)]
-        self._special = [lay.field(_REGS, n) for n in ("pc", "sr", "epc", "cause", "vbar")]
+        self._special = [lay.field(_REGS, n) for n in ("pc", "sr", "epc", "esr", "cause", "vbar")]
         self._pvr = lay.field("struct kvm_sregs", "pvr")
         self._control = lay.field(_GD, "control")
         self._bp_addr = [lay.field(_GD, "arch", "bp_addr", n) for n in range(HW_BREAKPOINTS)]
@@ -119,7 +119,9 @@ class ToyVcpu:
         buf = bytearray(self._regs_size)
         for n, f in enumerate(self._gpr):
             f.put(buf, cpu.gpr[n])
-        for f, v in zip(self._special, (cpu.pc, cpu.sr, cpu.epc, cpu.cause, cpu.vbar), strict=True):
+        for f, v in zip(
+            self._special, (cpu.pc, cpu.sr, cpu.epc, cpu.esr, cpu.cause, cpu.vbar), strict=True
+        ):
             f.put(buf, v)
         return buf
 
@@ -128,7 +130,7 @@ class ToyVcpu:
         self._sized("KVM_SET_REGS", regs, self._regs_size)
         cpu = self.cpu
         cpu.gpr[1:] = [f.get(regs) for f in self._gpr[1:]]
-        cpu.pc, cpu.sr, cpu.epc, cpu.cause, cpu.vbar = (f.get(regs) for f in self._special)
+        cpu.pc, cpu.sr, cpu.epc, cpu.esr, cpu.cause, cpu.vbar = (f.get(regs) for f in self._special)
 
     def get_sregs(self) -> bytearray:
         self._stopped("KVM_GET_SREGS")
