@@ -3,8 +3,10 @@
 Each example is a subprocess (with a timeout); the assertions read its transcript: the exits the
 VMM saw, the verdicts guestdbg returned, and what real gdb-multiarch printed. Addresses are
 never restated here: an exit's PC is compared with where GDB (reading the guest's ELF) put the
-same breakpoint, so the VMM's loop and the debugger must agree. The x86 example needs this
-machine's /dev/kvm and is skipped with the reason when it is unusable.
+same breakpoint, so the VMM's loop and the debugger must agree. The x86 example
+(``python3 examples/kvm_x86_vmm.py --gdb-selftest``) needs this machine's /dev/kvm and is
+skipped with the reason when it is unusable. The examples' shared modules, vmm_debug_loop.py
+(the VMM's own run loop) and e500mc_common.py (guest build, device model), run with them.
 """
 
 from __future__ import annotations
@@ -146,11 +148,12 @@ def test_x86_example_without_usable_kvm_says_why_and_exits_77() -> None:
 
 def test_examples_are_mypy_strict_clean() -> None:
     """The project's mypy run covers the packages; the examples are code VMM authors copy, so
-    they are held to the same strictness (their sibling modules found through MYPYPATH)."""
+    they are held to the same strictness (their sibling modules found through MYPYPATH; what
+    they import is the project mypy run's business, so its errors are not reported here)."""
     env = {**os.environ, "MYPYPATH": str(EXAMPLES)}
     files = sorted(str(p) for p in EXAMPLES.glob("*.py"))
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", *files],
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", *files],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=TIMEOUT,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
