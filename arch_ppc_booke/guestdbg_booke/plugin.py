@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
 from guestdbg.demo.guest import DemoGuest
@@ -9,6 +11,9 @@ from guestdbg.gdb.target import GdbArch
 from guestdbg.hookspecs import hookimpl
 
 from . import abi, numbering
+
+if TYPE_CHECKING:
+    from guestdbg.testing.profile import ConformanceProfile
 
 # e500 cores: 2 IAC + 2 DAC (KVMPPC_BOOKE_IAC_NUM/DAC_NUM for CONFIG_PPC_E500, fact sheet §3.1);
 # KVM has no capability for the counts on ppc (§3.10), so they are per core here.
@@ -77,3 +82,12 @@ def guestdbg_demo(arch: ArchInfo, core: CoreInfo) -> DemoGuest | None:
     from .guests.demo_guest import demo_guest
 
     return demo_guest(core.name)
+
+
+@hookimpl
+def guestdbg_conformance(arch: ArchInfo, core: CoreInfo) -> ConformanceProfile | None:
+    if arch.name != INFO.name:
+        return None
+    from .conformance import profile
+
+    return profile(core.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from guestdbg.arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from guestdbg.capabilities import DebugCapabilities
 from guestdbg.gdb.target import GdbArch
@@ -9,6 +11,9 @@ from guestdbg.hookspecs import hookimpl
 from guestdbg.points import PointKind
 
 from . import abi, numbering
+
+if TYPE_CHECKING:
+    from guestdbg.testing.profile import ConformanceProfile
 
 # DR0-3 shared by breakpoints and watchpoints; no read-only watch in DR7 RW (QEMU: ENOSYS).
 X86_CAPS = DebugCapabilities(
@@ -63,3 +68,12 @@ def guestdbg_emulated_hosts() -> list[HostFactory]:
     from .emuhost.factory import HOST
 
     return [HOST]
+
+
+@hookimpl
+def guestdbg_conformance(arch: ArchInfo, core: CoreInfo) -> ConformanceProfile | None:
+    if arch.name != INFO.name:
+        return None
+    from .conformance import profile
+
+    return profile()

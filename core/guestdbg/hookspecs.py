@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
     from .demo.guest import DemoGuest
     from .gdb.target import GdbArch
+    from .testing.profile import ConformanceProfile
 
 PROJECT = "guestdbg"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -98,4 +99,19 @@ def guestdbg_demo(arch: ArchInfo, core: CoreInfo) -> DemoGuest | None:
     its own breakpoint instruction and how its handler counts it), the commands GDB needs for
     this arch, and one sentence per step on what the arch's hardware and KVM did. Return
     ``None`` for another plugin's arch, or when the plugin has no demo guest.
+    """
+
+
+@hookspec(firstresult=True)
+def guestdbg_conformance(arch: ArchInfo, core: CoreInfo) -> ConformanceProfile | None:
+    """What the conformance kit (:mod:`guestdbg.testing`) needs to exercise ``core``.
+
+    Called only by the kit, once per core it tests; never by a session. Return a
+    :class:`~guestdbg.testing.profile.ConformanceProfile`: a factory for a fresh VM (guest loaded
+    and halted) whose guest loops forever over ``code_addrs``, reading and writing
+    ``data_addr``; a guest address in no memory slot; and the guest's own debug events as the
+    ``kvm_run`` images the kernel writes for them, each with the exception this plugin documents
+    ``guest_verdict`` re-injects. Import :mod:`guestdbg.testing.profile` inside the hook, so
+    that loading the plugin for a session does not import the kit. Return ``None`` for another
+    plugin's arch, or when the plugin offers no host the kit can run.
     """

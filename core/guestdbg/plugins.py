@@ -8,13 +8,16 @@ the returned objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
 from .errors import GuestDebugError, UnknownArch
+
+if TYPE_CHECKING:
+    from .testing.profile import ConformanceProfile
 
 ENTRY_POINT_GROUP = "guestdbg.arch"
 
@@ -47,6 +50,16 @@ class Registry:
         if layout is None:
             raise UnknownArch(f"no plugin gives a GDB register layout for {core.name!r}")
         return layout
+
+    def conformance(self, arch: ArchInfo, core: CoreInfo) -> ConformanceProfile:
+        """The conformance kit's profile for ``core`` (``guestdbg_conformance``)."""
+        profile = self.pm.hook.guestdbg_conformance(arch=arch, core=core)
+        if profile is None:
+            raise UnknownArch(
+                f"no plugin gives a conformance profile for core {core.name!r} of arch "
+                f"{arch.name!r}: implement the guestdbg_conformance hook"
+            )
+        return profile  # type: ignore[no-any-return]
 
     def emulated_hosts(self) -> list[HostFactory]:
         return [h for hosts in self.pm.hook.guestdbg_emulated_hosts() for h in hosts]

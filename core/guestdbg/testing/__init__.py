@@ -1,0 +1,44 @@
+"""The arch-plugin conformance kit: generic contract tests any arch plugin runs on itself.
+
+A porter's whole conformance test file::
+
+    from guestdbg.testing import ArchConformance
+
+    class TestToyConformance(ArchConformance):
+        arch = "toy"
+
+The plugin answers ``guestdbg_conformance`` with a :class:`ConformanceProfile` (a VM factory,
+addresses in its guest's loop, the guest's own debug events); the kit derives everything else
+from the plugin's capabilities. This package is also a pytest plugin
+(``pytest_plugins = ["guestdbg.testing"]`` or ``-p guestdbg.testing``) providing the fixtures
+``guestdbg_registry``, ``conformance_arch``, ``guestdbg_core_name``, ``conformance_core``,
+``conformance_profile`` and ``conformance_session``.
+
+Importing ``guestdbg`` never imports this package (nor pytest); plugins build their profiles
+from :mod:`guestdbg.testing.profile`, which needs no pytest either.
+"""
+
+from __future__ import annotations
+
+from .fixtures import (
+    conformance_arch,
+    conformance_core,
+    conformance_profile,
+    conformance_session,
+    guestdbg_core_name,
+    guestdbg_registry,
+)
+from .profile import ConformanceProfile, GuestEventCase
+from .suite import ArchConformance
+
+__all__ = [
+    "ArchConformance",
+    "ConformanceProfile",
+    "GuestEventCase",
+    "conformance_arch",
+    "conformance_core",
+    "conformance_profile",
+    "conformance_session",
+    "guestdbg_core_name",
+    "guestdbg_registry",
+]

@@ -1,0 +1,5 @@
+from guestdbg.testing import ArchConformance
+
+
+class TestBookeConformance(ArchConformance):
+    arch = "ppc_booke"
