@@ -247,13 +247,13 @@ def wait_for_detach(server: GdbServer) -> None:
 # -- main -------------------------------------------------------------------------------------
 
 
-def skip_reason(selftest: bool) -> str | None:
+def skip_reason(device: str, selftest: bool) -> str | None:
     if machine_kvm_arch() != "x86_64":
         return f"this example's guest is x86-64; this machine is {machine_kvm_arch()}"
     for tool in ("gcc", "ld") + (("gdb-multiarch",) if selftest else ()):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (tools/bootstrap.sh installs it)"
-    return unusable_reason(default_registry().arches["x86"].layout())
+    return unusable_reason(default_registry().arches["x86"].layout(), device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gdb-selftest", action="store_true", help="run gdb-multiarch against it")
     p.add_argument("--gdb", default="127.0.0.1:0", help="loopback HOST:PORT (0: any free port)")
     p.add_argument("--unix", help="serve GDB on this Unix socket instead (mode 0600)")
+    p.add_argument("--device", default="/dev/kvm", help="the KVM device (default /dev/kvm)")
     args = p.parse_args(argv)
-    reason = skip_reason(args.gdb_selftest)
+    reason = skip_reason(args.device, args.gdb_selftest)
     if reason is not None:
         print(f"SKIPPED: {reason}")
         return EXIT_SKIPPED
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             elf = build_guest(pathlib.Path(tmp))
             image = boot.read_image(elf)
             layout = default_registry().arches["x86"].layout()
-            with Kvm(layout) as kvm:
+            with Kvm(layout, args.device) as kvm:
                 vm, vcpu = make_vm(kvm, image)
                 console = DebugConsole(vm)
                 own_loop(vm, vcpu, image, console)
