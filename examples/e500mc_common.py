@@ -13,7 +13,7 @@ import tempfile
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
-from vmm_debug_loop import exit_name
+from vmm_debug_loop import ExampleFailed, exit_name
 
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.plugins import default_registry
@@ -47,6 +47,14 @@ def new_vm(elf: pathlib.Path) -> VmHandle:
     """The emulated e500mc KVM host (Unicorn under a model of Linux BookE-HV KVM): the same
     VmHandle interface as /dev/kvm, byte for byte, guest loaded and halted at its entry."""
     return default_registry().emulated_host("e500mc").create_vm(str(elf))
+
+
+def read_u32(vm: VmHandle, addr: int) -> int:
+    """A big-endian guest word at a guest address, read as the VMM reads guest RAM."""
+    gpa = vm.vcpus[0].translate(addr)
+    if gpa is None:
+        raise ExampleFailed(f"{addr:#x} is not mapped in the guest")
+    return int.from_bytes(vm.read_phys(gpa, 4), "big")
 
 
 def missing_tool(*tools: str) -> str | None:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from e500mc_common import (
@@ -37,8 +35,10 @@ from e500mc_common import (
     build_guest,
     missing_tool,
     new_vm,
+    read_u32,
     symbols,
 )
+from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed, OwnRunLoop
 
 from guestdbg.errors import GuestDebugError
@@ -48,16 +48,10 @@ from guestdbg.plugins import default_registry
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 
-GDB_TIMEOUT = 60.0
-
 
 def expect(stop: StopReason | None, kind: StopKind, pc: int) -> None:
     if stop is None or (stop.kind, stop.pc) != (kind, pc):
         raise ExampleFailed(f"expected a {kind.value} stop at {pc:#x}, got {stop}")
-
-
-def word(vm_read: bytes) -> int:
-    return int.from_bytes(vm_read, "big")
 
 
 # -- part 1: the VMM's own run loop ----------------------------------------------------------
@@ -88,7 +82,7 @@ def own_loop(elf: Path, sym: dict[str, int]) -> None:
           "own breakpoint word)")  # fmt: skip
     loop.step_over(watch, for_debugger=False)
     expect(loop.run(), StopKind.HW_BREAK, sym["hw_target"])
-    handled = word(vm.read_phys(vcpu_gpa(vcpu, sym["handled"]), 4))
+    handled = read_u32(vm, sym["handled"])
     if handled != 1:
         raise ExampleFailed(f"the guest's handler ran {handled} times in round 1, not once")
     print(f"host reads handled={handled}: the guest's handler ran once, the debugger saw nothing")
@@ -107,25 +101,10 @@ def own_loop(elf: Path, sym: dict[str, int]) -> None:
         )
 
 
-def vcpu_gpa(vcpu: object, addr: int) -> int:
-    gpa = vcpu.translate(addr)  # type: ignore[attr-defined]
-    if not isinstance(gpa, int):
-        raise ExampleFailed(f"{addr:#x} is not mapped in the guest")
-    return gpa
-
-
 # -- part 2: a Session runs the vCPU, GDB attaches ---------------------------------------------
 
 
-def gdb_command(elf: Path, where: str, *extra: str) -> list[str]:
-    args = ["gdb-multiarch", "-nx", "-ex", "set endian big", "-ex", f"file {elf}"]
-    args += ["-ex", f"target remote {where}"]
-    for command in extra:
-        args += ["-ex", command]
-    return args
-
-
-def serve(elf: Path, sym: dict[str, int], address: str | tuple[str, int], selftest: bool) -> None:
+def serve(elf: Path, address: str | tuple[str, int], selftest: bool) -> None:
     print("== part 2: a Session runs the vCPU; the VMM's device model is its exit_handler")
     vm = new_vm(elf)
     device = HostIo(vm)
@@ -137,9 +116,9 @@ def serve(elf: Path, sym: dict[str, int], address: str | tuple[str, int], selfte
             where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
             print(f"GDB stub listening on {where}")
             if selftest:
-                run_gdb(elf, where, sym)
+                run_gdb(elf, where)
             else:
-                print("attach with: " + shlex.join(gdb_command(elf, where)))
+                print("attach with: " + shlex.join(gdb_command(where, *gdb_setup(elf))))
                 print("(detach or quit GDB to end; Ctrl-C here stops the example)")
                 wait_for_detach(server)
         stats = session.filter_stats()
@@ -151,8 +130,8 @@ def serve(elf: Path, sym: dict[str, int], address: str | tuple[str, int], selfte
         session.close()
 
 
-def run_gdb(elf: Path, where: str, sym: dict[str, int]) -> None:
-    commands = [
+def run_gdb(elf: Path, where: str) -> None:
+    commands = (
         "set confirm off",
         "hbreak *hw_target",
         "break *sw_target",
@@ -167,17 +146,8 @@ def run_gdb(elf: Path, where: str, sym: dict[str, int]) -> None:
         "print *(int *)&handled",
         "print *(int *)&counter",
         "detach",
-    ]
-    argv = gdb_command(elf, where, *commands)
-    argv.insert(1, "-batch")
-    print("gdb: " + shlex.join(argv))
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=GDB_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise ExampleFailed(f"gdb-multiarch did not finish within {GDB_TIMEOUT:.0f} s") from None
-    for line in out.stdout.splitlines():
-        if line.strip():
-            print(f"  gdb| {line}")
+    )
+    out = run_gdb_batch(gdb_command(where, *gdb_setup(elf), commands=commands))
     text = out.stdout
     stops = [
         m.group(1) or "watch " + m.group(2)
@@ -186,25 +156,13 @@ def run_gdb(elf: Path, where: str, sym: dict[str, int]) -> None:
     want_stops = ["1", "2", "watch 0", "1"]  # hbreak, break, watch (counter 0 -> 1), hbreak
     values = [int(v) for v in re.findall(r"^\$\d+ = (\d+)", text, re.M)]
     if out.returncode != 0 or stops != want_stops or values != [1, ROUNDS, ROUNDS]:
-        why = out.stderr.strip().splitlines()[-1:] or ["unexpected output"]
-        raise ExampleFailed(f"gdb-multiarch: {why[0]} (stops={stops}, values={values})")
+        raise gdb_failure(out, f"stops={stops}, values={values}")
     if "detached" not in text:
         raise ExampleFailed("gdb-multiarch did not detach")
 
 
-def wait_for_detach(server: GdbServer) -> None:
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.1):
-            if server.connections and server.stub is None:
-                done.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        print("interrupted")
+def gdb_setup(elf: Path) -> tuple[str, ...]:
+    return ("set endian big", f"file {elf}")  # a target description carries no byte order
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -226,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         elf = build_guest()
         sym = symbols(elf)
         own_loop(elf, sym)
-        serve(elf, sym, address, args.gdb_selftest)
+        serve(elf, address, args.gdb_selftest)
     except GuestDebugError as e:
         print(f"FAILED: {e}")
         return 1

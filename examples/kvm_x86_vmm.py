@@ -32,12 +32,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 
+from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed, OwnRunLoop, exit_name
 
 from guestdbg.errors import GuestDebugError
-from guestdbg.events import StopKind
+from guestdbg.events import StopKind, StopReason
 from guestdbg.gdb.server import GdbServer
 from guestdbg.kvm.constants import KVM_EXIT_IO
 from guestdbg.kvm.device import Kvm, KvmVcpu, KvmVm, machine_kvm_arch, unusable_reason
@@ -53,7 +53,6 @@ LOAD_ADDRESS = 0x10000
 CONSOLE_PORT = 0xE9
 ROUNDS = 3
 EXIT_SKIPPED = 77
-GDB_TIMEOUT = 60.0
 
 
 class DebugConsole:
@@ -148,20 +147,12 @@ def own_loop(vm: KvmVm, vcpu: KvmVcpu, image: boot.GuestImage, console: DebugCon
     loop.release()  # guest debugging off before the vCPU changes hands
 
 
-def expect(stop: object, kind: StopKind, pc: int) -> None:
-    got = getattr(stop, "kind", None), getattr(stop, "pc", None)
-    if got != (kind, pc):
+def expect(stop: StopReason | None, kind: StopKind, pc: int) -> None:
+    if stop is None or (stop.kind, stop.pc) != (kind, pc):
         raise ExampleFailed(f"expected a {kind.value} stop at {pc:#x}, got {stop}")
 
 
 # -- part 2: a Session runs the vCPU, GDB attaches ---------------------------------------------
-
-
-def gdb_command(elf: pathlib.Path, where: str, *extra: str) -> list[str]:
-    args = ["gdb-multiarch", "-nx", "-ex", f"file {elf}", "-ex", f"target remote {where}"]
-    for command in extra:
-        args += ["-ex", command]
-    return args
 
 
 def serve(
@@ -186,7 +177,7 @@ def serve(
             if selftest:
                 run_gdb(elf, where, image)
             else:
-                print("attach with: " + shlex.join(gdb_command(elf, where)))
+                print("attach with: " + shlex.join(gdb_command(where, f"file {elf}")))
                 print("(detach or quit GDB to end; Ctrl-C here stops the example)")
                 wait_for_detach(server)
         stats = session.filter_stats()
@@ -197,7 +188,7 @@ def serve(
 
 
 def run_gdb(elf: pathlib.Path, where: str, image: boot.GuestImage) -> None:
-    commands = [
+    commands = (
         "set confirm off",
         "hbreak *bp_target",
         "continue",
@@ -208,40 +199,14 @@ def run_gdb(elf: pathlib.Path, where: str, image: boot.GuestImage) -> None:
         "delete",
         "continue",
         "detach",
-    ]
-    argv = gdb_command(elf, where, *commands)
-    argv.insert(1, "-batch")
-    print("gdb: " + shlex.join(argv))
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=GDB_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise ExampleFailed(f"gdb-multiarch did not finish within {GDB_TIMEOUT:.0f} s") from None
-    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
-    for line in lines:
-        print(f"  gdb| {line}")
+    )
+    out = run_gdb_batch(gdb_command(where, f"file {elf}", commands=commands))
     text = out.stdout
     hits = re.findall(r"^Breakpoint 1, (0x[0-9a-f]+) in bp_target", text, re.M)
     rips = [int(v, 16) for v in re.findall(r"^rip\s+(0x[0-9a-f]+)", text, re.M)]
     want_rips = [image["console_out"], image["bp_target"]]
     if out.returncode != 0 or len(hits) != 2 or rips != want_rips or "detached" not in text:
-        why = out.stderr.strip().splitlines()[-1:] or ["unexpected output"]
-        raise ExampleFailed(f"gdb-multiarch: {why[0]} (hits={hits}, rips={[hex(r) for r in rips]})")
-
-
-def wait_for_detach(server: GdbServer) -> None:
-    """Until a GDB has connected and gone again (or Ctrl-C)."""
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.1):
-            if server.connections and server.stub is None:
-                done.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        print("interrupted")
+        raise gdb_failure(out, f"hits={hits}, rips={[hex(r) for r in rips]}")
 
 
 # -- main -------------------------------------------------------------------------------------

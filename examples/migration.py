@@ -26,7 +26,16 @@ import json
 import sys
 from typing import Any
 
-from e500mc_common import EXIT_SKIPPED, ROUNDS, HostIo, build_guest, missing_tool, new_vm, symbols
+from e500mc_common import (
+    EXIT_SKIPPED,
+    ROUNDS,
+    HostIo,
+    build_guest,
+    missing_tool,
+    new_vm,
+    read_u32,
+    symbols,
+)
 from vmm_debug_loop import ExampleFailed
 
 from guestdbg.errors import GuestDebugError
@@ -34,7 +43,6 @@ from guestdbg.events import StopKind
 from guestdbg.gdb.target import ResumeAction
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
-from guestdbg.vcpu import VmHandle
 from guestdbg_booke.emuhost import EmulatedBookeVm
 
 WAIT = 10.0
@@ -49,13 +57,6 @@ def run_to(s: Session, kind: StopKind, pc: int | None = None) -> None:
     print(f"  stop: {ev.reason.kind.value} @{ev.reason.pc:#x}")
     if ev.reason.kind is not kind or (pc is not None and ev.reason.pc != pc):
         raise ExampleFailed(f"expected a {kind.value} stop, got {ev.reason}")
-
-
-def read_u32(vm: VmHandle, addr: int) -> int:
-    gpa = vm.vcpus[0].translate(addr)
-    if gpa is None:
-        raise ExampleFailed(f"{addr:#x} is not mapped")
-    return int.from_bytes(vm.read_phys(gpa, 4), "big")
 
 
 def summarize(doc: dict[str, Any]) -> None:

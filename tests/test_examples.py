@@ -6,7 +6,8 @@ never restated here: an exit's PC is compared with where GDB (reading the guest'
 same breakpoint, so the VMM's loop and the debugger must agree. The x86 example
 (``python3 examples/kvm_x86_vmm.py --gdb-selftest``) needs this machine's /dev/kvm and is
 skipped with the reason when it is unusable. The examples' shared modules, vmm_debug_loop.py
-(the VMM's own run loop) and e500mc_common.py (guest build, device model), run with them.
+(the VMM's own run loop), e500mc_common.py (guest build, device model) and serve_gdb.py (gdb-multiarch
+in batch), run with them.
 """
 
 from __future__ import annotations
