@@ -5,9 +5,9 @@ VMM saw, the verdicts guestdbg returned, and what real gdb-multiarch printed. Ad
 never restated here: an exit's PC is compared with where GDB (reading the guest's ELF) put the
 same breakpoint, so the VMM's loop and the debugger must agree. The x86 example
 (``python3 examples/kvm_x86_vmm.py --gdb-selftest``) needs this machine's /dev/kvm and is
-skipped with the reason when it is unusable. The examples' shared modules, vmm_debug_loop.py
-(the VMM's own run loop), e500mc_common.py (guest build, device model) and serve_gdb.py (gdb-multiarch
-in batch), run with them.
+skipped with the reason when it is unusable. The examples' shared modules run with them:
+vmm_debug_loop.py (the VMM's own run loop), e500mc_common.py (guest build, device model) and
+serve_gdb.py (gdb-multiarch in batch).
 """
 
 from __future__ import annotations
