@@ -20,7 +20,7 @@ from ..points import WATCH_KINDS, DebugPoint, PointKind
 from ..session.session import Session
 from .profile import ConformanceProfile
 from .roundtrip import point_specs
-from .sessions import run_to_stop
+from .sessions import STOP_TIMEOUT, run_to_stop
 
 _PROBE = 16
 """Bytes of guest memory compared at each profile address."""
@@ -80,7 +80,9 @@ def check_refused(
     )
 
 
-def check_one_break_too_many(session: Session, profile: ConformanceProfile) -> str | None:
+def check_one_break_too_many(
+    session: Session, profile: ConformanceProfile, timeout: float = STOP_TIMEOUT
+) -> str | None:
     """Fill every breakpoint slot, refuse one more, and still stop at an armed one.
     Returns why the check does not apply (breakpoints served by traps have no slot limit)."""
     caps = session.caps
@@ -95,7 +97,7 @@ def check_one_break_too_many(session: Session, profile: ConformanceProfile) -> s
     what = f"hardware breakpoint {n + 1} of {n}"
     check_refused(session, profile, what, partial(session.insert_point, armed[n]), documented)
     if n:
-        ev = run_to_stop(session)
+        ev = run_to_stop(session, timeout)
         hit = (ev.reason.kind, ev.reason.pc)
         assert hit in {(StopKind.HW_BREAK, p.addr) for p in armed[:n]}, (
             f"after the refusal the guest stopped with {hit[0].value} at {hit[1]:#x}, not at "

@@ -16,7 +16,7 @@ from ..events import StopKind, stop_for_watch
 from ..points import DebugPoint, PointKind
 from ..session.session import Session
 from .profile import ConformanceProfile
-from .sessions import run_to_stop
+from .sessions import STOP_TIMEOUT, run_to_stop
 
 _WATCH_ORDER = (PointKind.WATCH_WRITE, PointKind.WATCH_READ, PointKind.WATCH_ACCESS)
 
@@ -56,8 +56,8 @@ def expected_stop(point: DebugPoint) -> StopKind:
     return stop_for_watch(point.kind)
 
 
-def check_stops_at(session: Session, point: DebugPoint) -> None:
-    ev = run_to_stop(session)
+def check_stops_at(session: Session, point: DebugPoint, timeout: float = STOP_TIMEOUT) -> None:
+    ev = run_to_stop(session, timeout)
     want = expected_stop(point)
     where = ev.reason.address if point.kind.is_watch else ev.reason.pc
     where_text = "None" if where is None else hex(where)
@@ -67,11 +67,13 @@ def check_stops_at(session: Session, point: DebugPoint) -> None:
     )
 
 
-def check_no_longer_stops(session: Session, profile: ConformanceProfile, removed: object) -> None:
+def check_no_longer_stops(
+    session: Session, profile: ConformanceProfile, removed: object, timeout: float = STOP_TIMEOUT
+) -> None:
     sentinel = DebugPoint(PointKind.SW_BREAK, profile.code_addrs[-1], session.caps.sw_break_size)
     session.insert_point(sentinel)
     for lap in ("reaching", "a whole lap back to"):
-        ev = run_to_stop(session)
+        ev = run_to_stop(session, timeout)
         assert (ev.reason.kind, ev.reason.pc) == (StopKind.SW_BREAK, sentinel.addr), (
             f"after removing {removed}, {lap} the sentinel {sentinel} the guest stopped with "
             f"{ev.reason.kind.value} at pc {ev.reason.pc:#x} (address {ev.reason.address})"
@@ -79,9 +81,14 @@ def check_no_longer_stops(session: Session, profile: ConformanceProfile, removed
     session.remove_point(sentinel)
 
 
-def check_round_trip(session: Session, profile: ConformanceProfile, spec: PointSpec) -> None:
+def check_round_trip(
+    session: Session,
+    profile: ConformanceProfile,
+    spec: PointSpec,
+    timeout: float = STOP_TIMEOUT,
+) -> None:
     point = point_for(spec, profile)
     session.insert_point(point)
-    check_stops_at(session, point)
+    check_stops_at(session, point, timeout)
     session.remove_point(point)
-    check_no_longer_stops(session, profile, point)
+    check_no_longer_stops(session, profile, point, timeout)

@@ -31,14 +31,14 @@ def open_session(
         session.close()
 
 
-def run_to_stop(session: Session) -> StopEvent:
+def run_to_stop(session: Session, timeout: float = STOP_TIMEOUT) -> StopEvent:
     """Continue vCPU 0 and return its stop; a guest that never stops fails the check."""
     session.resume({0: ResumeAction()})
-    ev = session.wait_stop(STOP_TIMEOUT)
+    ev = session.wait_stop(timeout)
     if ev is None:
         session.interrupt()
         session.wait_stop(STOP_TIMEOUT)
         raise AssertionError(
-            f"no stop within {STOP_TIMEOUT}s: the armed point never fired (or the guest hung)"
+            f"no stop within {timeout}s: the armed point never fired (or the guest hung)"
         )
     return ev

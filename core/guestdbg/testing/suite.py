@@ -27,7 +27,7 @@ from . import announce, gdb_tdesc, limits, numberspaces, profile_fit, reinjectio
 from .profile import ConformanceProfile
 from .resolve import arch_info, core_names, profile_for, registry_for
 from .roundtrip import PointSpec
-from .sessions import open_session
+from .sessions import STOP_TIMEOUT, open_session
 
 CORE_PARAM = "guestdbg_core_name"
 POINT_PARAM = "guestdbg_point_spec"
@@ -43,6 +43,8 @@ class ArchConformance:
     extra_plugins: ClassVar[tuple[object, ...]] = ()
     """Plugin objects registered after the installed ones (they win ``firstresult`` hooks):
     e.g. a plugin under development, or a deliberately broken one the kit must fail."""
+    stop_timeout: ClassVar[float] = STOP_TIMEOUT
+    """Seconds a guest gets to reach an armed point before the check fails."""
     __test__: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -149,14 +151,18 @@ class ArchConformance:
         caps = conformance_session.caps
         if guestdbg_point_spec not in roundtrip.point_specs(caps):
             pytest.skip(f"this vCPU's kernel does not offer {guestdbg_point_spec} (listed only)")
-        roundtrip.check_round_trip(conformance_session, conformance_profile, guestdbg_point_spec)
+        roundtrip.check_round_trip(
+            conformance_session, conformance_profile, guestdbg_point_spec, self.stop_timeout
+        )
 
     # -- 3. limits --------------------------------------------------------------------------
 
     def test_one_hw_break_more_than_the_slots_is_refused_and_nothing_changes(
         self, conformance_session: Session, conformance_profile: ConformanceProfile
     ) -> None:
-        why_not = limits.check_one_break_too_many(conformance_session, conformance_profile)
+        why_not = limits.check_one_break_too_many(
+            conformance_session, conformance_profile, self.stop_timeout
+        )
         if why_not:
             pytest.skip(why_not)
 
