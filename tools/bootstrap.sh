@@ -6,7 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 debs=(gdb-multiarch binutils-powerpc-linux-gnu gcc-powerpc-linux-gnu
-      linux-libc-dev-powerpc-cross linux-libc-dev qemu-system-ppc gcc)
+      linux-libc-dev-powerpc-cross linux-libc-dev qemu-system-ppc gcc
+      python3-venv)  # tests/test_third_party_plugin.py makes a fresh venv (Debian splits ensurepip out)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
