@@ -4,9 +4,12 @@ emulated e500 host of the core, and the guest's own debug events as KVM BookE re
 The guest's own event that reaches userspace and goes back to the guest is the breakpoint word
 (status 0, address = PC; booke.c ``kvmppc_handle_exit`` with USE_SW_BP): the plugin re-injects
 the illegal-instruction program interrupt (IVOR 6, ESR[PIL]) QEMU's ``kvm_handle_debug``
-injects. The guest's own IAC/DAC/IC events cannot reach userspace while the host debugs (the
-kernel ignores the guest's debug-SPR writes then, ``kvmppc_booke_emulate_mtspr``), so an
-unmatched one is dropped, not re-injected, and there is no such case to list.
+injects; so is the guest's own ``ehpriv 1``, which ``kvmppc_e500_emul_ehpriv`` turns into
+the same exit whether or not anyone debugs (QEMU injects the same program interrupt for it;
+resuming would run it again, forever). The guest's own IAC/DAC/IC events cannot reach
+userspace while the host debugs (the kernel ignores the guest's debug-SPR writes then,
+``kvmppc_booke_emulate_mtspr``), so an unmatched one is dropped, not re-injected, and there
+is no such case to list.
 """
 
 from __future__ import annotations
@@ -57,10 +60,15 @@ def profile(core: str) -> ConformanceProfile:
         kvm_run=debug_exit_image(sym["own_break"], 0),
         expected=numbering.PROGRAM,
     )
+    own_ehpriv = GuestEventCase(
+        name="the guest's own ehpriv 1 (exits as status 0 whatever guest_debug says)",
+        kvm_run=debug_exit_image(sym["own_ehpriv"], 0),
+        expected=numbering.PROGRAM,
+    )
     return ConformanceProfile(
         make_vm=make_vm,
         code_addrs=[sym[f"code{n}"] for n in range(4)],
         data_addr=sym["watched"],
         outside_ram=OUTSIDE_RAM,
-        guest_events=[own_break],
+        guest_events=[own_break, own_ehpriv],
     )

@@ -13,7 +13,9 @@ against ``arch/powerpc/kvm/booke.c``):
   core reference manual §8.4.2), so that PC is the accessing instruction's.
 * A status-0 exit nobody claims is the guest executing the breakpoint instruction itself; the
   hardware would have raised an illegal-instruction program interrupt, so that is injected
-  (ESR[PIL], SRR0 = the instruction), as QEMU's ``kvm_handle_debug`` does.
+  (ESR[PIL], SRR0 = the instruction), as QEMU's ``kvm_handle_debug`` does. The same goes for
+  the guest's own ``ehpriv 1`` on a kernel whose breakpoint word is 0x00dddd00: the kernel
+  still exits for it (``kvmppc_e500_emul_ehpriv``), and resuming would only run it again.
 * An unmatched IAC/DAC event is dropped (RESUME): while the host debugs, the kernel ignores the
   guest's writes to IAC/DAC/DBCR (``kvmppc_booke_emulate_mtspr``), so the guest cannot have armed
   it; it is a match from a point the host just removed.
@@ -102,6 +104,14 @@ class BookeVcpuDebug:
         else:
             self.caps = request.core.caps
             self.sw_break_insn = self.kernel_insn
+        self._trap_words = (
+            self.kernel_insn,
+            self.sw_break_insn,
+            regs.KVMPPC_INST_EHPRIV_DEBUG.to_bytes(4, "big"),
+        )
+        """Words whose status-0 exit is a trap, not a stale one: the kernel's breakpoint word,
+        the host's, and ``ehpriv 1``, which exits whatever guest_debug says
+        (e500_emulate.c ``kvmppc_e500_emul_ehpriv``): resuming would run it again forever."""
         gd = "struct kvm_guest_debug"
         self._size = lay.sizeof(gd)
         self._control = lay.field(gd, "control")
@@ -191,7 +201,7 @@ class BookeVcpuDebug:
     def guest_verdict(self, ev: DebugEvent) -> Reinject | Resume:
         if ev.kind is EventKind.STEP_OR_SW_TRAP:
             word = self._word_at(ev.pc)
-            if word is not None and word not in (self.kernel_insn, self.sw_break_insn):
+            if word is not None and word not in self._trap_words:
                 return Resume(
                     "status-0 exit at a word that is no longer a breakpoint instruction "
                     "(a host breakpoint removed while its exit was in flight)"

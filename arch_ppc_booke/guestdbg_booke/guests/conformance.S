@@ -7,7 +7,9 @@
 #
 # `own_break` is the guest's own breakpoint word (0x00dddd00, KVM_REG_PPC_DEBUG_INST on current
 # kernels), as a guest kernel's BUG() or kgdb trap would be; the loop never runs it, the kit
-# only asks the plugin what a status-0 exit there means. The program handler skips the
+# only asks the plugin what a status-0 exit there means. `own_ehpriv` is the guest's own
+# `ehpriv 1`, which KVM turns into the same exit whatever guest_debug says
+# (e500_emulate.c kvmppc_e500_emul_ehpriv). The program handler skips the
 # offending word (SRR0 + 4) and counts it in `programs`, as a guest OS would.
     .include "spr.inc"
 
@@ -30,9 +32,11 @@ code2:
 code3:
     b code0
 
-    .globl own_break
+    .globl own_break, own_ehpriv
 own_break:
     .long 0x00dddd00
+own_ehpriv:
+    .long 0x7c000a1c            # ehpriv 1
     b code0
 
     .balign 16
