@@ -31,7 +31,7 @@ KVM_GUESTDBG_USE_HW_BP = 0x00020000
 TOY_WP_READ = 1
 TOY_WP_WRITE = 2
 
-# kvm_debug_exit_arch.status: what the debug exit saw
+# kvm_debug_exit_arch.status: for a trap exit, the trap's immediate; for a debug exit, what it saw
 TOY_DBG_STEP = 0x01
 TOY_DBG_BP0 = 0x02
 TOY_DBG_BP1 = 0x04

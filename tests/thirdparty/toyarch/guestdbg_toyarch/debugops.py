@@ -4,8 +4,12 @@ What the toy kernel does (:mod:`guestdbg_toyarch.kvm_run`) decides each step:
 
 * The kernel reports how many compare slots it has (``KVM_CAP_GUEST_DEBUG_HW_BPS/WPS``) and the
   word it traps on (``KVM_REG_TOY_DEBUG_INST``); both are read here, never assumed.
-* A ``trap`` exit is the host's when the session inserted a breakpoint there; otherwise it is the
-  guest's own ``trap`` and goes back as the trap exception (the kernel returns past it: soft).
+* A ``trap`` exit carries the trap's immediate. Only the breakpoint word (the one the kernel
+  reports) is a software-breakpoint trap the host may claim; any other ``trap n`` is the
+  guest's own whatever the address, so it is decoded as OTHER and never mistaken for the host's
+  breakpoint - not even while the session steps over its breakpoint at that very address, with
+  the guest's ``trap n`` put back (a SW_TRAP there would be claimed again, for ever). Unclaimed,
+  a trap goes back as the trap exception (the kernel returns past it: it is soft).
 * A STEP exit the host did not ask for is the guest's own sr.SS step: re-inject the debug
   exception. An unclaimed BPn/WP hit cannot be the guest's (it has no compares of its own):
   it is a slot whose host point is gone, and is dropped.
@@ -62,6 +66,7 @@ class ToyVcpuDebug:
         )
         word = self.vcpu.get_one_reg(abi.KVM_REG_TOY_DEBUG_INST)
         self.sw_break_insn = word.to_bytes(static.sw_break_size, "big")
+        self._break_imm = word & 0xFFFF
         lay = request.vm.layout
         self._size = lay.sizeof(_GD)
         self._control = lay.field(_GD, "control")
@@ -105,7 +110,8 @@ class ToyVcpuDebug:
         pc = self._pc.get(run)
         arch = (exception, status)
         if exception == TRAP:
-            return DebugEvent(EventKind.SW_TRAP, pc, pc, arch=arch)
+            kind = EventKind.SW_TRAP if status == self._break_imm else EventKind.OTHER
+            return DebugEvent(kind, pc, pc, arch=arch)
         if status & (abi.TOY_DBG_BP0 | abi.TOY_DBG_BP1):
             return DebugEvent(EventKind.HW_BREAK, pc, self._addr.get(run), arch=arch)
         if status & abi.TOY_DBG_WP:
@@ -117,7 +123,7 @@ class ToyVcpuDebug:
         return DebugEvent(EventKind.OTHER, pc, pc, arch=arch)
 
     def guest_verdict(self, ev: DebugEvent) -> Reinject | Resume:
-        if ev.kind is EventKind.SW_TRAP:
+        if ev.arch[0] == TRAP:
             return Reinject(TRAP_ID, ev.pc)
         if ev.kind is EventKind.STEP:
             return Reinject(DEBUG_ID, ev.pc)

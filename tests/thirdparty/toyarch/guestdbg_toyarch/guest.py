@@ -67,7 +67,8 @@ def debug_exit(exception: int, status: int, pc: int) -> Callable[[AbiLayout], by
 
 
 GUEST_EVENTS: tuple[tuple[str, int, int, ExceptionId], ...] = (
-    ("the guest's own trap instruction", TRAP, 0, TRAP_ID),
+    ("the guest's own trap instruction (trap 7)", TRAP, 7, TRAP_ID),
+    ("the guest's own breakpoint word (trap 0xffff)", TRAP, 0xFFFF, TRAP_ID),
     ("the guest's own sr.SS single step", DEBUG, abi.TOY_DBG_STEP, DEBUG_ID),
 )
 """(name, exit exception, exit status, what guest_verdict re-injects)."""

@@ -8,8 +8,9 @@ The toy kernel's guest-debug rules, modelled on what real KVM arches do:
   instruction, ``addr`` the watched word, ``status`` WP (+ WP_WRITE for a store).
 * With SINGLESTEP each KVM_RUN executes one instruction and leaves with status STEP at the new
   PC (an exception the instruction raised is entered first: the step ends at the handler).
-* ``trap`` leaves with ``exception`` = trap and the PC still at it only with USE_SW_BP; without
-  it the guest takes its trap exception (``epc`` = past the ``trap``).
+* ``trap`` leaves with ``exception`` = trap, ``status`` = its immediate (the syndrome, as arm64's
+  ESR carries a BRK's immediate) and the PC still at it, only with USE_SW_BP; without it the
+  guest takes its trap exception (``epc`` = past the ``trap``).
 * The guest's own single step (sr.SS) leaves as a STEP exit while userspace debugs the guest
   at all (ENABLE: the kernel cannot tell whose step it is, as x86 #DB); otherwise the guest
   takes its debug exception (``epc`` = the next instruction).
@@ -94,8 +95,8 @@ class RunLoop:
             word = cpu.fetch(pc)
             guest_step = cpu.sr & SR_SS
             result = BUS if word is None else cpu.execute(word)
-            if result == TRAP and dbg.sw_bp:
-                return self._debug_exit(TRAP, 0, pc, pc)
+            if result == TRAP and dbg.sw_bp and word is not None:
+                return self._debug_exit(TRAP, word & 0xFFFF, pc, pc)
             if result == HALTED:
                 return self._exit(C.KVM_EXIT_HLT)
             if result != NONE:

@@ -67,6 +67,24 @@ def test_guest_trap_reaches_its_handler_once_per_pass_while_the_host_traps_too()
         s.close()
 
 
+def test_guest_trap_under_a_host_breakpoint_still_reaches_its_handler() -> None:
+    """GDB's breakpoint on the guest's own ``trap 7``: each pass stops once for the host, and on
+    continuing (the session steps over with ``trap 7`` put back) the guest still gets its trap."""
+    vm = ToyVm()
+    at = vm.load(OWN_TRAPS)
+    s = Session(vm, "toy")
+    try:
+        s.insert_point(DebugPoint(PointKind.SW_BREAK, at["loop"] + 4, 4))
+        for _ in range(4):
+            s.resume({0: ResumeAction()})
+            stop = s.wait_stop(timeout=5)
+            assert stop is not None and stop.reason.kind is StopKind.SW_BREAK
+            assert stop.reason.pc == at["loop"] + 4
+        assert word(vm, at["traps"]) == word(vm, at["passes"]) == 3
+    finally:
+        s.close()
+
+
 def test_guest_single_step_reaches_its_debug_handler_while_the_host_debugs() -> None:
     """sr.SS steps exit to userspace while guest debug is enabled; each is re-injected."""
     vm = ToyVm()
