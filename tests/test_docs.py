@@ -204,6 +204,12 @@ def test_every_code_block_is_run_checked_or_marked_output(document: str) -> None
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
 
 
+def test_the_guides_exist_and_are_checked() -> None:
+    assert {"README.md", "docs/embedding.md", "docs/porting.md"} <= set(DOCUMENTS)
+    for guide in ("docs/embedding.md", "docs/porting.md"):
+        assert guide in (ROOT / "README.md").read_text(), f"the README does not link {guide}"
+
+
 # -- the checker can fail ----------------------------------------------------------------------
 
 BAD = """\
