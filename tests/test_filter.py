@@ -93,3 +93,20 @@ def test_a_step_that_stays_put_is_still_a_step_when_the_arch_sees_no_trap() -> N
     f = ReinjectionFilter(t, lambda ev: Resume("not a breakpoint instruction"))
     v = f.decide(DebugEvent(EventKind.STEP_OR_SW_TRAP, 0x2000, 0x2000), True, step_origin=0x2000)
     assert isinstance(v, Report) and v.reason.kind is StopKind.STEP
+
+
+def test_a_software_trap_at_the_step_origin_is_the_guests_own_instruction() -> None:
+    """x86: stepping from a host int3 runs the original byte; if that byte is the guest's own
+    int3, the #BP is the guest's. Elsewhere during the step, a host trap word is the host's."""
+    bp = ExceptionId("x86.vector", 3)
+    t = PointTable(E500_CAPS)
+    f = ReinjectionFilter(t, lambda ev: Reinject(bp, ev.pc, {}))
+    t.insert(DebugPoint(PointKind.SW_BREAK, 0x1000, 4))
+    t.insert(DebugPoint(PointKind.SW_BREAK, 0x2000, 4))
+    at_origin = DebugEvent(EventKind.SW_TRAP, 0x1000, 0x1000)
+    assert f.decide(at_origin, host_stepping=True, step_origin=0x1000) == Reinject(bp, 0x1000, {})
+    not_stepping = f.decide(at_origin, host_stepping=False)  # a plain hit: the host's
+    assert isinstance(not_stepping, Report) and not_stepping.reason.kind is StopKind.SW_BREAK
+    elsewhere = DebugEvent(EventKind.SW_TRAP, 0x2000, 0x2000)
+    v = f.decide(elsewhere, host_stepping=True, step_origin=0x1000)
+    assert isinstance(v, Report) and (v.reason.kind, v.reason.pc) == (StopKind.SW_BREAK, 0x2000)

@@ -9,7 +9,9 @@ userspace decides (Jan Kiszka's contract for KVM guest debugging; QEMU's ``kvm_h
    - except a trap-or-step event (BookE status 0) at the PC the step started from: the PC did
    not move, so the step did not complete; the instruction trapped, and if the arch says it is
    the guest's own trap instruction it goes back to the guest (QEMU claims it for the host and
-   the guest's exception is lost for every step over it).
+   the guest's exception is lost for every step over it). Likewise a software trap (x86 #BP)
+   at the step's origin is the guest's: the session steps from a host trap word with the
+   original instruction put back, so what trapped there is the guest's own instruction.
 2. A software-breakpoint trap at an address where the host inserted one is the host's.
 3. An instruction-address match at a host hardware breakpoint is the host's.
 4. A data-address match at a host watchpoint of a compatible access kind is the host's.
@@ -115,12 +117,18 @@ class ReinjectionFilter:
 
     def _decide(self, ev: DebugEvent, host_stepping: bool, step_origin: int | None) -> Verdict:
         kind = ev.kind
-        if host_stepping and kind in _STEPPISH:
-            if kind is EventKind.STEP_OR_SW_TRAP and ev.pc == step_origin:
-                guest = self.guest_verdict(ev)
-                if type(guest) is Reinject:
-                    return guest
-            return Report(StopReason(StopKind.STEP, ev.pc))
+        if host_stepping:
+            if kind in _STEPPISH:
+                if kind is EventKind.STEP_OR_SW_TRAP and ev.pc == step_origin:
+                    guest = self.guest_verdict(ev)
+                    if type(guest) is Reinject:
+                        return guest
+                return Report(StopReason(StopKind.STEP, ev.pc))
+            if kind is EventKind.SW_TRAP and ev.address == step_origin:
+                # A step from a host trap word runs with the original word put back: a trap
+                # there is the guest's own instruction, not the host's word (rule 2 would
+                # report the same breakpoint on every continue).
+                return self.guest_verdict(ev)
         points = self.points
         if kind in _TRAPPISH:
             key = (ev.space, ev.address)

@@ -51,6 +51,33 @@ def test_guest_int3_runs_its_own_handler_once_with_rip_past_the_int3(
         s.close()
 
 
+def test_host_breakpoint_on_the_guests_own_int3_reports_once_then_the_guest_gets_its_bp(
+    make_machine: MakeMachine,
+) -> None:
+    """GDB's breakpoint on an int3 the guest itself executes: the first #BP there is the host's
+    (reported). Continuing steps over it with the original byte back - which is the guest's
+    int3 - so the #BP of that step is the guest's and goes to its handler; claiming it as the
+    host's again would report the same breakpoint on every continue, for ever."""
+    m = make_machine("reinject")
+    m.start_at("bp_start")
+    s = Session(m.vm, "x86")
+    try:
+        s.insert_point(DebugPoint(PointKind.SW_BREAK, m.sym("guest_int3")))
+        s.insert_point(DebugPoint(PointKind.SW_BREAK, m.sym("bp_done")))
+        ev = run_to_stop(s)
+        if m.kind == "kvm" and halted(ev) and _exit_reason(m) == C.KVM_EXIT_INTERNAL_ERROR:
+            pytest.skip("this /dev/kvm (kvm_pvm) cannot run int3 at CPL0: internal error")
+        assert (ev.reason.kind, ev.reason.pc) == (StopKind.SW_BREAK, m.sym("guest_int3"))
+        assert m.u64("bp_count") == 0
+        ev = run_to_stop(s)
+        assert (ev.reason.kind, ev.reason.pc) == (StopKind.SW_BREAK, m.sym("bp_done"))
+        assert m.u64("bp_count") == 1
+        assert m.u64("bp_frame_rip") == m.sym("bp_after_int3")
+        assert (s.filter_stats().reported, s.filter_stats().reinjected) == (2, 1)
+    finally:
+        s.close()
+
+
 def test_guest_single_step_db_reaches_its_handler_once_with_dr6_bs(
     make_machine: MakeMachine,
 ) -> None:
