@@ -50,7 +50,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from guestdbg.arch import OwnershipPolicy, VcpuDebugRequest
+from guestdbg.arch import (
+    AfterGuestDebug,
+    ArchVcpuDebug,
+    OwnershipPolicy,
+    StepTargets,
+    VcpuDebugRequest,
+)
 from guestdbg.capabilities import DebugCapabilities
 from guestdbg.errors import GuestDebugError, NoFreeSlot, UnsupportedByArch
 from guestdbg.events import DebugEvent, EventKind, Reinject, Resume
@@ -308,3 +314,11 @@ class BookeVcpuDebug:
             if want != msr:
                 self._msr.put(rg, want)
                 self.vcpu.set_regs(bytes(rg))
+
+
+# mypy checks the class against the contract, optional members included.
+_CONTRACT: tuple[type[ArchVcpuDebug], type[AfterGuestDebug], type[StepTargets]] = (
+    BookeVcpuDebug,
+    BookeVcpuDebug,
+    BookeVcpuDebug,
+)

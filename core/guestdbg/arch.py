@@ -109,14 +109,9 @@ class ArchVcpuDebug(Protocol):
         """The vCPU's current program counter (for stops and stepping decisions)."""
         ...
 
-    # Optional: ``after_guest_debug(self) -> None``, called right after each
-    # KVM_SET_GUEST_DEBUG, for kernels that apply part of the new state only at a later
-    # register write (BookE forces MSR[DE] only in kvmppc_set_msr).
-    #
-    # Optional, needed only when ``caps.step_via_sw``:
-    #     def step_targets(self) -> list[int]
-    # the addresses execution can continue at after the instruction at the PC (fall-through,
-    # branch target, interrupt vector); raise UnsupportedByArch when one cannot be known.
+    # Optional members, each with its own protocol below so a plugin can declare and
+    # type-check them: ``after_guest_debug`` (:class:`AfterGuestDebug`) and, when
+    # ``caps.step_via_sw``, ``step_targets`` (:class:`StepTargets`).
 
     def attach(self, policy: str) -> Mapping[str, int]:
         """The host debugger attaches: note (and return) the guest's own debug settings."""
@@ -124,6 +119,25 @@ class ArchVcpuDebug(Protocol):
 
     def detach(self, saved: Mapping[str, int]) -> None:
         """The host debugger leaves: give the guest back what ``attach`` saved."""
+        ...
+
+
+class AfterGuestDebug(Protocol):
+    """Optional member of :class:`ArchVcpuDebug` (the session looks it up once per vCPU)."""
+
+    def after_guest_debug(self) -> None:
+        """Called right after each KVM_SET_GUEST_DEBUG, for kernels that apply part of the new
+        state only at a later register write (BookE forces MSR[DE] only in kvmppc_set_msr)."""
+        ...
+
+
+class StepTargets(Protocol):
+    """Optional member of :class:`ArchVcpuDebug`, required when ``caps.step_via_sw``."""
+
+    def step_targets(self) -> list[int]:
+        """The addresses execution can continue at after the instruction at the PC
+        (fall-through, branch target, interrupt vector); raise UnsupportedByArch when one
+        cannot be known. The session plants a trap word at each for a single step."""
         ...
 
 
