@@ -8,8 +8,9 @@ injects; so is the guest's own ``ehpriv 1``, which ``kvmppc_e500_emul_ehpriv`` t
 the same exit whether or not anyone debugs (QEMU injects the same program interrupt for it;
 resuming would run it again, forever). The guest's own IAC/DAC/IC events cannot reach
 userspace while the host debugs (the kernel ignores the guest's debug-SPR writes then,
-``kvmppc_booke_emulate_mtspr``), so an unmatched one is dropped, not re-injected, and there
-is no such case to list.
+``kvmppc_booke_emulate_mtspr``), so an IAC match no host point claims is a stale match of a
+point just removed: the plugin documents it as dropped (``expected=None``), and the kit checks
+that it is dropped, with a reason, and claimed by a host breakpoint at its address.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from guestdbg.testing.build_dir import build_dir
 from guestdbg.testing.profile import ConformanceProfile, GuestEventCase
 from guestdbg.vcpu import VmHandle
 
-from . import numbering
+from . import abi, numbering
 from .emuhost.factory import HOSTS
 from .guests.build import PACKAGE_DIR, build
 
@@ -65,10 +66,15 @@ def profile(core: str) -> ConformanceProfile:
         kvm_run=debug_exit_image(sym["own_ehpriv"], 0),
         expected=numbering.PROGRAM,
     )
+    stale_iac = GuestEventCase(
+        name="an IAC1 match no host point claims (a breakpoint removed while its exit was queued)",
+        kvm_run=debug_exit_image(sym["code1"], abi.KVMPPC_DEBUG_BREAKPOINT),
+        expected=None,
+    )
     return ConformanceProfile(
         make_vm=make_vm,
         code_addrs=[sym[f"code{n}"] for n in range(4)],
         data_addr=sym["watched"],
         outside_ram=OUTSIDE_RAM,
-        guest_events=[own_break, own_ehpriv],
+        guest_events=[own_break, own_ehpriv, stale_iac],
     )

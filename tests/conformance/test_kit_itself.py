@@ -1,11 +1,12 @@
 """The kit fails a plugin that breaks the contract, and loads the ways a porter uses it.
 
 Each scenario is a porter's test file run by a real pytest in a subprocess (JUnit XML says
-which test passed or failed and why): two deliberately broken x86 plugins (a ``guest_verdict``
-naming the wrong vector, an ``encode_guest_debug`` that drops a point), an arch no plugin
-announces, the two-line subclass with and without the plugin line, and the plugin's fixtures
-in a porter's own test. The two runs go in parallel, one with ``-p guestdbg.testing`` and one
-without any plugin line, so that neither can lean on the other.
+which test passed or failed and why): deliberately broken plugins (an x86 ``guest_verdict``
+naming the wrong vector, an x86 ``encode_guest_debug`` that drops a point, a BookE
+``guest_verdict`` that re-injects a stale IAC match the plugin documents as dropped), an arch
+no plugin announces, the two-line subclass with and without the plugin line, and the plugin's
+fixtures in a porter's own test. The two runs go in parallel, one with ``-p guestdbg.testing``
+and one without any plugin line, so that neither can lean on the other.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from guestdbg.hookspecs import hookimpl
 from guestdbg.testing import ArchConformance
 from guestdbg_x86 import numbering
 from guestdbg_x86.debugops import X86VcpuDebug
+from guestdbg_booke import numbering as booke_numbering
+from guestdbg_booke.debugops import BookeVcpuDebug
 
 
 class WrongVector(X86VcpuDebug):
@@ -41,13 +44,25 @@ class DropsAPoint(X86VcpuDebug):
         return super().encode_guest_debug(list(hw_points)[1:], step, sw_breaks)
 
 
+class ReinjectsStale(BookeVcpuDebug):
+    """Hands every unclaimed IAC/DAC match to the guest as a debug interrupt."""
+
+    def stale(self, ev):
+        return Reinject(booke_numbering.DEBUG, ev.pc, {})
+
+    def guest_verdict(self, ev):
+        v = super().guest_verdict(ev)
+        return v if isinstance(v, Reinject) else self.stale(ev)
+
+
 class Binds:
-    def __init__(self, ops):
+    def __init__(self, ops, arch="x86"):
         self.ops = ops
+        self.arch = arch
 
     @hookimpl(tryfirst=True)
     def guestdbg_vcpu_debug(self, request):
-        return self.ops(request) if request.arch.name == "x86" else None
+        return self.ops(request) if request.arch.name == self.arch else None
 
 
 class TestWrongVector(ArchConformance):
@@ -59,6 +74,11 @@ class TestDropsAPoint(ArchConformance):
     arch = "x86"
     extra_plugins = (Binds(DropsAPoint),)
     stop_timeout = 1.0
+
+
+class TestReinjectsAStaleMatch(ArchConformance):
+    arch = "ppc_booke"
+    extra_plugins = (Binds(ReinjectsStale, "ppc_booke"),)
 
 
 class TestUnannounced(ArchConformance):
@@ -164,6 +184,19 @@ def test_a_verdict_naming_the_wrong_exception_fails_the_reinjection_test(
     assert "the guest's own int3: re-injects x86.vector:#DB" in message
     assert runs["TestWrongVector::test_named_exceptions_convert_losslessly_or_raise_no_mapping"
                 "[x86_64]"][0] == "passed"  # fmt: skip
+
+
+def test_reinjecting_an_event_documented_as_dropped_fails_the_reinjection_test(
+    runs: dict[str, tuple[str, str]],
+) -> None:
+    for core in ("e500mc", "e500v2"):
+        outcome, message = runs[
+            "TestReinjectsAStaleMatch::"
+            f"test_guest_events_are_reinjected_as_documented_and_host_points_claim_them[{core}]"
+        ]
+        assert outcome == "failed", (core, message)
+        assert "documented as dropped, but decoded as hw_break" in message, message
+        assert "Reinject(exception=ExceptionId(space='booke.ivor', number=15)" in message
 
 
 def test_an_encode_that_drops_a_point_fails_its_round_trip(

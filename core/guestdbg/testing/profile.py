@@ -26,8 +26,10 @@ class GuestEventCase:
     kvm_run: Callable[[AbiLayout], bytes]
     """The whole ``kvm_run`` image the kernel writes for it: ``exit_reason`` KVM_EXIT_DEBUG and
     the arch's ``kvm_debug_exit_arch``, in the layout's byte order."""
-    expected: ExceptionId
-    """What ``guest_verdict`` must re-inject for it (the plugin's documented answer)."""
+    expected: ExceptionId | None
+    """What ``guest_verdict`` must re-inject for it (the plugin's documented answer), or None
+    when the plugin documents that the event cannot be the guest's and drops it (``Resume``,
+    e.g. a stale match of a host point just removed)."""
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,16 @@
 
 Each :class:`GuestEventCase` is the ``kvm_run`` image the kernel writes for one of the guest's
 own events. Decoded by the plugin and judged by the reinjection filter with no host point, it
-must be re-injected as the documented exception; with a host point claiming it (or the host
-stepping, for a step) it is the host's and must be reported instead; and the verdict must be
-deliverable into a live vCPU (``inject``).
+must be re-injected as the documented exception (or, where the plugin documents the event as
+nobody's, dropped with a reason); with a host point claiming it (or the host stepping, for a
+step) it is the host's and must be reported instead; and a re-injection must be deliverable
+into a live vCPU (``inject``).
 """
 
 from __future__ import annotations
 
 from ..arch import ArchVcpuDebug
-from ..events import DebugEvent, EventKind, Reinject, Report
+from ..events import DebugEvent, EventKind, Reinject, Report, Resume
 from ..filter import ReinjectionFilter
 from ..kvm.constants import KVM_EXIT_DEBUG
 from ..kvm.uapi import AbiLayout
@@ -28,9 +29,21 @@ def decode_case(ops: ArchVcpuDebug, layout: AbiLayout, case: GuestEventCase) -> 
     return ops.decode_exit(memoryview(image))
 
 
+def check_dropped(ops: ArchVcpuDebug, case: GuestEventCase, ev: DebugEvent) -> Resume:
+    """A case documented as nobody's: no host point, and the filter drops it, saying why."""
+    verdict = ReinjectionFilter(PointTable(ops.caps), ops.guest_verdict).decide(ev, False)
+    assert isinstance(verdict, Resume), (
+        f"{case.name}: documented as dropped, but decoded as {ev.kind.value} at "
+        f"{ev.address:#x} the filter's verdict with no host point is {verdict}"
+    )
+    assert verdict.why.strip(), f"{case.name}: dropped without saying why"
+    return verdict
+
+
 def check_reinjected(
     ops: ArchVcpuDebug, table: EquivalenceTable, case: GuestEventCase, ev: DebugEvent
 ) -> Reinject:
+    assert case.expected is not None, f"{case.name}: documented as dropped, not re-injected"
     assert table.known(case.expected), (
         f"{case.name}: the expected {case.expected} is not in the arch's numberspaces"
     )
