@@ -1,21 +1,16 @@
 """Building x86-64 guest programs: GNU as (through ``gcc -c``, which preprocesses ``.S``) and
 GNU ld, linked at 0x10000 (above :data:`guestdbg_x86.boot.BOOT_TABLES`), cached by content.
-
-The ELF's name carries a hash of the source, the flags and the tools' versions, so a rebuild
-happens only when one of them changes, and concurrent builds race harmlessly (atomic rename).
+The flags and the tools' versions go into the ELF's content hash (:mod:`guestdbg.guest_build`
+does the caching).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-from functools import cache
 from pathlib import Path
 
-from guestdbg.errors import GuestDebugError
+from guestdbg.guest_build import GuestBuildError, cached_build
+
+__all__ = ["PACKAGE_DIR", "GuestBuildError", "build"]
 
 CC = "gcc"
 LD = "ld"
@@ -24,46 +19,22 @@ LD_FLAGS = ("-N", "-Ttext=0x10000", "-e", "start", "--build-id=none", "--no-warn
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-class GuestBuildError(GuestDebugError):
-    """The guest program could not be assembled or linked (the tools' output says why)."""
-
-
-@cache
-def _tool_version(tool: str) -> str:
-    if shutil.which(tool) is None:
-        raise GuestBuildError(f"{tool} not found: install gcc and binutils")
-    out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines()[0] if out.stdout else tool
-
-
-def _fingerprint(source: Path) -> str:
-    h = hashlib.sha256()
-    for part in (CC_FLAGS, LD_FLAGS, (_tool_version(CC), _tool_version(LD))):
-        h.update(repr(part).encode())
-    h.update(source.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def build(source: Path, out_dir: Path) -> Path:
     """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed)."""
     source = Path(source).resolve()
-    if not source.is_file():
-        raise GuestBuildError(f"no guest source {source}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    elf = out_dir / f"{source.stem}-{_fingerprint(source)}.elf"
-    if elf.exists():
-        return elf
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        obj = Path(tmp) / f"{source.stem}.o"
-        tmp_elf = Path(tmp) / elf.name
-        _run([CC, *CC_FLAGS, "-o", str(obj), str(source)])
-        _run([LD, *LD_FLAGS, "-o", str(tmp_elf), str(obj)])
-        os.replace(tmp_elf, elf)
-    return elf
 
+    def commands(obj: Path, elf: Path) -> list[list[str]]:
+        return [
+            [CC, *CC_FLAGS, "-o", str(obj), str(source)],
+            [LD, *LD_FLAGS, "-o", str(elf), str(obj)],
+        ]
 
-def _run(cmd: list[str]) -> None:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise GuestBuildError(f"{' '.join(cmd)} failed:\n{out.stderr.strip()}")
+    return cached_build(
+        source,
+        out_dir,
+        tools=(CC, LD),
+        install_hint="install gcc and binutils",
+        flags=(CC_FLAGS, LD_FLAGS),
+        inputs=(),
+        commands=commands,
+    )

@@ -12,13 +12,12 @@ Modules: ``guest`` (what a plugin supplies), ``gdbmi`` (GDB through MI), ``scrip
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import GuestDebugError, UnknownArch
+from ..guest_build import cache_dir
 from .script import DemoFailed
 
 __all__ = ["DemoFailed", "default_build_dir", "run_demo"]
@@ -26,15 +25,7 @@ __all__ = ["DemoFailed", "default_build_dir", "run_demo"]
 
 def default_build_dir() -> Path:
     """Where the demo guest is built: the user's cache, or a temporary directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "guestdbg" / "demo"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
-    except OSError:
-        pass
-    return Path(tempfile.mkdtemp(prefix="guestdbg-demo-"))
+    return cache_dir("demo")
 
 
 def run_demo(
