@@ -1,4 +1,4 @@
-"""What the e500mc examples share: the guest build, its symbols, and the VMM's device model.
+"""What the e500mc examples share: the guest build and the VMM's device model.
 
 The guest (examples/guests/e500mc_vmm.S) is assembled by the PowerPC GNU binutils through
 :func:`guestdbg_booke.guests.build` (content-hashed, so a second run reuses the ELF) and loaded
@@ -11,8 +11,6 @@ import pathlib
 import shutil
 import tempfile
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 from vmm_debug_loop import ExampleFailed, exit_name
 
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
@@ -33,14 +31,6 @@ def build_dir() -> pathlib.Path:
 
 def build_guest() -> pathlib.Path:
     return build(GUEST_SOURCE, build_dir())
-
-
-def symbols(elf: pathlib.Path) -> dict[str, int]:
-    with elf.open("rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        if not isinstance(tab, SymbolTableSection):
-            return {}
-        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}
 
 
 def new_vm(elf: pathlib.Path) -> VmHandle:

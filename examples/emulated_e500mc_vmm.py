@@ -36,11 +36,11 @@ from e500mc_common import (
     missing_tool,
     new_vm,
     read_u32,
-    symbols,
 )
 from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed, OwnRunLoop
 
+from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError
 from guestdbg.events import StopKind, StopReason
 from guestdbg.gdb.server import GdbServer

@@ -34,10 +34,10 @@ from e500mc_common import (
     missing_tool,
     new_vm,
     read_u32,
-    symbols,
 )
 from vmm_debug_loop import ExampleFailed
 
+from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError
 from guestdbg.events import StopKind
 from guestdbg.gdb.target import ResumeAction
