@@ -90,13 +90,7 @@ def test_every_register_the_host_writes_is_what_the_guest_reads_next(
             "srr0": 0x00102000, "srr1": 0x00001000, "pid": 0}  # fmt: skip
     want.update({f"sprg{n}": 0x5500 + n for n in range(8)})
     want.update({f"r{n}": 0x77000000 + n for n in range(FIRST_GPR, 31)})
-    regs = v.get_regs()
-    for f, value in want.items():
-        if f.startswith("r") and f[1:].isdigit():
-            L.field(REGS, "gpr", int(f[1:])).put(regs, value)
-        else:
-            L.field(REGS, f).put(regs, value)
-    v.set_regs(bytes(regs))
+    m.set_regs(**want)
     swant = {"csrr0": 0x00103000, "csrr1": 0x00002000, "esr": 0x02000000,
              "dear": 0x00ABC000, "ivpr": 0x00200000}  # fmt: skip
     sregs = v.get_sregs()
@@ -104,7 +98,7 @@ def test_every_register_the_host_writes_is_what_the_guest_reads_next(
         L.field(SREGS, "u", "e", f).put(sregs, value)
     v.set_sregs(bytes(sregs))
     v.set_one_reg(KVM_REG_PPC_TCR, 0x83000000)
-    msr = L.field(REGS, "msr").get(regs)
+    msr = m.reg("msr")
     run_to(m, HOSTIO_DONE)
     seen = guest_table(m, "seen2")
     expected = {**want, **swant, "tcr": 0x83000000, "msr": msr}
