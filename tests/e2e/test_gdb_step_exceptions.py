@@ -16,6 +16,7 @@ import functools
 
 import pytest
 
+from guestdbg.demo.elf_info import symbols
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.plugins import default_registry
 from guestdbg_booke import abi
@@ -28,6 +29,9 @@ pytestmark = NEEDS_GDB
 GUEST = "step_exceptions"
 RAISING = ["x_tw", "x_twi", "x_sc", "x_illegal", "x_swbp", "x_priv"]
 IN_ORDER = [*RAISING[:2], "x_tw_false", *RAISING[2:]]
+LOG_BYTES = 16 * 16
+MMIO_ADDR = abi.layout().field("struct kvm_run", "mmio", "phys_addr")
+EXIT_REASON = abi.layout().field("struct kvm_run", "exit_reason")
 
 
 def stop_in_handler(sym: dict[str, int], name: str) -> int:
@@ -35,16 +39,11 @@ def stop_in_handler(sym: dict[str, int], name: str) -> int:
     so at its handler's entry; the others are suppressed by their program interrupt, so once
     the handler's first instruction (``li r20``) has completed."""
     return sym["sc_h"] if name == "x_sc" else sym["prog_h"] + 4
-LOG_BYTES = 16 * 16
-MMIO_ADDR = abi.layout().field("struct kvm_run", "mmio", "phys_addr")
-EXIT_REASON = abi.layout().field("struct kvm_run", "exit_reason")
 
 
 @functools.cache
 def undebugged_log() -> tuple[int, bytes]:
     """``taken`` and ``log`` of the guest run to its end with no debugger."""
-    from guestdbg.demo.elf_info import symbols
-
     sym = symbols(elf(GUEST))
     vm = default_registry().emulated_host("e500mc").create_vm(str(elf(GUEST)), smp=1)
     v = vm.vcpus[0]
