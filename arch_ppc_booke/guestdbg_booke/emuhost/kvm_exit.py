@@ -201,6 +201,8 @@ class VcpuRunner:
     def _watched_page(self, stop: Stop) -> Outcome:
         fac = self.facility
         bits = fac.dac_bits(stop.addr, stop.is_write)
+        for addr, is_write in stop.more:  # every word of a load/store multiple is an access
+            bits |= fac.dac_bits(addr, is_write)
         if bits and kvm_msr.hw_de(self.kvm.arch):
             fac.dbsr |= bits
             return Outcome.EXIT if self._debug_interrupt() else Outcome.NOTHING
