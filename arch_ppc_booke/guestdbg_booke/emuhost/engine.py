@@ -67,10 +67,10 @@ REG_MSR = ppc.UC_PPC_REG_MSR
 REG_CR = ppc.UC_PPC_REG_CR
 REG_LR = ppc.UC_PPC_REG_LR
 REG_CTR = ppc.UC_PPC_REG_CTR
-REG_XER = ppc.UC_PPC_REG_XER
 REG_FPSCR = ppc.UC_PPC_REG_FPSCR
-CORE_IDS = [*GPR_IDS, REG_CR, REG_CTR, REG_LR, REG_XER]
-"""GPR0-31, CR, CTR, LR, XER: what KVM_GET_REGS needs from the engine, read in one call."""
+CORE_IDS = [*GPR_IDS, REG_CR, REG_CTR, REG_LR]
+"""GPR0-31, CR, CTR, LR: what KVM_GET_REGS needs from the engine besides XER, in one call.
+XER never goes through Unicorn's register API (see ``Engine.xer``)."""
 
 
 class RegBatch:
@@ -113,6 +113,10 @@ stops inside a memory access's slow path with the PC still on an instruction who
 already happened (measured: 31 of 200 asynchronous stops on a store loop, with or without the
 instruction counter), so resuming would run that store twice. A count-limited run stops before
 an instruction, like a signal arriving between two instructions."""
+
+_XER_STUB = STUB_BASE + 0x100
+_XER_WORDS = (isa.mfspr(3, 1), isa.mtspr(1, 3))
+"""``mfxer r3`` and ``mtxer r3`` at ``_XER_STUB`` and ``_XER_STUB + 4``, written once."""
 
 PROT_ALL = ucc.UC_PROT_ALL
 PROT_READ = ucc.UC_PROT_READ
@@ -173,6 +177,8 @@ class Engine:
         self._msr: int | None = None
         self._exits: set[int] = set()
         self._prot: dict[int, int] = {}
+        self._xer: int | None = None
+        uc.mem_write(_XER_STUB, b"".join(w.to_bytes(4, "big") for w in _XER_WORDS))
         uc.hook_add(ucc.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(
             ucc.UC_HOOK_MEM_READ_UNMAPPED
@@ -206,6 +212,7 @@ class Engine:
         if passing:
             self._apply_exits(self._exits - passing, passing)
         self._stop = None
+        self._xer = None  # the guest may change SO/OV/CA
         try:
             uc.emu_start(pc, _END, count=1 if step else _SLICE)
         except UcError as e:
@@ -287,11 +294,31 @@ class Engine:
         self._gpr_batch.write(v & 0xFFFFFFFF for v in values)
 
     def core_regs(self) -> list[int]:
-        """GPR0-31, CR, CTR, LR, XER in one batch (``CORE_IDS`` order)."""
-        return self._core_batch.read()
+        """GPR0-31, CR, CTR, LR (one batch, ``CORE_IDS`` order), then XER."""
+        values = self._core_batch.read()
+        values.append(self.xer())
+        return values
 
     def set_core_regs(self, values: Iterable[int]) -> None:
-        self._core_batch.write(v & 0xFFFFFFFF for v in values)
+        """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order."""
+        *core, xer = (v & 0xFFFFFFFF for v in values)
+        self._core_batch.write(core)
+        self.set_xer(xer)
+
+    def xer(self) -> int:
+        """XER as the guest's ``mfxer`` reads it. Unicorn (like QEMU) keeps SO, OV and CA in
+        fields of their own: its register API returns XER without them and ignores them on
+        write (measured: CA written through it, then ``addze`` adds nothing). So XER goes
+        through ``mfxer``/``mtxer`` run from the stub page, cached until the guest runs."""
+        if self._xer is None:
+            self._xer = self._exec_stub(_XER_STUB, None, supervisor=False)
+        return self._xer
+
+    def set_xer(self, value: int) -> None:
+        value &= 0xFFFFFFFF
+        if value != self._xer:
+            self._exec_stub(_XER_STUB + 4, value, supervisor=False)
+            self._xer = value
 
     def gpr(self, n: int) -> int:
         return int(self.uc.reg_read(GPR_IDS[n]))
@@ -323,24 +350,30 @@ class Engine:
         self._stub(isa.mtspr(sprn, 3), value)
 
     def _stub(self, word: int, r3: int | None) -> int:
+        self.uc.mem_write(STUB_BASE, word.to_bytes(4, "big"))
+        self.uc.ctl_remove_cache(STUB_BASE, STUB_BASE + 4)
+        return self._exec_stub(STUB_BASE, r3, supervisor=True)
+
+    def _exec_stub(self, addr: int, r3: int | None, supervisor: bool) -> int:
+        """Run the one instruction at ``addr`` on the stub page with r3 = ``r3`` (if given),
+        in supervisor state if asked; return r3 after it. r3, PC and MSR are restored."""
         uc: Any = self.uc
         saved_r3 = uc.reg_read(GPR_IDS[3])
         saved_pc = uc.reg_read(REG_PC)
-        uc.mem_write(STUB_BASE, word.to_bytes(4, "big"))
-        uc.ctl_remove_cache(STUB_BASE, STUB_BASE + 4)
         if r3 is not None:
             uc.reg_write(GPR_IDS[3], r3)
-        uc.reg_write(REG_MSR, 0)
+        if supervisor:
+            uc.reg_write(REG_MSR, 0)
         self._stop = None
         try:
-            uc.emu_start(STUB_BASE, _END, count=1)
+            uc.emu_start(addr, _END, count=1)
             if self._stop is not None:
-                raise EngineError(f"SPR stub {word:#010x} raised {self._stop}")
+                raise EngineError(f"stub at {addr:#x} raised {self._stop}")
             return int(uc.reg_read(GPR_IDS[3]))
         finally:
             uc.reg_write(GPR_IDS[3], saved_r3)
             uc.reg_write(REG_PC, saved_pc)
-            if self._msr is not None:
+            if supervisor and self._msr is not None:
                 uc.reg_write(REG_MSR, self._msr)
 
 

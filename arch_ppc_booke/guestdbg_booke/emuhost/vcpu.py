@@ -26,7 +26,6 @@ from .engine import (
     REG_CTR,
     REG_FPSCR,
     REG_LR,
-    REG_XER,
     CpuView,
     Engine,
 )
@@ -233,7 +232,7 @@ class EmulatedBookeVcpu:
                 "cr": e.read(REG_CR),
                 "lr": e.read(REG_LR),
                 "ctr": e.read(REG_CTR),
-                "xer": e.read(REG_XER),
+                "xer": e.xer(),
                 "fpr": e.fprs(),
                 "fpscr": e.read(REG_FPSCR),
                 "usprg0": e.spr_read(SPRN_USPRG0),
@@ -256,7 +255,7 @@ class EmulatedBookeVcpu:
             e.write(REG_CR, d["cr"])
             e.write(REG_LR, d["lr"])
             e.write(REG_CTR, d["ctr"])
-            e.write(REG_XER, d["xer"])
+            e.set_xer(d["xer"])
             e.set_fprs(d["fpr"])
             e.write(REG_FPSCR, d["fpscr"])
             e.spr_write(SPRN_USPRG0, d["usprg0"])
