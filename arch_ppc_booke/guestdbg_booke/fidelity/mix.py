@@ -13,7 +13,8 @@ Register conventions (the handlers and the memory forms rely on them):
 * r2 = this vCPU's data area, r3 = its log cursor, r4 = the handlers' scratch (0 outside
   them), r5/r6 = base and index of the update and indexed memory forms. Random code never
   writes r2-r6; ``lmw`` starts at r20 or above, so it cannot either.
-* Every other GPR is a random destination; any GPR may be a source.
+* Every other GPR is a random destination and a source; r4 and r6 are sources too. Nothing a
+  program computes depends on which vCPU runs it (no address register, no PIR, as a source).
 
 Nothing here produces an architecturally undefined result: divisors are forced into 1..0x7FFF
 (no division by zero, no 0x80000000 / -1), update forms never name rA = 0 or rA = rD, ``lmw``
@@ -43,13 +44,39 @@ illegal instruction the debugger must hand back to the guest."""
 
 BASE, LOG, HSCRATCH, PTR, IDX = 2, 3, 4, 5, 6
 DEST: tuple[int, ...] = (0, 1, *range(7, 32))
-SRC = tuple(range(32))
+SRC: tuple[int, ...] = (*DEST, HSCRATCH, IDX)
+"""Not r2, r3, r5: they hold this vCPU's addresses, and a value must not depend on the vCPU."""
 ADDR_DEST = DEST[1:]
 """Registers that may hold a built address: ``addi rX, rX, sym@l`` reads rA = 0 as zero."""
 DATA_SIZE = 256
 """Bytes of this vCPU's data area the random loads and stores use."""
 MSR_PR = 0x4000
 SPRN_SRR0, SPRN_SRR1 = 0x01A, 0x01B
+
+MSR_EE, MSR_ME = 0x8000, 0x1000
+SPRN_MAS0, SPRN_MAS1, SPRN_MAS2, SPRN_MAS3, SPRN_MAS6, SPRN_MAS7 = 624, 625, 626, 627, 630, 944
+STORAGE_SPRS = (
+    26, 27,  # SRR0, SRR1
+    58, 59,  # CSRR0, CSRR1
+    61, 62,  # DEAR, ESR
+    48,  # PID
+    *range(272, 280),  # SPRG0-7 (SPRG4-7 by their supervisor write numbers)
+    604, 605,  # SPRG8, SPRG9
+    256,  # USPRG0
+    570, 571, 574, 575,  # MCSRR0/1, DSRR0/1
+    SPRN_MAS1, SPRN_MAS2, SPRN_MAS3, 628, SPRN_MAS6, SPRN_MAS7,  # MAS1-4, MAS6, MAS7
+)  # fmt: skip
+"""SPRs a supervisor may write any value to and read back (the kernel stores them, on HV some
+are the hardware's guest registers). Not here: timers (DEC, TSR, TCR: time), cache and
+core control (L1CSRn, HIDn: their bits act on the hardware), MCSR (write-one-to-clear, QEMU
+stores), and MAS0 (its NV field is an implementation's hint)."""
+READ_SPRS = (287, 688, 689)
+"""Read-only in supervisor state, the same on KVM and the hardware: PVR, TLB0CFG, TLB1CFG."""
+USER_READ_SPRS = (256, 259, 260, 261, 262, 263)
+"""Readable in problem state without a trap: USPRG0 and the SPRG3-7 read aliases."""
+TLB_PAGES = (0x00100000, 0xE0000000)
+"""Pages every program has mapped: the boot entry (TLB1 0, ppce500's -kernel mapping) covers
+the image, the host-I/O entry (TLB1 1) the host-I/O page."""
 
 SPECIAL_VALUES = (0, 1, 2, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFF, 0x8000)
 
@@ -133,6 +160,10 @@ class Emitter:
     user: bool = False
     runs: int = 1
     in_loop: bool = False
+    me: bool = False
+    """MSR[ME] where the next line runs (set by the ``rfi`` into a problem-state segment and
+    kept by the ``sc`` back): ``mtmsr`` writes it back unchanged, because QEMU's ``mtmsr``
+    never alters ME (a Book3S rule, target/ppc/translate.c ``gen_mtmsr``) while BookE's does."""
     _labels: int = 0
 
     # -- primitives -------------------------------------------------------------------------
@@ -172,12 +203,17 @@ class Emitter:
             (3, self.compare),
             (2, self.xer),
             (5, self.memory),
-            (1.5, self.raising),
+            (2.5, self.raising),
         ]
         if depth < 2:
             blocks += [(1.5, lambda: self.skip(depth)), (1, self.jump)]
         if not self.in_loop and depth < 2:
             blocks.append((1, lambda: self.loop(depth)))
+        if not self.user:
+            blocks.append((2, self.system))
+        else:
+            blocks.append((0.5, self.user_spr))
+        blocks.append((0.7, self.cache))
         if not self.user and not self.in_loop and depth == 0:
             blocks.append((0.7, self.user_segment))
         weights = [w for w, _ in blocks]
@@ -316,6 +352,66 @@ class Emitter:
         off = rng.randrange(0, DATA_SIZE - span + 1, 4)
         self.insn(f"{op} r{first}, {off}(r{BASE})")
 
+    def system(self) -> None:
+        """Supervisor state: SPRs the kernel emulates or keeps, the guest TLB (``tlbre`` and
+        ``tlbsx`` of the two TLB1 entries every program has), MSR[EE] and MSR[ME]."""
+        rng = self.rng
+        pick = rng.random()
+        if pick < 0.4:
+            spr = rng.choice(STORAGE_SPRS)
+            if spr == SPRN_SRR1 or rng.random() < 0.6:  # SRR1 as an interrupt left it holds
+                self.insn(f"mtspr {spr}, r{self.src()}")  # the MSR, with MSR[GS] on BookE-HV
+            self.insn(f"mfspr r{self.dest()}, {spr}")
+        elif pick < 0.5:
+            self.insn(f"mfspr r{self.dest()}, {rng.choice(READ_SPRS)}")
+        elif pick < 0.7:  # tlbre of TLB1 entry 0, 1 or an unused one
+            reg = self.dest()
+            esel = rng.choice((0, 1, rng.randint(2, 63)))
+            self.insn(f"lis r{reg}, {0x1000 | esel:#x}")  # MAS0: TLBSEL 1, ESEL, NV 0
+            self.insn(f"mtspr {SPRN_MAS0}, r{reg}")
+            self.insn("tlbre")
+            self.tlb_result()
+        elif pick < 0.85:  # tlbsx that hits (SAS 0; a PID the global entries match)
+            reg = self.dest()
+            self.insn(f"lis r{reg}, {rng.randint(0, 255):#x}")
+            self.insn(f"mtspr {SPRN_MAS6}, r{reg}")
+            page = rng.choice(TLB_PAGES) + rng.randrange(0, 0x1000, 4)
+            self.insn(f"lis r{reg}, {page >> 16:#x}")
+            self.insn(f"ori r{reg}, r{reg}, {page & 0xFFFF:#x}")
+            self.insn(f"tlbsx 0, r{reg}")
+            self.tlb_result()
+        elif pick < 0.93:
+            self.insn(f"wrteei {rng.randint(0, 1)}")
+        else:  # mtmsr of supervisor state: EE as drawn, ME as it is
+            reg = self.dest()
+            msr = rng.choice((0, MSR_EE)) | (MSR_ME if self.me else 0)
+            self.insn(f"li r{reg}, 0")
+            self.insn(f"ori r{reg}, r{reg}, {msr:#x}")
+            self.insn(f"mtmsr r{reg}")
+
+    def tlb_result(self) -> None:
+        for spr in self.rng.sample((SPRN_MAS0, SPRN_MAS1, SPRN_MAS2, SPRN_MAS3, SPRN_MAS7), 2):
+            self.insn(f"mfspr r{self.dest()}, {spr}")
+
+    def user_spr(self) -> None:
+        """Problem state: the SPRs it reaches without a trap."""
+        spr = self.rng.choice(USER_READ_SPRS)
+        if spr == 256 and self.rng.random() < 0.5:
+            self.insn(f"mtspr 256, r{self.src()}")
+        self.insn(f"mfspr r{self.dest()}, {spr}")
+
+    def cache(self) -> None:
+        """Cache-block instructions on the data area (``dcbz`` zeroes e500mc's 64-byte line)
+        and the synchronising ones: ordinary instructions with no trap on either host."""
+        rng = self.rng
+        if rng.random() < 0.3:
+            self.insn(rng.choice(("sync", "isync", "msync", "mbar")))
+            return
+        op = rng.choice(("dcbz", "dcbt", "dcbtst", "dcbst", "dcbf", "icbi"))
+        off = rng.randrange(0, DATA_SIZE, 64 if op == "dcbz" else 4)
+        self.insn(f"li r{IDX}, {off}")
+        self.insn(f"{op} r{BASE}, r{IDX}")
+
     def raising(self) -> None:
         rng = self.rng
         kinds = [TRAP, TRAP, ILLEGAL, SWBP] + ([PRIV, PRIV] if self.user else [SC])
@@ -422,7 +518,10 @@ class Emitter:
         self.insn(f"lis r{reg}, {label}@ha")
         self.insn(f"addi r{reg}, r{reg}, {label}@l")
         self.insn(f"mtspr {SPRN_SRR0:#x}, r{reg}")
-        self.insn(f"li r{reg}, {MSR_PR:#x}")
+        msr = MSR_PR | rng.choice((0, MSR_EE, MSR_ME, MSR_EE | MSR_ME))
+        self.me = bool(msr & MSR_ME)
+        self.insn(f"li r{reg}, 0")
+        self.insn(f"ori r{reg}, r{reg}, {msr:#x}")
         self.insn(f"mtspr {SPRN_SRR1:#x}, r{reg}")
         self.insn("rfi")
         self.user = True
