@@ -26,9 +26,23 @@ TLB0_WAYS = 4
 TLB0_SETS = TLB0_ENTRIES // TLB0_WAYS
 TLB1_ENTRIES = 64
 TLBnCFG_ASSOC_SHIFT = 24
-TLB0CFG = (TLB0_WAYS << TLBnCFG_ASSOC_SHIFT) | TLB0_ENTRIES
-TLB1CFG = (TLB1_ENTRIES << TLBnCFG_ASSOC_SHIFT) | 0x00040000 | TLB1_ENTRIES
-"""TLB1CFG also advertises IPROT (0x00040000 is TLBnCFG_IPROT in the kernel's ``mmu-book3e.h``)."""
+TLBnCFG_N_ENTRY = 0x00000FFF
+TLBnCFG_ASSOC = 0xFF000000
+HOST_TLB0CFG = 0x04110200
+"""The e500mc's own TLB0CFG: 4-way, 512 entries, MINSIZE = MAXSIZE = 4 KiB (QEMU's e500mc model,
+``register_tlbncfg(4, 1, 1, 0, 512)`` in target/ppc/cpu_init.c)."""
+HOST_TLB1CFG = 0x401CC040
+"""The e500mc's own TLB1CFG: fully associative, 64 entries, MINSIZE 4 KiB, MAXSIZE 4 GiB,
+TLBnCFG_AVAIL | TLBnCFG_IPROT (``register_tlbncfg(64, 1, 12, AVAIL | IPROT, 64)``)."""
+
+
+def _guest_tlbcfg(host: int, entries: int, ways: int) -> int:
+    """``vcpu_mmu_init``: the host's TLBnCFG with KVM's own geometry in N_ENTRY and ASSOC."""
+    return (host & ~(TLBnCFG_N_ENTRY | TLBnCFG_ASSOC)) | entries | ways << TLBnCFG_ASSOC_SHIFT
+
+
+TLB0CFG = _guest_tlbcfg(HOST_TLB0CFG, TLB0_ENTRIES, TLB0_WAYS)
+TLB1CFG = _guest_tlbcfg(HOST_TLB1CFG, TLB1_ENTRIES, TLB1_ENTRIES)
 MMUCFG = 0x00C01981
 """e500mc-like: RASIZE 36, PIDSIZE 8 (an exact host value is not needed by the model)."""
 
