@@ -1,6 +1,7 @@
 """Emulated-host bugs the differential found, each checked where it lives and by its seed.
 
-Every test names the seed whose program first showed the difference; rerun it with
+Every test names a seed whose program shows the difference with the fix undone (the default
+length; the first finds were seeds 7 and 9 of an earlier generator); rerun one with
 ``python -m guestdbg_booke.fidelity SEED``.
 """
 
@@ -24,20 +25,21 @@ def undocumented(seed: int) -> list[str]:
         diff.close()
 
 
-def test_the_boot_tlb1_entry_has_no_iprot_as_ppce500_creates_it_seed_7() -> None:
-    """Seed 7, stop 9: ``tlbre`` of TLB1 entry 0 read MAS1 0xc0000800 on the host, 0x80000800
+def test_the_boot_tlb1_entry_has_no_iprot_as_ppce500_creates_it_seed_0() -> None:
+    """Seed 0, stop 71: ``tlbre`` of TLB1 entry 0 read MAS1 0xc0000800 on the host, 0x80000800
     on QEMU. ppce500's ``mmubooke_create_initial_mapping`` sets MAS1 = V | TSIZE only."""
-    _, elf, _ = built(7)
+    _, elf, _ = built(0)
     vm = EmulatedBookeVm("e500mc")
     vm.load_elf(elf)
     mas1 = vm.emulated_vcpus[0].arch.tlb.tlb1[0][0]
     assert mas1 & MAS1_VALID and not mas1 & MAS1_IPROT
 
 
-def test_tlb1cfg_is_the_e500mc_value_with_kvm_geometry_seed_9() -> None:
-    """Seed 9, stop 65: ``mfspr TLB1CFG`` read 0x40040040 (TLBnCFG_PT, no IPROT, no page
-    sizes) on the host, 0x401cc040 on QEMU. KVM keeps the host's TLBnCFG and puts its own
-    N_ENTRY/ASSOC in (``vcpu_mmu_init``), which are e500mc's own."""
+def test_tlbncfg_are_the_e500mc_values_with_kvm_geometry_seed_3() -> None:
+    """Seed 3, stop 3: ``mfspr TLB0CFG`` read 0x04000200 on the host, 0x04110200 on QEMU (no
+    page sizes); TLB1CFG read 0x40040040 (TLBnCFG_PT, no IPROT, no page sizes), not 0x401cc040.
+    KVM keeps the host's TLBnCFG and puts its own N_ENTRY/ASSOC in (``vcpu_mmu_init``), which
+    are e500mc's own."""
     vm = EmulatedBookeVm("e500mc")
     k = vm.emulated_vcpus[0].kvm
     assert kvm_spr.mfspr(k, regs.SPRN_TLB1CFG) == 0x401CC040
@@ -46,6 +48,6 @@ def test_tlb1cfg_is_the_e500mc_value_with_kvm_geometry_seed_9() -> None:
 
 @pytest.mark.qemu
 @no_qemu
-@pytest.mark.parametrize("seed", [7, 9])
+@pytest.mark.parametrize("seed", [0, 3])
 def test_the_seed_that_found_it_now_matches_qemu(seed: int) -> None:
     assert undocumented(seed) == []

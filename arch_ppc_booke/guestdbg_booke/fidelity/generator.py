@@ -45,8 +45,9 @@ from ..guests.build import build
 from . import mix
 from .mix import BASE, DATA_SIZE, DEST, LOG, Line
 
-DEFAULT_LENGTH = 90
-"""Body instructions (at least): about 100 breakpoint stops per program with loops counted."""
+DEFAULT_LENGTH = 100
+"""Body instructions (at least): about 100 breakpoint stops per program (measured: 101 on
+average over 40 seeds), loops counted and jumped-over blocks not."""
 ENTRY_SIZE = 20
 """One log entry: vector, SRR0, SRR1, ESR, DEAR (words)."""
 ENTRY_FIELDS = ("vector", "srr0", "srr1", "esr", "dear")
