@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from guestdbg_booke import regs
-from guestdbg_booke.emuhost import EmulatedBookeVm, kvm_spr
+from guestdbg_booke.emuhost import EmulatedBookeVm, kvm_emulate, kvm_spr
 from guestdbg_booke.emuhost.guest_tlb import MAS1_IPROT, MAS1_VALID
+from guestdbg_booke.emuhost.isa import Priv
 from guestdbg_booke.fidelity.differential import Differential
 
 from .support import BUILD, built, no_qemu
@@ -51,3 +52,29 @@ def test_tlbncfg_are_the_e500mc_values_with_kvm_geometry_seed_3() -> None:
 @pytest.mark.parametrize("seed", [0, 3])
 def test_the_seed_that_found_it_now_matches_qemu(seed: int) -> None:
     assert undocumented(seed) == []
+
+
+def test_tlbsx_miss_prepares_the_mas_registers_like_kvmppc_e500_emul_tlbsx() -> None:
+    """Found by a hand-written program run on both hosts, not by a seed: the generator avoids
+    ``tlbsx`` misses, whose MAS0[NV] is the implementation's hint (QEMU's and KVM's differ).
+    The host left MAS0 and MAS3 alone, dropped the EPN from MAS2 and MAS1[TS]; the kernel sets
+    MAS0 from MAS4[TLBSELD] and TLB0's next victim, MAS1 = SPID | TS | MAS4[TSIZED], MAS2 =
+    EPN | MAS4's attributes, and keeps only MAS3's user bits."""
+    vm = EmulatedBookeVm("e500mc")
+    k = vm.emulated_vcpus[0].kvm
+    a = k.arch
+    tlbsx_r3 = 0x7C000724 | 3 << 11
+    k.cpu.set_gpr(3, 0x70000ABC)  # nothing maps it
+    a.mas4, a.mas6 = 0x0000050A, 0x001A0001
+    seen = []
+    for _ in range(2):
+        a.mas2, a.mas7_3 = 0x70000ABC, 0x12345FFF
+        kvm_emulate.emulate_privileged(k, tlbsx_r3, Priv.TLBSX)
+        seen.append((a.mas0, a.mas1, a.mas2, a.mas7_3))
+    assert seen == [
+        (0x00000001, 0x001A1500, 0x7000000A, 0x3C0),
+        (0x00010002, 0x001A1500, 0x7000000A, 0x3C0),
+    ]
+    a.mas4 |= 0x10000000  # TLBSELD = 1: TLB1, victim 0, NV 0
+    kvm_emulate.emulate_privileged(k, tlbsx_r3, Priv.TLBSX)
+    assert a.mas0 == 0x10000000

@@ -72,6 +72,17 @@ class GuestTlb:
         self.tlb0: dict[int, Entry] = {}
         """index = set * TLB0_WAYS + way."""
         self.tlb1: list[Entry] = [_EMPTY] * TLB1_ENTRIES
+        self.nv0 = 0
+        """``gtlb_nv[0]``: TLB0's next victim way (TLB1's, ``gtlb_nv[1]``, is always 0)."""
+
+    def nv(self, tlbsel: int) -> int:
+        return self.nv0 if tlbsel == 0 else 0
+
+    def next_victim(self) -> int:
+        """``gtlb0_get_next_victim``: this way, then round-robin over TLB0's ways."""
+        victim = self.nv0
+        self.nv0 = (self.nv0 + 1) % TLB0_WAYS
+        return victim
 
     def set_tlb1(self, esel: int, mas1: int, mas2: int, mas7_3: int) -> None:
         self.tlb1[esel] = (mas1, mas2, mas7_3)
@@ -134,11 +145,12 @@ class GuestTlb:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tlb0": {str(k): list(v) for k, v in self.tlb0.items()},
-                "tlb1": [list(e) for e in self.tlb1]}  # fmt: skip
+                "tlb1": [list(e) for e in self.tlb1], "nv0": self.nv0}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GuestTlb:
         t = cls()
         t.tlb0 = {int(k): (v[0], v[1], v[2]) for k, v in d["tlb0"].items()}
         t.tlb1 = [(e[0], e[1], e[2]) for e in d["tlb1"]]
+        t.nv0 = int(d.get("nv0", 0))
         return t
