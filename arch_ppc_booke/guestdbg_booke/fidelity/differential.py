@@ -160,7 +160,9 @@ def run(
     progress: Callable[[FidelityTally], None] | None = None,
 ) -> FidelityTally:
     """Programs ``seed`` .. ``seed + programs - 1``, over ``jobs`` worker processes (each runs
-    QEMU and an emulated host). ``timings``, if given, receives where the time went."""
+    QEMU and an emulated host; they are spawned, so a script calling this with ``jobs > 1``
+    needs the usual ``if __name__ == "__main__":`` guard). ``timings``, if given, receives
+    where the time went; ``progress`` is called with the running tally after each chunk."""
     if programs < 0 or jobs < 1:
         raise ValueError(f"programs must be >= 0 and jobs >= 1, not {programs}, {jobs}")
     chunk = max(1, min(50, programs // (4 * jobs) or 1))
