@@ -87,10 +87,21 @@ def _build(fpu: bool) -> tuple[list[GdbRegister], list[_Source]]:
     return regs, src
 
 
+_TRAP_FORMS = (
+    (0xFC0007FE, 0x7C000008),  # tw
+    (0xFC0007FE, 0x7C000088),  # td
+    (0xFC000000, 0x0C000000),  # twi
+    (0xFC000000, 0x08000000),  # tdi
+)
+"""(mask, value) of the instructions GDB takes for the program's own breakpoint on PowerPC
+(rs6000-tdep.c, ``rs6000_program_breakpoint_here_p``): every trap, whatever its condition."""
+
+
 class BookeGdbArch:
     """``GdbArch`` for e500mc/e500v2 guests under KVM BookE."""
 
     byteorder: ByteOrder = "big"
+    program_breakpoint_size = 4
     architecture: str
     registers: Sequence[GdbRegister]
     pc_regnum: int
@@ -140,6 +151,12 @@ class BookeGdbArch:
         ]
         self._fp_ids = frozenset([KVM_REG_PPC_FPSCR, *(KVM_REG_PPC_FPR0 + i for i in range(32))])
         self._refused: dict[int, set[int]] = {}
+
+    def is_program_breakpoint(self, code: bytes) -> bool:
+        """GDB skips these instead of executing them when a breakpoint sits on one; the stub
+        undoes that (:mod:`guestdbg.gdb.program_breakpoints`) so the guest's trap happens."""
+        word = int.from_bytes(code[:4], "big")
+        return any(word & mask == value for mask, value in _TRAP_FORMS)
 
     def read_registers(self, vcpu: VcpuHandle) -> list[int | None]:
         """One KVM_GET_REGS (unpacked at once), one KVM_GET_SREGS, and ONE_REG for the rest;

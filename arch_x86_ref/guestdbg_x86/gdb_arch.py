@@ -92,6 +92,7 @@ class X86GdbArch:
 
     architecture = "i386:x86-64"
     byteorder: ByteOrder = "little"
+    program_breakpoint_size = 1
     registers: Sequence[GdbRegister]
     pc_regnum: int
     sp_regnum: int
@@ -105,6 +106,12 @@ class X86GdbArch:
         self.sp_regnum = names.index("rsp")
         self.expedite = (self.pc_regnum, self.sp_regnum, names.index("eflags"))
         self._needs_sregs = any(s.door in ("sregs", "selector") for s in self._sources)
+
+    def is_program_breakpoint(self, code: bytes) -> bool:
+        """``int3``: GDB's i386 breakpoint instruction, which ``default_program_breakpoint_here_p``
+        compares memory with. GDB skips a guest's own ``int3`` under a breakpoint; the stub
+        undoes that (:mod:`guestdbg.gdb.program_breakpoints`) so the guest's #BP happens."""
+        return code[:1] == b"\xcc"
 
     def read_registers(self, vcpu: VcpuHandle) -> list[int | None]:
         rg = vcpu.get_regs()

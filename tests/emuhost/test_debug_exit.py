@@ -107,28 +107,33 @@ def test_single_step_exits_after_each_instruction_with_status_0_and_the_next_pc(
 
 
 @pytest.mark.parametrize(
-    ("insn", "handler", "srr0_off", "esr"),
+    ("insn", "handler", "srr0_off", "esr", "ran"),
     [
-        ("trap_insn", "prog_h", 0, regs.ESR_PTR),
-        ("sc_insn", "sc_h", 4, None),
-        ("illegal_insn", "prog_h", 0, regs.ESR_PIL),
+        ("trap_insn", "prog_h", 0, regs.ESR_PTR, 1),
+        ("sc_insn", "sc_h", 4, None, 0),
+        ("illegal_insn", "prog_h", 0, regs.ESR_PIL, 1),
     ],
 )
-def test_a_step_over_an_interrupting_instruction_ends_at_the_handler_entry(
-    insn: str, handler: str, srr0_off: int, esr: int | None
+def test_a_step_over_an_interrupting_instruction_stops_where_the_ic_event_does(
+    insn: str, handler: str, srr0_off: int, esr: int | None, ran: int
 ) -> None:
-    # The interrupt is delivered, and the step completes on the handler's first instruction
-    # (not executed): a host step never swallows an exception the guest would have taken.
+    # e500 manual §8.4.5: an instruction its interrupt suppresses (tw, an illegal word) completes
+    # nothing, so the IC event comes once the handler's first instruction (li r20) completed;
+    # sc completes and raises its interrupt with IC pending: the step ends at the handler's
+    # entry. Either way the guest takes the exception exactly once.
     m = armed("traps", "e500mc", HW, [(insn, 0, BP)])
     assert m.run().address == m.sym[insn]
     handled = m.gpr(29)
+    r20 = m.gpr(20)
     m.set_debug(STEP)
     ex = m.run()
-    assert (ex.status, ex.address, m.pc) == (0, m.sym[handler], m.sym[handler])
+    stop = m.sym[handler] + 4 * ran
+    assert (ex.status, ex.address, m.pc) == (0, stop, stop)
     assert m.reg("srr0") == m.sym[insn] + srr0_off
     if esr is not None:
         assert L.field(SREGS, "u", "e", "esr").get(m.vcpu.get_sregs()) == esr
-    assert m.gpr(29) == handled  # the handler has not run yet
+    assert m.gpr(20) == (6 if ran else r20)  # LOG's first instruction: li r20, 6
+    assert m.gpr(29) == handled  # the rest of the handler has not run yet
     m.set_debug(0)
     m.run_to_done()
     log = m.vm.read_phys(m.sym["log"], 32 * 8)

@@ -4,6 +4,11 @@ the emulated e500mc host (stepped with KVM_GUESTDBG_SINGLESTEP) gives the same P
 Two things may differ by design and the guest avoids them: MSR (HV adds MSR[GS]) and SRR1 (QEMU
 puts Book3S cause bits there, peers §1.5). An MMIO store leaves KVM_RUN as KVM_EXIT_MMIO instead
 of a step exit; on QEMU it is one ordinary step (nothing is mapped there), so it counts as one.
+A step over ``tw`` ends at the program handler's entry on QEMU; KVM's step is the hardware's
+instruction-complete event, which comes only once the handler's first instruction completed
+(docs/stepping.md), so QEMU's stop at that entry has no counterpart and is left out. QEMU is
+therefore only a reference here for what the trace computes, not for where steps stop around an
+exception: the fidelity differential (tests/fidelity) compares at breakpoints instead.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def emulated_trace(steps: int) -> tuple[list[tuple[int, list[int]]], Machine]:
     return trace, m
 
 
-def qemu_trace(steps: int) -> list[tuple[int, list[int]]]:
+def qemu_trace(steps: int, no_ic_event_at: int) -> list[tuple[int, list[int]]]:
     with QemuPpce500(guest("diff")) as q:
 
         def state() -> tuple[int, list[int]]:
@@ -53,15 +58,17 @@ def qemu_trace(steps: int) -> list[tuple[int, list[int]]]:
             return regs["pc"], [regs[f"r{n}"] for n in range(32)]
 
         trace = [state()]
-        for _ in range(steps):
+        while len(trace) <= steps:
             assert q.rsp.command("s").startswith("T05")
-            trace.append(state())
+            now = state()
+            if now[0] != no_ic_event_at:
+                trace.append(now)
     return trace
 
 
 def test_pc_and_gpr_trace_matches_qemu_ppce500_over_2100_steps() -> None:
     ours, m = emulated_trace(STEPS)
-    theirs = qemu_trace(STEPS)
+    theirs = qemu_trace(STEPS, m.sym["prog_h"])
     for n, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         pairs = enumerate(zip(a[1], b[1], strict=True))
         diff = ", ".join(f"r{i} {x:#x} vs {y:#x}" for i, (x, y) in pairs if x != y)
@@ -69,6 +76,6 @@ def test_pc_and_gpr_trace_matches_qemu_ppce500_over_2100_steps() -> None:
     pcs = {pc for pc, _ in ours}
     # the trace did the work it was chosen for: traps and system calls taken by the guest's
     # handlers, and it reached the end
-    assert {m.sym["prog_h"], m.sym["sc_h"], m.sym["done"]} <= pcs
+    assert {m.sym["prog_h"] + 4, m.sym["sc_h"], m.sym["done"]} <= pcs
     final = ours[-1][1]
     assert (final[29], final[26], final[31]) == (8, 8, 8)

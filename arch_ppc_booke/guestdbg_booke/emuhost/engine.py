@@ -42,7 +42,7 @@ import ctypes
 import enum
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import unicorn as _unicorn
@@ -154,6 +154,9 @@ class Stop:
     size: int = 0
     value: int = 0
     is_write: bool = False
+    more: list[tuple[int, bool]] = field(default_factory=list)
+    """PROT: the (address, is_write) of the instruction's further refused accesses (the words
+    of a ``stmw`` after its first)."""
 
 
 class Engine:
@@ -223,8 +226,10 @@ class Engine:
                 uc.mem_protect(unprotect, PAGE_SIZE, self._prot.get(unprotect, PROT_ALL))
             if passing:
                 self._apply_exits(self._exits, passing)
-        stop_pc = uc.reg_read(REG_PC)
         stop = self._stop
+        if stop is not None and stop.kind in (StopKind.PROT, StopKind.MMIO):
+            return stop  # its PC is the accessing instruction's (see ``_on_prot``)
+        stop_pc = uc.reg_read(REG_PC)
         if stop is None:
             if stop_pc in self._exits and (not step or stop_pc == pc):
                 stop = Stop(StopKind.CODE_BREAK, addr=stop_pc)
@@ -238,21 +243,37 @@ class Engine:
         uc.emu_stop()
 
     def _on_unmapped(
-        self, _uc: Any, access: int, address: int, size: int, value: int, _ud: object
+        self, uc: Any, access: int, address: int, size: int, value: int, _ud: object
     ) -> bool:
+        """Like ``_on_prot``: the first access outside RAM is reported, with its instruction's
+        PC (a ``stmw`` to MMIO calls this hook once per word and ends past the instruction)."""
+        if self._stop is not None:
+            return False
         if access == ucc.UC_MEM_FETCH_UNMAPPED:
             self._stop = Stop(StopKind.FETCH_FAULT, addr=address)
         else:
             is_write = access == ucc.UC_MEM_WRITE_UNMAPPED
-            self._stop = Stop(StopKind.MMIO, addr=address, size=size, value=value,
-                              is_write=is_write)  # fmt: skip
+            self._stop = Stop(StopKind.MMIO, pc=int(uc.reg_read(REG_PC)), addr=address,
+                              size=size, value=value, is_write=is_write)  # fmt: skip
         return False
 
     def _on_prot(
-        self, _uc: Any, access: int, address: int, size: int, value: int, _ud: object
+        self, uc: Any, access: int, address: int, size: int, value: int, _ud: object
     ) -> bool:
+        """The first refused access of the run is the one reported, with the PC read here (the
+        accessing instruction). A single access stops the run at once with the PC on its
+        instruction, but ``stmw`` is a helper looping over its words: each refused store
+        calls this hook, none is performed, and the run ends with the PC already past the
+        instruction (measured). Reporting the last word and that PC made the model step the
+        *next* instruction over the open page and lose the ``stmw`` (fidelity seed 22).
+        Re-executing the whole instruction is what the hardware does after an interrupt
+        (e500 manual §5.9, partially executed instructions)."""
         is_write = access == ucc.UC_MEM_WRITE_PROT
-        self._stop = Stop(StopKind.PROT, addr=address, size=size, value=value, is_write=is_write)
+        if self._stop is None:
+            self._stop = Stop(StopKind.PROT, pc=int(uc.reg_read(REG_PC)), addr=address,
+                              size=size, value=value, is_write=is_write)  # fmt: skip
+        elif self._stop.kind is StopKind.PROT:
+            self._stop.more.append((address, is_write))
         return False
 
     # -- instruction and data breakpoints -----------------------------------------------------

@@ -21,14 +21,15 @@ userspace with ``kvm_run`` filled (RESUME_HOST):
 * an access outside RAM is MMIO: the exit carries it and the PC is already past the instruction
   (``kvmppc_emulate_loadstore``); a load's register is filled at the next KVM_RUN.
 
-Single-step as the host sees it (DBCR0[IC] from KVM_GUESTDBG_SINGLESTEP): one guest instruction
-completes and the run exits with status 0 and address = the next PC. If that instruction raises
-an interrupt the guest would take (``tw``, an illegal word, ``sc``, FP unavailable...), the
-interrupt is delivered first and the step ends on the handler's first instruction, not yet
-executed: the exception is never swallowed and no guest code runs unseen. (For ``sc`` this is
-the hardware's order, e500 manual §8.4.5; for instructions the interrupt suppresses, hardware
-would report no IC event and stop only after the handler's first instruction.) The guest's own
-IC events follow the hardware exactly.
+Single-step as the host sees it (DBCR0[IC] from KVM_GUESTDBG_SINGLESTEP) is the hardware's
+instruction-complete event (e500 manual §8.4.5): one guest instruction completes and the run
+exits with status 0 and address = the next PC. An instruction whose interrupt suppresses it
+(``tw``/``twi`` that trap, an illegal or privileged word, FP unavailable, alignment...) completes
+nothing: its interrupt is delivered (MSR[DE] survives a base-class interrupt) and the step ends
+once the handler's first instruction has completed. ``sc`` completes and then raises its
+interrupt, with the IC event pending too: the step ends on the system-call handler's first
+instruction, not yet executed. Either way the exception is taken exactly once. Where each class
+stops is written down in docs/stepping.md. The guest's own IC events follow the same rules.
 """
 
 from __future__ import annotations
@@ -143,12 +144,12 @@ class VcpuRunner:
             outcome = self._handle(stop)
             if outcome is Outcome.EXIT:
                 return self.run_area.exit_reason
-            if not ic or outcome is Outcome.NOTHING:
+            if not ic or outcome in (Outcome.NOTHING, Outcome.RAISED):
+                # e500 manual §8.4.5: no IC event for an instruction an interrupt suppressed;
+                # the interrupt is delivered and the handler's first instruction completes next
                 continue
-            if outcome is Outcome.RAISED and not a.guest_debug:
-                continue  # the hardware reports no IC event for a suppressed instruction
-            if outcome is not Outcome.COMPLETED:
-                kvm_irq.check_exceptions(k)  # the interrupt first: the step ends in its handler
+            if outcome is Outcome.COMPLETED_RAISED:
+                kvm_irq.check_exceptions(k)  # sc: the system call first, IC at its handler
             fac.dbsr |= regs.DBSR_IC
             if self._debug_interrupt():
                 return KVM_EXIT_DEBUG
@@ -200,6 +201,8 @@ class VcpuRunner:
     def _watched_page(self, stop: Stop) -> Outcome:
         fac = self.facility
         bits = fac.dac_bits(stop.addr, stop.is_write)
+        for addr, is_write in stop.more:  # every word of a load/store multiple is an access
+            bits |= fac.dac_bits(addr, is_write)
         if bits and kvm_msr.hw_de(self.kvm.arch):
             fac.dbsr |= bits
             return Outcome.EXIT if self._debug_interrupt() else Outcome.NOTHING

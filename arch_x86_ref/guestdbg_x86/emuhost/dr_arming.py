@@ -41,7 +41,7 @@ from ..debugregs import (
 )
 from .memory import PAGE, GuestRam
 from .paging import translate
-from .uc import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, X
+from .uc import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError, X
 
 SCRATCH = 0xFFE00000
 """A private 2 MiB-aligned physical (and, under the scratch page tables, linear) address above
@@ -89,6 +89,8 @@ class DrArming:
         self.protected: dict[int, int] = {}
         """Guest-physical page -> the Unicorn permissions it runs with."""
         self.skip_exec_at: int | None = None
+        self.rf_start: int | None = None
+        """RIP of the slice that started with RFLAGS.RF set (its first instruction)."""
         """Let one instruction at this address run past its execute breakpoint (step-over)."""
         self._hooks: list[int] = []
         self._scratch_ready = False
@@ -151,8 +153,24 @@ class DrArming:
         rflags = uc.reg_read(X.UC_X86_REG_RFLAGS)
         if rflags & RFLAGS_RF:
             uc.reg_write(X.UC_X86_REG_RFLAGS, rflags & ~RFLAGS_RF)
-            return
+            if self._first_after_rf(uc, address):
+                return
         self._on_exec(address)
+
+    def _first_after_rf(self, uc: Uc, address: int) -> bool:
+        """RF suppresses the breakpoint of the first instruction after it was set, then the
+        CPU clears it; QEMU clears it only at the end of that translation block, so a later
+        instruction of the block still reads RF = 1. RF came either with the run (set at
+        ``slice_start``, its first instruction) or from an IRETQ popping a fault's frame, whose
+        return RIP and RFLAGS are then still just below RSP."""
+        if address == self.rf_start:
+            return True
+        rsp = uc.reg_read(X.UC_X86_REG_RSP)
+        try:
+            frame_rip, _, frame_rflags = struct.unpack("<3Q", bytes(uc.mem_read(rsp - 40, 24)))
+        except UcError:
+            return False
+        return frame_rip == address and bool(frame_rflags & RFLAGS_RF)
 
     def _gd_hook(self, uc: Uc, address: int, size: int, user_data: object) -> None:
         code = bytes(uc.mem_read(address, min(size, 15)))

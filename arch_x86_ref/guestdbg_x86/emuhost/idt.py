@@ -32,6 +32,8 @@ RFLAGS_VM = 1 << 17
 TSS_RSP0 = 0x4
 TSS_IST1 = 0x24
 EXCEPTIONS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
+FAULTS = frozenset(range(32)) - {1, 2, 3, 4, 8, 18}
+"""x86.c ``exception_type`` == EXCPT_FAULT: all but #DB, NMI, #BP, #OF (traps), #DF, #MC."""
 
 
 class DeliveryFailed(Exception):
@@ -65,10 +67,18 @@ class IdtDelivery:
             raise DeliveryFailed(str(e)) from e
 
     def deliver(
-        self, vector: int, *, error_code: int | None = None, rip: int | None = None
+        self,
+        vector: int,
+        *,
+        error_code: int | None = None,
+        rip: int | None = None,
+        fault: bool = False,
     ) -> None:
         """Raise DeliveryFailed when the guest cannot take ``vector``; ``rip`` is the return
-        address to push (default: the current RIP)."""
+        address to push (default: the current RIP). ``fault``: the pushed RFLAGS has RF set, as
+        the CPU pushes it for a fault (SDM vol. 3 §18.3.1.1: so the instruction restarts past
+        its own instruction breakpoint) and as x86.c ``kvm_check_and_inject_events`` sets it
+        before injecting a pending fault-class exception (VM entry itself leaves RF as is)."""
         uc = self.uc
         rip_now, rsp, rflags, cs, ss, self._cr0, self._cr3 = self._context.read()
         _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
@@ -88,7 +98,7 @@ class IdtDelivery:
             slot = TSS_IST1 + 8 * (ist - 1) if ist else TSS_RSP0
             new_rsp = int.from_bytes(self._read(self.state.tss_base() + slot, 8), "little")
         new_rsp &= ~0xF
-        frame = [return_rip, cs, rflags, rsp, ss]
+        frame = [return_rip, cs, rflags | (RFLAGS_RF if fault else 0), rsp, ss]
         if error_code is not None:
             frame.insert(0, error_code)
         new_rsp -= 8 * len(frame)

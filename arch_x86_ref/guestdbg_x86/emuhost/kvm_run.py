@@ -46,11 +46,12 @@ from ..debugregs import (
     slot_rw,
 )
 from .cpu_state import CpuState
-from .dr_arming import DrArming, Effective
+from .dr_arming import RFLAGS_RF, DrArming, Effective
 from .events import SOFT_EXCEPTIONS, EventState, QueuedException
+from .exit_probe import DOUBLE_FAULT, ExitProbe
 from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
-from .idt import EXCEPTIONS_WITH_ERROR_CODE, DeliveryFailed, IdtDelivery
+from .idt import EXCEPTIONS_WITH_ERROR_CODE, FAULTS, DeliveryFailed, IdtDelivery
 from .memory import PAGE, GuestRam
 from .paging import translate
 from .uc import (
@@ -87,6 +88,8 @@ class Stop:
     size: int = 0
     write: bool = False
     intno: int = 0
+    cr2: int = 0
+    """CR2 as the #PF set it (read in the hook: the exit probe overwrites it, .exit_probe)."""
 
 
 class RunLoop:
@@ -115,6 +118,8 @@ class RunLoop:
         self._native_cleared_for: int | None = None
         self._dr_bank = RegisterBank(uc, DR_IDS)
         self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
+        self._cr2_bank = RegisterBank(uc, [X.UC_X86_REG_CR2])
+        self._probe = ExitProbe(uc)
         self._counted = False
         """The translated code has Unicorn's instruction counter in it (the last slice was a
         step); a free run drops it, and the first step after must retranslate."""
@@ -147,7 +152,8 @@ class RunLoop:
         self.uc.emu_stop()
 
     def _intr_hook(self, uc: Uc, intno: int, user_data: object) -> None:
-        self._stop = Stop("intr", intno=intno)
+        cr2 = self._cr2_bank.read()[0] if intno == PF_VECTOR else 0
+        self._stop = Stop("intr", intno=intno, cr2=cr2)
         uc.emu_stop()
 
     def _prot_hook(
@@ -221,6 +227,8 @@ class RunLoop:
             self._in_emu = True
         if open_page is not None:
             uc.mem_protect(open_page, PAGE, UC_PROT_ALL)
+        cr2 = self._cr2_bank.read()
+        self.arming.rf_start = rip if uc.reg_read(X.UC_X86_REG_RFLAGS) & RFLAGS_RF else None
         try:
             if step:
                 if not self._counted:  # a block translated by a free run has no counter
@@ -233,6 +241,9 @@ class RunLoop:
         except UcError as e:
             return e
         finally:
+            stop = self._stop
+            fault = stop is not None and stop.kind == "intr" and stop.intno == PF_VECTOR
+            self._cr2_bank.write([stop.cr2] if fault and stop is not None else cr2)
             with self._lock:
                 self._in_emu = False
             if open_page is not None:
@@ -319,6 +330,10 @@ class RunLoop:
         return None
 
     def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
+        if intno == DOUBLE_FAULT:
+            # never the guest's (.exit_probe): run the instruction again for its own fault
+            self._probe.forget_chain()
+            return None
         now = self.state.rip()
         if intno == BP_VECTOR:
             length = 1 if self._byte(now - 1) == INT3 else 2
@@ -334,7 +349,8 @@ class RunLoop:
             self.idt.deliver(intno, rip=now)  # int n: a software interrupt, RIP past it
             return None
         error = 0 if intno in EXCEPTIONS_WITH_ERROR_CODE else None
-        self.idt.deliver(intno, error_code=error)  # a fault: RIP at the instruction
+        # a fault: RIP at the instruction
+        self.idt.deliver(intno, error_code=error, fault=intno in FAULTS)
         return None
 
     def _native_debug(self, eff: Effective, now: int, dr6_before: int) -> int | None:
@@ -360,7 +376,7 @@ class RunLoop:
 
     def _uc_error(self, err: Exception) -> int | None:
         if errno_of(err) == UC_ERR_INSN_INVALID:
-            self.idt.deliver(UD_VECTOR)
+            self.idt.deliver(UD_VECTOR, fault=True)
             return None
         return self.exits.internal_error()
 
@@ -376,7 +392,8 @@ class RunLoop:
             if ex.vector in SOFT_EXCEPTIONS:
                 rip += ev.event_exit_inst_len
             code = ex.error_code if ex.has_error_code else None
-            self.idt.deliver(ex.vector, error_code=code, rip=rip)
+            fault = ex.pending and not ex.injected and ex.vector in FAULTS
+            self.idt.deliver(ex.vector, error_code=code, rip=rip, fault=fault)
         elif ev.interrupt is not None:
             irq, ev.interrupt = ev.interrupt, None
             rip = self.state.rip() + (ev.event_exit_inst_len if irq.soft else 0)

@@ -17,6 +17,7 @@ from ..events import StopKind, StopReason
 from .commands.common import THREAD_ALL, THREAD_ANY, format_thread_id
 from .error_replies import UnknownThread
 from .features import StubFeatures
+from .program_breakpoints import ProgramBreakpointSkips
 from .register_codec import RegisterCodec
 from .target import DebugTarget, StopEvent, target_xml
 
@@ -62,6 +63,8 @@ class StubContext:
     read_some: Callable[[int, Sequence[int]], Mapping[int, int | None]] | None = None
     """The target's optional ``read_some_registers``, resolved once."""
     expedite: Sequence[int] = ()
+    skips: ProgramBreakpointSkips = field(default_factory=lambda: ProgramBreakpointSkips(None))
+    """GDB's breakpoints on this connection and the program-breakpoint skips not applied."""
 
     @classmethod
     def for_target(cls, target: DebugTarget, packet_size: int) -> StubContext:
@@ -74,6 +77,7 @@ class StubContext:
             xml=target_xml(arch).encode(),
             read_some=getattr(target, "read_some_registers", None),
             expedite=tuple(arch.expedite),
+            skips=ProgramBreakpointSkips(arch),
         )
 
     # -- threads ---------------------------------------------------------------------------
@@ -97,6 +101,7 @@ class StubContext:
     def stopped(self, ev: StopEvent) -> None:
         """The guest stopped: selections fall back to the reporting thread (as gdbstub does)."""
         self.state = StubState.IDLE
+        self.skips.forget_skips()
         self.last_stop = ev
         self.general_thread = THREAD_ANY
         self.resume_thread = THREAD_ANY
@@ -133,6 +138,7 @@ class StubContext:
         if self.detached:
             return
         self.detached = True
+        self.skips.forget_skips()
         running = self.state is StubState.RUNNING
         self.state = StubState.CLOSING
         target = self.target

@@ -53,6 +53,11 @@ class GdbArch(Protocol):
     # registers named, through the fewest ioctls that hold them (PC, SP, MSR and LR all come
     # from one KVM_GET_REGS on BookE); what a target's ``read_some_registers`` would call.
 
+    # Optional: ``program_breakpoint_size: int`` and ``is_program_breakpoint(code) -> bool``:
+    # the guest instructions GDB's client takes for the program's own breakpoint and skips
+    # instead of executing (PowerPC traps, x86 ``int3``); with them the stub keeps the guest's
+    # exception (see :mod:`guestdbg.gdb.program_breakpoints`).
+
 
 def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
     """A single-document target description (features inline, no xi:include)."""

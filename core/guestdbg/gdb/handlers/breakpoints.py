@@ -23,6 +23,7 @@ def point(ctx: StubContext, cmd: PointCommand) -> bytes:
         ctx.target.insert_point(p)
     else:
         ctx.target.remove_point(p)
+    ctx.skips.point(cmd.gdb_type, cmd.addr, cmd.insert)
     return b"OK"
 
 

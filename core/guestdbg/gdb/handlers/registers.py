@@ -13,11 +13,16 @@ def read_registers(ctx: StubContext, cmd: ReadRegisters) -> bytes:
 
 def write_registers(ctx: StubContext, cmd: WriteRegisters) -> bytes:
     """Only the registers whose value changes are written: GDB's ``G`` carries the whole file,
-    and a vCPU may refuse writes to registers it cannot take even when nothing changes."""
+    and a vCPU may refuse writes to registers it cannot take even when nothing changes.
+    A PC write that is GDB skipping a program breakpoint is not applied
+    (:mod:`guestdbg.gdb.program_breakpoints`), here as for ``P``."""
     values = ctx.codec.decode_all(cmd.hex_values)
     vcpu = ctx.general_vcpu()
     current = ctx.target.read_registers(vcpu)
     changed = {n: v for n, v in values.items() if current[n] != v}
+    pc = ctx.target.gdb_arch.pc_regnum
+    if pc in changed and ctx.skips.absorbs_pc_write(ctx.target, vcpu, changed[pc]):
+        del changed[pc]
     if changed:
         ctx.target.write_registers(vcpu, changed)
     return b"OK"
@@ -39,7 +44,12 @@ def write_register(ctx: StubContext, cmd: WriteRegister) -> bytes:
     value = ctx.codec.decode_one(cmd.regnum, cmd.hex_value)
     if value is None:
         raise InvalidRequest(f"register {cmd.regnum}: cannot write an unavailable value")
-    ctx.target.write_registers(ctx.general_vcpu(), {cmd.regnum: value})
+    vcpu = ctx.general_vcpu()
+    if cmd.regnum == ctx.target.gdb_arch.pc_regnum and ctx.skips.absorbs_pc_write(
+        ctx.target, vcpu, value
+    ):
+        return b"OK"
+    ctx.target.write_registers(vcpu, {cmd.regnum: value})
     return b"OK"
 
 

@@ -4,7 +4,9 @@
 keeps it, the default action (no thread id, or ``-1``) covers every vCPU left. Thread ``0``
 ("any") means the thread of the last stop. vCPUs no action covers stay stopped. ``s`` without
 ``vCont`` steps only the ``Hc`` thread; ``c`` continues every vCPU. A step the target cannot do
-is refused even though GDB sends it unadvertised (gdbstub issues 89 and 167).
+is refused even though GDB sends it unadvertised (gdbstub issues 89 and 167). A continue that
+follows GDB's skip of a program breakpoint with its single-step breakpoint becomes the step it
+stands for (:mod:`guestdbg.gdb.program_breakpoints`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _check_step(ctx: StubContext) -> None:
 
 
 def _start(ctx: StubContext, actions: Mapping[int, ResumeAction]) -> None:
-    ctx.target.resume(actions)
+    ctx.target.resume(ctx.skips.resume(actions))
     ctx.state = StubState.RUNNING
     ctx.interrupt_sent = False
 
@@ -58,6 +60,7 @@ def resume(ctx: StubContext, cmd: Resume) -> None:
     else:
         actions = dict.fromkeys(range(ctx.vcpus), CONTINUE)
     if cmd.addr is not None:
+        ctx.skips.forget_skips()
         ctx.target.write_registers(vcpu, {ctx.target.gdb_arch.pc_regnum: cmd.addr})
     _start(ctx, actions)
 

@@ -13,7 +13,7 @@ from guestdbg_booke.emuhost import isa
 from guestdbg_booke.fidelity import mix
 from guestdbg_booke.fidelity.generator import generate
 
-from .support import built, run_free
+from .ppc_support import built, run_free
 
 SEEDS = range(20)
 ESR_OF = {

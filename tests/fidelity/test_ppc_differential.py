@@ -18,7 +18,7 @@ from guestdbg_booke.fidelity.differential import Differential, compare_traces, r
 from guestdbg_booke.fidelity.known import HV_MSR_GS_DE
 from guestdbg_booke.fidelity.trace import END_DONE, Trace
 
-from .support import BUILD, ROOT, built, no_qemu
+from .ppc_support import BUILD, ROOT, built, no_qemu
 
 PACKAGES = ("core", "arch_ppc_booke", "arch_x86_ref")
 

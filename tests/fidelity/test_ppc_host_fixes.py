@@ -15,7 +15,7 @@ from guestdbg_booke.emuhost.guest_tlb import MAS1_IPROT, MAS1_VALID
 from guestdbg_booke.emuhost.isa import Priv
 from guestdbg_booke.fidelity.differential import Differential
 
-from .support import BUILD, built, no_qemu
+from .ppc_support import BUILD, built, no_qemu
 
 
 def undocumented(seed: int) -> list[str]:
