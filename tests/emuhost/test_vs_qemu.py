@@ -19,9 +19,9 @@ import pytest
 
 from guestdbg.kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_MMIO, KVM_GUESTDBG_ENABLE
 from guestdbg.kvm.constants import KVM_GUESTDBG_SINGLESTEP as SINGLESTEP
+from guestdbg_booke.fidelity.qemu_oracle import QemuPpce500
 
 from .machine import REGS, L, Machine, guest
-from .qemu_rsp import qemu_ppce500
 
 STEPS = 2100
 
@@ -51,13 +51,18 @@ def emulated_trace(steps: int) -> tuple[list[tuple[int, list[int]]], Machine]:
 
 
 def qemu_trace(steps: int, no_ic_event_at: int) -> list[tuple[int, list[int]]]:
-    with qemu_ppce500(guest("diff")) as rsp:
-        trace = [rsp.pc_and_gprs()]
+    with QemuPpce500(guest("diff")) as q:
+
+        def state() -> tuple[int, list[int]]:
+            regs = q.core_registers()
+            return regs["pc"], [regs[f"r{n}"] for n in range(32)]
+
+        trace = [state()]
         while len(trace) <= steps:
-            assert rsp.step().startswith("T05")
-            state = rsp.pc_and_gprs()
-            if state[0] != no_ic_event_at:
-                trace.append(state)
+            assert q.rsp.command("s").startswith("T05")
+            now = state()
+            if now[0] != no_ic_event_at:
+                trace.append(now)
     return trace
 
 

@@ -26,9 +26,23 @@ TLB0_WAYS = 4
 TLB0_SETS = TLB0_ENTRIES // TLB0_WAYS
 TLB1_ENTRIES = 64
 TLBnCFG_ASSOC_SHIFT = 24
-TLB0CFG = (TLB0_WAYS << TLBnCFG_ASSOC_SHIFT) | TLB0_ENTRIES
-TLB1CFG = (TLB1_ENTRIES << TLBnCFG_ASSOC_SHIFT) | 0x00040000 | TLB1_ENTRIES
-"""TLB1CFG also advertises IPROT (0x00040000 is TLBnCFG_IPROT in the kernel's ``mmu-book3e.h``)."""
+TLBnCFG_N_ENTRY = 0x00000FFF
+TLBnCFG_ASSOC = 0xFF000000
+HOST_TLB0CFG = 0x04110200
+"""The e500mc's own TLB0CFG: 4-way, 512 entries, MINSIZE = MAXSIZE = 4 KiB (QEMU's e500mc model,
+``register_tlbncfg(4, 1, 1, 0, 512)`` in target/ppc/cpu_init.c)."""
+HOST_TLB1CFG = 0x401CC040
+"""The e500mc's own TLB1CFG: fully associative, 64 entries, MINSIZE 4 KiB, MAXSIZE 4 GiB,
+TLBnCFG_AVAIL | TLBnCFG_IPROT (``register_tlbncfg(64, 1, 12, AVAIL | IPROT, 64)``)."""
+
+
+def _guest_tlbcfg(host: int, entries: int, ways: int) -> int:
+    """``vcpu_mmu_init``: the host's TLBnCFG with KVM's own geometry in N_ENTRY and ASSOC."""
+    return (host & ~(TLBnCFG_N_ENTRY | TLBnCFG_ASSOC)) | entries | ways << TLBnCFG_ASSOC_SHIFT
+
+
+TLB0CFG = _guest_tlbcfg(HOST_TLB0CFG, TLB0_ENTRIES, TLB0_WAYS)
+TLB1CFG = _guest_tlbcfg(HOST_TLB1CFG, TLB1_ENTRIES, TLB1_ENTRIES)
 MMUCFG = 0x00C01981
 """e500mc-like: RASIZE 36, PIDSIZE 8 (an exact host value is not needed by the model)."""
 
@@ -58,6 +72,17 @@ class GuestTlb:
         self.tlb0: dict[int, Entry] = {}
         """index = set * TLB0_WAYS + way."""
         self.tlb1: list[Entry] = [_EMPTY] * TLB1_ENTRIES
+        self.nv0 = 0
+        """``gtlb_nv[0]``: TLB0's next victim way (TLB1's, ``gtlb_nv[1]``, is always 0)."""
+
+    def nv(self, tlbsel: int) -> int:
+        return self.nv0 if tlbsel == 0 else 0
+
+    def next_victim(self) -> int:
+        """``gtlb0_get_next_victim``: this way, then round-robin over TLB0's ways."""
+        victim = self.nv0
+        self.nv0 = (self.nv0 + 1) % TLB0_WAYS
+        return victim
 
     def set_tlb1(self, esel: int, mas1: int, mas2: int, mas7_3: int) -> None:
         self.tlb1[esel] = (mas1, mas2, mas7_3)
@@ -120,11 +145,12 @@ class GuestTlb:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tlb0": {str(k): list(v) for k, v in self.tlb0.items()},
-                "tlb1": [list(e) for e in self.tlb1]}  # fmt: skip
+                "tlb1": [list(e) for e in self.tlb1], "nv0": self.nv0}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GuestTlb:
         t = cls()
         t.tlb0 = {int(k): (v[0], v[1], v[2]) for k, v in d["tlb0"].items()}
         t.tlb1 = [(e[0], e[1], e[2]) for e in d["tlb1"]]
+        t.nv0 = int(d.get("nv0", 0))
         return t

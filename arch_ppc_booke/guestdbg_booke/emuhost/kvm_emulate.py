@@ -20,7 +20,15 @@ from .kvm_state import Kvm
 
 L1CSR0_CUL = 0x00000400
 MAS6_SPID_SHIFT = 16
+MAS6_SPID0 = 0x3FFF0000
 MAS6_SAS = 0x1
+MAS1_TS = 0x00001000
+MAS4_TSIZED_MASK = 0x00000F80
+MAS4_TLBSELD_SHIFT = 28
+MAS2_EPN = 0xFFFFF000
+MAS2_ATTRIB_MASK = 0x7F
+MAS3_U0_U3 = 0x000003C0
+MAS0_NV_MASK = 0x00000FFF
 EHPRIV_OC_DEBUG = 1
 KVMPPC_INST_SW_BREAKPOINT = 0x00DDDD00
 
@@ -88,9 +96,10 @@ def emulate_privileged(k: Kvm, inst: int, kind: Priv) -> Emul:
     if kind is Priv.TLBWE:
         a.tlb.write(a.mas0, a.mas1, a.mas2, a.mas7_3)
         return Emul.DONE
-    if kind is Priv.TLBRE:
+    if kind is Priv.TLBRE:  # kvmppc_e500_emul_tlbre: MAS0[NV] too
         mas1, mas2, mas7_3 = a.tlb.read(a.mas0, a.mas2)
         a.mas1, a.mas2, a.mas7_3 = mas1, mas2, mas7_3
+        a.mas0 = (a.mas0 & ~MAS0_NV_MASK) | a.tlb.nv((a.mas0 >> 28) & 1)
         return Emul.DONE
     if kind is Priv.TLBSX:
         return _tlbsx(k, inst)
@@ -130,15 +139,26 @@ def _ea_indexed(k: Kvm, inst: int) -> int:
 
 
 def _tlbsx(k: Kvm, inst: int) -> Emul:
-    """``kvmppc_e500_emul_tlbsx``: search by MAS6 SPID/SAS; on a miss MAS1 gets V=0."""
+    """``kvmppc_e500_emul_tlbsx``: search by MAS6 SPID/SAS. A hit loads the entry into MAS0-3
+    and MAS7; a miss prepares a tlbwe of MAS4's defaults: MAS0 = MAS4[TLBSELD] with TLB0's next
+    victim, MAS1 = the searched PID and address space with MAS4's size and V = 0, MAS2 = the EPN
+    with MAS4's attributes, MAS3 keeps only its user bits."""
     a = k.arch
     ea = _ea_indexed(k, inst)
     hit = a.tlb.search(ea, (a.mas6 >> MAS6_SPID_SHIFT) & 0xFF, a.mas6 & MAS6_SAS)
     if hit is None:
-        a.mas1 = ((a.mas6 >> MAS6_SPID_SHIFT) & 0xFF) << 16 | (a.mas4 & 0xF80)
-        a.mas2 &= 0xFFF
+        tlbsel = (a.mas4 >> MAS4_TLBSELD_SHIFT) & 1
+        victim = a.tlb.next_victim() if tlbsel == 0 else 0
+        a.mas0 = (tlbsel << 28) | (victim << 16) | a.tlb.nv(tlbsel)
+        a.mas1 = (
+            (a.mas6 & MAS6_SPID0)
+            | (MAS1_TS if a.mas6 & MAS6_SAS else 0)
+            | (a.mas4 & MAS4_TSIZED_MASK)
+        )
+        a.mas2 = (a.mas2 & MAS2_EPN) | (a.mas4 & MAS2_ATTRIB_MASK)
+        a.mas7_3 &= MAS3_U0_U3
         return Emul.DONE
     tlbsel, esel, (mas1, mas2, mas7_3) = hit
-    a.mas0 = (tlbsel << 28) | (esel << 16)
+    a.mas0 = (tlbsel << 28) | (esel << 16) | a.tlb.nv(tlbsel)
     a.mas1, a.mas2, a.mas7_3 = mas1, mas2, mas7_3
     return Emul.DONE

@@ -3,7 +3,7 @@
 The ELF's PT_LOAD segments go to their physical addresses (``p_paddr``); every vCPU then gets
 the boot state of ``ppce500_cpu_reset``: PC = entry, MSR = 0 (a full MSR write, so MSR[GS] on
 HV), r1 = 16 MiB - 8, r3 = device tree, r6 = ePAPR magic, r7 = initial map size, and TLB1 entry
-0 mapping 0 -> 0 with all permissions.
+0 mapping 0 -> 0 with all permissions and without IPROT (``mmubooke_create_initial_mapping``).
 
 Difference from QEMU: QEMU starts only vCPU 0 and parks the others in the ePAPR spin table until
 vCPU 0 releases them. Here every vCPU starts at the entry with the same registers; guests tell
@@ -24,7 +24,6 @@ from . import board
 
 EM_PPC = "EM_PPC"
 MAS1_VALID = 0x80000000
-MAS1_IPROT = 0x40000000
 MAS3_ALL_PERMS = 0x3F  # UX SX UW SW UR SR
 
 

@@ -132,11 +132,9 @@ class EmulatedBookeVm:
                 v.engine.set_gprs(gprs)
                 v.cpu.pc = image.entry
                 kvm_msr.set_msr(v.arch, 0)
+                # mmubooke_create_initial_mapping: MAS1 = V | TSIZE, no IPROT
                 v.arch.tlb.set_tlb1(
-                    0,
-                    loader.MAS1_VALID | loader.MAS1_IPROT | (image.map_tsize << 7),
-                    0,
-                    loader.MAS3_ALL_PERMS,
+                    0, loader.MAS1_VALID | (image.map_tsize << 7), 0, loader.MAS3_ALL_PERMS
                 )
         return image.entry
 
