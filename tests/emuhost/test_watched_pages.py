@@ -1,6 +1,6 @@
 """Data watchpoints are page protection on the emulated host (``engine``): an access to a
 watched page that matches no DAC is stepped over with the page open, and one that matches exits
-before the access. Load/store multiple is the case that broke it (fidelity seed 22): Unicorn
+before the access. Load/store multiple is the case that broke it (random program seed 13): Unicorn
 runs ``stmw`` as a helper that calls the protection hook once per word, performs none of the
 refused stores, and ends past the instruction; reporting that PC made the model step the
 *next* instruction and lose the ``stmw``."""
@@ -27,7 +27,7 @@ def watched(addr_of: str, typ: int, offset: int = 0) -> Machine:
     return m
 
 
-def test_seed_22_stmw_to_a_watched_page_it_does_not_match_is_stored_whole() -> None:
+def test_stmw_to_a_watched_page_it_does_not_match_is_stored_whole() -> None:
     m = watched("other", WW | WR)
     ex = m.run()
     assert (ex.reason, ex.mmio_addr) == (KVM_EXIT_MMIO, HOSTIO_DONE)

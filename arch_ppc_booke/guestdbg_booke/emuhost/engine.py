@@ -265,7 +265,7 @@ class Engine:
         instruction, but ``stmw`` is a helper looping over its words: each refused store
         calls this hook, none is performed, and the run ends with the PC already past the
         instruction (measured). Reporting the last word and that PC made the model step the
-        *next* instruction over the open page and lose the ``stmw`` (fidelity seed 22).
+        *next* instruction over the open page and lose the ``stmw`` (random program seed 13).
         Re-executing the whole instruction is what the hardware does after an interrupt
         (e500 manual §5.9, partially executed instructions)."""
         is_write = access == ucc.UC_MEM_WRITE_PROT
