@@ -27,7 +27,7 @@ from elftools.elf.elffile import ELFFile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from guestdbg.gdb.target import ResumeAction  # noqa: E402
+from guestdbg.events import ResumeAction  # noqa: E402
 from guestdbg.plugins import default_registry  # noqa: E402
 from guestdbg.points import DebugPoint, PointKind  # noqa: E402
 from guestdbg.session.session import Session  # noqa: E402

@@ -486,8 +486,7 @@ class NullTarget:
     of a cycle against it is the stub's own work."""
 
     def __init__(self, session: Any, hit: int) -> None:
-        from guestdbg.events import StopKind, StopReason
-        from guestdbg.gdb.target import StopEvent
+        from guestdbg.events import StopEvent, StopKind, StopReason
 
         self.gdb_arch = session.gdb_arch
         self.caps = session.caps

@@ -291,7 +291,7 @@ class BookeVcpuDebug:
 
     # -- attach / detach --------------------------------------------------------------------
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         saved = {}
         for name, reg_id in zip(SAVED_NAMES, IAC_IDS + DAC_IDS, strict=True):
             saved[name] = self.vcpu.get_one_reg(reg_id)

@@ -193,7 +193,7 @@ class X86VcpuDebug:
 
     # -- attach / detach --------------------------------------------------------------------
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         if not self.dregs.available:
             return {}
         return self.dregs.read()

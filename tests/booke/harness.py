@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from emuhost.machine import Machine, read_exit
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction, StopEvent
+from guestdbg.events import ResumeAction, StopEvent, StopKind
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.session.session import Session
 from guestdbg_booke import abi

@@ -7,8 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 from guestdbg_booke import abi

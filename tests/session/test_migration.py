@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from guestdbg.errors import MigrationError
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session

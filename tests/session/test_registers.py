@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 

@@ -18,8 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from guestdbg.errors import BadAddress, InvalidRequest, KernelError, NotStopped
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm import constants as C
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session.session import Session

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.plugins import Registry, default_registry
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session

@@ -6,7 +6,8 @@ exit, and guestdbg answers::
     while True:
         port.before_run()                  # parks here while the debugger holds the VM
         reason = vcpu.run()                # KVM_RUN
-        if port.after_exit(reason) is Next.DEVICE and not device_model(reason):
+        nxt = port.after_exit(reason)
+        if nxt is Next.DEVICE and not device_model(reason):
             port.halt("the device model stopped the guest")
 
 ``before_run`` returns once the vCPU may run, with its ``kvm_guest_debug`` programmed and any

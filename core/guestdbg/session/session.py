@@ -219,7 +219,7 @@ class Session:
         was_running = sorted(self.control.running)
         self.control.stop(self.attach_timeout)
         if not self.state.attached:
-            self.state.saved_guest[:] = [dict(ops.attach(self.policy)) for ops in self.ops]
+            self.state.saved_guest[:] = [dict(ops.attach()) for ops in self.ops]
             self.state.attached = True
         who = was_running[0] if was_running else 0
         kind = StopKind.INTERRUPT if was_running else StopKind.HALT
