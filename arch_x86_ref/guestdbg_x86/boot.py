@@ -2,7 +2,8 @@
 
 The same loader serves the real ``/dev/kvm`` and the emulated host, because it only uses the
 VM/vCPU interface (``write_phys``, KVM_GET/SET_SREGS, KVM_SET_REGS): the recipe of
-real-kvm-on-this-machine.md ("What a test suite needs to do") - CR0 = PE|MP|ET|NE|WP|AM|PG,
+docs/reference/this-machine-kvm.md ("What a test suite on this host does") -
+CR0 = PE|MP|ET|NE|WP|AM|PG,
 CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = SCE|LME|LMA|NXE, CS = 0x10 (L=1, DPL 0), data segments
 0x18, identity-mapped RAM. A guest that brings its own page tables and GDT names them with the
 symbols ``pml4`` and ``gdt``/``gdt_end``; otherwise the loader writes them at

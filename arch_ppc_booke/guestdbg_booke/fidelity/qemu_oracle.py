@@ -2,8 +2,10 @@
 
 QEMU shares none of the emulated host's parts that matter here: its own CPU model version, its
 own interrupt delivery (``powerpc_excp_booke``), its own idea of an illegal instruction. Its
-debugging, though, is not a reference for everything: stepping a trapping instruction loses the
-guest's exception (peers §1.5), so stops are reached only by breakpoints and ``c``. Going on
+debugging, though, is not a reference for everything: its single step over an instruction that
+raises an interrupt stops at the handler's entry, where KVM's stops after the handler's first
+instruction (docs/stepping.md; docs/reference/peers.md §1.5), so stops are reached only by
+breakpoints and ``c``. Going on
 from a breakpoint is: remove it, ``s`` (an ordinary instruction: safe), put it back, ``c`` (a
 ``c`` on a breakpoint would report it again without executing anything).
 
