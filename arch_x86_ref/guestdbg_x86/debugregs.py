@@ -71,11 +71,6 @@ def slot_len(dr7: int, n: int) -> int:
     return LEN_BYTES[(dr7 >> (DR_CONTROL_SHIFT + DR_CONTROL_SIZE * n + 2)) & 0x3]
 
 
-def enabled_mask(dr7: int) -> int:
-    """B0-B3 positions of the slots DR7 enables."""
-    return sum(1 << n for n in range(SLOTS) if slot_enabled(dr7, n))
-
-
 def dr6_to_pending(dr6: int) -> int:
     """A DR6 value as the pending-debug-exceptions / payload form (active-low bits flipped)."""
     return (dr6 ^ DR6_ACTIVE_LOW) & 0xFFFFFFFF
