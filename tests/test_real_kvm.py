@@ -50,7 +50,7 @@ from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
 
 pytestmark = pytest.mark.realkvm
 
-RUN_TIMEOUT = 5.0  # seconds; emulated CPL0 code runs at about 0.6 us per instruction
+RUN_TIMEOUT = 5.0  # seconds; generous: kvm_pvm runs CPL0 code in KVM's instruction emulator
 
 LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
 KVM_GUESTDBG_USE_HW_BP = LAYOUT.arch.constants["KVM_GUESTDBG_USE_HW_BP"]

@@ -191,8 +191,8 @@ class BookeGdbArch:
         self, vcpu: VcpuHandle, regnums: Sequence[int]
     ) -> Mapping[int, int | None]:
         """Just these registers, through the doors they need: PC, SP, MSR and LR (what every
-        stop reply carries) cost one KVM_GET_REGS instead of a full read (38 us -> 6 us on the
-        emulated host)."""
+        stop reply carries) cost one KVM_GET_REGS instead of a read through every door, on
+        every stop (``bench/vs_qemu.py`` times both calls in its breakdown of a hit)."""
         doors = {self._sources[n].door for n in regnums if 0 <= n < len(self._sources)}
         if doors - {"regs", "none"}:
             full = self.read_registers(vcpu)

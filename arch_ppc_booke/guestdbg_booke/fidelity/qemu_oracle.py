@@ -12,10 +12,11 @@ from a breakpoint is: remove it, ``s`` (an ordinary instruction: safe), put it b
 Round trips dominate, so every stop is three pipelined exchanges: read the state (``g``, the
 four SPRs, the area's memory), remove the breakpoint and step, re-insert and continue.
 
-Each program gets a fresh QEMU process (about 60 ms of the ~140 ms a program costs). Reusing one
-process (``monitor system_reset``, then the next program written with ``M``) was measured and
-rejected: QEMU's reset sets PC, r1, r3, r6 and r7 but leaves every other GPR, CR, LR, CTR and XER
-as the previous program left them, so it is not the state a fresh ``-kernel`` start gives.
+Each program gets a fresh QEMU process, a large share of a program's time (``qemu_start`` in the
+run's timing breakdown, printed by ``bench/fidelity.py``). Reusing one process (``monitor
+system_reset``, then the next program written with ``M``) was measured and rejected: QEMU's reset
+sets PC, r1, r3, r6 and r7 but leaves every other GPR, CR, LR, CTR and XER as the previous program
+left them, so it is not the state a fresh ``-kernel`` start gives.
 """
 
 from __future__ import annotations
