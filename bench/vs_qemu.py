@@ -415,11 +415,11 @@ def instrument(clock: CategoryClock, session: Any, stub: Any) -> None:
     for ops in session.ops:
         for name in ARCH_CALLS:
             clock.wrap(ops, name, "arch")
-    for r in session.runners:
-        r._after_guest_debug = getattr(r.ops, "after_guest_debug", None)
-        clock.wrap(r, "_run", "session")
-    for f in session.filters:
-        clock.wrap(f, "decide", "session")
+    for p in session.ports:
+        p._after_guest_debug = getattr(p.ops, "after_guest_debug", None)
+        clock.wrap(p, "before_run", "session")
+        clock.wrap(p, "after_exit", "session")
+        clock.wrap(p.filter, "decide", "session")
     clock.wrap(session.gdb_arch, "read_registers", "arch")
     clock.wrap(session.gdb_arch, "write_registers", "arch")
     for name in SESSION_CALLS:

@@ -83,7 +83,7 @@ def test_a_caught_guest_trap_is_a_pending_program_interrupt_named_in_both_number
     s.monitor("catch on")
     trap = m.sym["own_trap_1"]
     assert stop_of(run_to_stop(s)) == (StopKind.GUEST_EVENT, trap, None)
-    pending = s.runners[0].pending
+    pending = s.ports[0].pending
     assert pending == Reinject(numbering.PROGRAM, trap, {"esr": regs.ESR_PIL, "srr0": trap})
     assert pending.exception == ExceptionId("booke.ivor", 6)
     assert numbering.TABLE.convert(pending.exception, numbering.IFO) == ExceptionId(

@@ -73,7 +73,7 @@ def test_a_reported_event_stops_every_vcpu(sessions: list[Session], smp: int) ->
     before = snapshot(s)
     time.sleep(0.05)
     assert snapshot(s) == before  # nobody runs after the stop
-    assert not s._running
+    assert not s.control.running
 
 
 @pytest.mark.parametrize("smp", [2, 4])

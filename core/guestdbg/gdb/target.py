@@ -14,10 +14,12 @@ from typing import Protocol
 from xml.sax.saxutils import escape
 
 from ..capabilities import DebugCapabilities
-from ..events import StopReason
+from ..events import ResumeAction, StopEvent
 from ..kvm.uapi import ByteOrder
 from ..points import DebugPoint
 from ..vcpu import VcpuHandle
+
+__all__ = ["DebugTarget", "GdbArch", "GdbRegister", "ResumeAction", "StopEvent", "target_xml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,26 +91,6 @@ def encode_register(value: int | None, bitsize: int, byteorder: ByteOrder) -> st
     if value is None:
         return "xx" * nbytes
     return (value & ((1 << bitsize) - 1)).to_bytes(nbytes, byteorder).hex()
-
-
-def decode_register(text: str, bitsize: int, byteorder: ByteOrder) -> int:
-    return int.from_bytes(bytes.fromhex(text), byteorder) if len(text) == bitsize // 4 else -1
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeAction:
-    """What one vCPU does on ``c``/``s``/``vCont``: continue or step (a signal is not delivered:
-    a VMM has no signals to give a guest; the stub accepts and ignores it, as QEMU does)."""
-
-    step: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StopEvent:
-    """One stop to report: which vCPU (0-based index) and why."""
-
-    vcpu: int
-    reason: StopReason
 
 
 class DebugTarget(Protocol):

@@ -61,9 +61,9 @@ def _catch(s: Session, args: list[str]) -> str:
 def _vcpus(s: Session, args: list[str]) -> str:
     """list the vCPUs and their pending reinjections"""
     out = []
-    for r in s.runners:
-        pending = f" pending {r.pending.exception}" if r.pending else ""
-        out.append(f"{s.vcpu_name(r.index)} exits={r.exits}{pending}")
+    for p in s.ports:
+        pending = f" pending {p.pending.exception}" if p.pending else ""
+        out.append(f"{s.vcpu_name(p.index)} exits={p.exits}{pending}")
     return "\n".join(out) + "\n"
 
 
