@@ -134,12 +134,6 @@ def test_the_x86_loader_refuses_an_image_beyond_ram_before_writing_anything(
     assert vm.read_phys(0, ram_size) == before
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=pytest.fail.Exception,
-    reason="Session (core/guestdbg/session/session.py, being reworked) replaces a registry "
-    "argument that is not a guestdbg.plugins.Registry by the default registry",
-)
 @pytest.mark.parametrize("wrong", ["pluggy.PluginManager", "str", "object"])
 def test_a_wrong_registry_is_an_invalid_request_and_the_vm_is_untouched(
     wrong: str, good_elf: Callable[[str], pathlib.Path]
