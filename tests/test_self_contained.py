@@ -40,10 +40,6 @@ PENDING = {
     "arch_ppc_booke/guestdbg_booke/emuhost/vm.py": "emulated-host refactoring",
     "arch_x86_ref/guestdbg_x86/emuhost/dr_arming.py": "emulated-host refactoring",
     "arch_x86_ref/guestdbg_x86/emuhost/idt.py": "emulated-host refactoring",
-    "core/guestdbg/gdb/features.py": "GDB stub rework",
-    "core/guestdbg/gdb/server.py": "GDB stub rework",
-    "core/guestdbg/session/monitor.py": "session rework",
-    "core/guestdbg/session/traps.py": "session rework",
 }
 """Files being rewritten elsewhere at the time of writing, which still cite outside notes; their
 owners repoint them at ``docs/reference/`` (and remove them from here)."""

@@ -2,8 +2,9 @@
 
 Security: the default is a Unix socket (mode 0600) or TCP on a loopback address. Any other
 address needs ``allow_remote=True`` and is announced with a warning, because whoever reaches
-the port can read and write guest memory (QEMU ``-s`` listens on every interface; peers note
-§5.16). There is no authentication; put it behind a Unix socket or an SSH tunnel.
+the port can read and write guest memory (QEMU ``-s`` listens on every interface;
+docs/reference/peers.md §5). There is no authentication; put it behind a Unix socket or an SSH
+tunnel.
 
 Lifecycle: on accept the guest is stopped (``target.attach``). ``D``, ``k``, or the connection
 lost at any moment (guest running or not) detach exactly once, after which the next GDB may
@@ -261,11 +262,11 @@ class GdbServer:
             log.info("GDB disconnected; waiting for the next one")
 
     def _recv(self, conn: socket.socket) -> bytes:
-        """The next bytes from GDB. A debugger's next packet usually follows our reply within
-        a few tens of microseconds, while waking a thread blocked in ``recv`` costs about as
-        much again when GDB runs on another core (an IPI in a VM: loopback round trips measured
-        20 us on one core, 85 us across). So poll briefly first, then block - adaptive polling,
-        as the kernel's busy-poll does; it costs at most ``spin`` of CPU per packet."""
+        """The next bytes from GDB. A debugger's next packet usually follows our reply almost
+        at once, while waking a thread blocked in ``recv`` costs a cross-core wake-up (an IPI,
+        dear in a VM) when GDB runs on another core; ``bench/vs_qemu.py`` measures both. So
+        poll briefly first, then block - adaptive polling, as the kernel's busy-poll does; it
+        costs at most ``spin`` of CPU per packet."""
         if self.spin > 0:
             data = _spin_recv(conn, self.spin)
             if data is not None:

@@ -1,7 +1,8 @@
 """Monitor commands (GDB ``monitor ...``): a fixed whitelist, never arbitrary code.
 
 QEMU pipes ``monitor`` into its full HMP, so anyone who reaches the stub runs any command
-(peers §1.1). Here each command is a function in :data:`COMMANDS`; anything else is refused.
+(docs/reference/peers.md §1.1). Here each command is a function in :data:`COMMANDS`; anything
+else is refused.
 """
 
 from __future__ import annotations
