@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import struct
 
+from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.errors import BadAddress
 
 from .cpu_state import CpuState
-from .memory import GuestRam
 from .paging import translate
 from .uc import RegisterBank, Uc, X
 
@@ -41,7 +41,7 @@ class DeliveryFailed(Exception):
 
 
 class IdtDelivery:
-    def __init__(self, uc: Uc, ram: GuestRam, state: CpuState) -> None:
+    def __init__(self, uc: Uc, ram: GuestMemory, state: CpuState) -> None:
         self.uc = uc
         self.ram = ram
         self.state = state
@@ -105,7 +105,7 @@ class IdtDelivery:
         try:
             for i, value in enumerate(frame):
                 gpa = self._phys(new_rsp + 8 * i)
-                self.ram.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF), code=False)
+                self.ram.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF), notify=False)
         except BadAddress as e:
             raise DeliveryFailed(f"the interrupt stack at {new_rsp:#x} is not RAM") from e
         cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | RFLAGS_VM
