@@ -2,7 +2,7 @@
 
 The same loader serves the real ``/dev/kvm`` and the emulated host, because it only uses the
 VM/vCPU interface (``write_phys``, KVM_GET/SET_SREGS, KVM_SET_REGS): the recipe of
-real-kvm-on-this-machine.md ("What a test suite needs to do") - CR0 = PE|MP|ET|NE|WP|AM|PG,
+docs/reference/this-machine-kvm.md ("What a test suite needs to do") - CR0 = PE|MP|ET|NE|WP|AM|PG,
 CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = SCE|LME|LMA|NXE, CS = 0x10 (L=1, DPL 0), data segments
 0x18, identity-mapped RAM. A guest that brings its own page tables and GDT names them with the
 symbols ``pml4`` and ``gdt``/``gdt_end``; otherwise the loader writes them at
@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import pathlib
 import struct
-from dataclasses import dataclass
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
+from guestdbg.emuhost.image import ElfImage, read_elf
 from guestdbg.errors import BadAddress, InvalidRequest
 from guestdbg.kvm.uapi import AbiLayout
 from guestdbg.vcpu import VcpuHandle, VmHandle
@@ -41,45 +38,20 @@ GDT_ENTRIES = (0, 0, 0x00AF9B000000FFFF, 0x00CF93000000FFFF)
 """null, null, 0x10: code, L=1, DPL 0; 0x18: data, writable (the recipe's layout)."""
 
 
-@dataclass(frozen=True)
-class GuestImage:
-    path: pathlib.Path
-    entry: int
-    symbols: dict[str, int]
-    segments: tuple[tuple[int, bytes, int], ...]
-    """(guest-physical address, file bytes, memory size) of each PT_LOAD segment."""
-
-    def __getitem__(self, name: str) -> int:
-        try:
-            return self.symbols[name]
-        except KeyError:
-            raise InvalidRequest(f"{self.path.name} has no symbol {name!r}") from None
+GuestImage = ElfImage
+"""An x86-64 guest image (:class:`guestdbg.emuhost.image.ElfImage`)."""
 
 
 def read_image(path: pathlib.Path | str) -> GuestImage:
-    path = pathlib.Path(path)
-    with path.open("rb") as f:
-        elf = ELFFile(f)
-        if elf["e_machine"] != "EM_X86_64":
-            raise InvalidRequest(f"{path.name} is {elf['e_machine']}, not an x86-64 ELF")
-        segments = tuple(
-            (seg["p_paddr"], seg.data(), seg["p_memsz"])
-            for seg in elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD"
-        )
-        symtab = elf.get_section_by_name(".symtab")
-        symbols = (
-            {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
-            if isinstance(symtab, SymbolTableSection)
-            else {}
-        )
-        return GuestImage(path, elf["e_entry"], symbols, segments)
+    """The image in ``path``; InvalidRequest for a file that is not an x86-64 ELF."""
+    image = read_elf(path)
+    image.require("an x86-64 ELF", "EM_X86_64")
+    return image
 
 
 def load(vm: VmHandle, image: GuestImage) -> None:
     """Copy every PT_LOAD segment into guest RAM (zero-filling past the file bytes)."""
-    for paddr, data, memsz in image.segments:
-        vm.write_phys(paddr, data + bytes(max(0, memsz - len(data))))
+    image.load(vm.write_phys)
 
 
 def write_boot_tables(vm: VmHandle, ram_size: int) -> tuple[int, int, int]:

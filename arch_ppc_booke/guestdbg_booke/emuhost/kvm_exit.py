@@ -95,12 +95,8 @@ class VcpuRunner:
         memory: GuestMemory,
         run_area: KvmRunArea,
     ) -> None:
-        self.kvm = kvm
-        self.cpu = cpu
-        self.engine = engine
-        self.facility = facility
-        self.memory = memory
-        self.run_area = run_area
+        self.kvm, self.cpu, self.engine = kvm, cpu, engine
+        self.facility, self.memory, self.run_area = facility, memory, run_area
         self._unprotect: int | None = None
         self._pass_exit: int | None = None
 
