@@ -5,8 +5,8 @@
 stops them all. ``seconds`` covers the inserts plus that resume until all 8 vCPUs are parked
 again; ``set_guest_debug_calls`` counts the ioctls the session made (target: at most 8, one per
 vCPU, applied lazily before its first KVM_RUN, so a vCPU that the first stop kicks before it ever
-entered the guest needs none; QEMU makes one per vCPU per ``Z`` packet, peers §7). Targets: at
-most 8 calls, under 0.5 s.
+entered the guest needs none; QEMU makes one per vCPU per ``Z`` packet, docs/reference/peers.md).
+Targets: at most 8 calls, under 0.5 s.
 
 Each round uses a fresh VM; the last line is the median round. Before it, where one insert's time
 goes, measured piece by piece on a fresh VM with the same calls the session makes: KVM_TRANSLATE,

@@ -11,7 +11,8 @@ the iteration number; a software breakpoint sits on it. Per target and client:
 * GDB: ``break *hit``, ``ignore 1 N``, ``continue``: GDB stops at every hit and resumes on its
   own (its step-over dance), timed inside GDB with its Python.
 * the loopback floor: one RSP packet round trip between two Python processes (a client and a
-  server that answers at once, TCP_NODELAY, no-ack), measured in the same run (peers §7).
+  server that answers at once, TCP_NODELAY, no-ack), measured in the same run
+  (docs/reference/peers.md).
 
 Every rate is checked against the guest's own ``count`` (a hit the stub invented or lost fails
 the run). Targets and clients alternate round by round (ABBA) so machine load hits both alike;

@@ -14,7 +14,7 @@ VMM's device model for every exit that is not the debugger's), served to GDB by
 :class:`guestdbg.gdb.server.GdbServer` on a loopback port or a Unix socket.
 
 Only what this machine's kvm_pvm supports is used: guest code at CPL0 (which KVM emulates), a
-single step and an execute breakpoint per instruction (real-kvm-on-this-machine.md). Software
+single step and an execute breakpoint per instruction (docs/reference/this-machine-kvm.md). Software
 breakpoints (int3) and data watchpoints do not reach userspace there; the e500mc example shows
 them on the emulated host.
 

@@ -4,10 +4,10 @@ GDB's ``org.gnu.gdb.power.core`` and ``org.gnu.gdb.power.fpu`` features (rs6000-
 their register names), then the BookE SPRs a kernel developer needs in a feature of our own.
 KVM BookE exposes them through three doors: ``kvm_regs`` (GPRs, PC, MSR, CR, LR, CTR, XER,
 SRR0/1, PID, SPRG0-7), ``kvm_sregs`` (CSRR0/1, ESR, DEAR, IVPR) and ONE_REG (IAC1/2, DAC1/2,
-FPR0-31, FPSCR). DSRR0/1, DBCR0-2 and DBSR have no door at all (fact sheet §2.3-2.4:
-E_DEBUG/E_ED are not filled by booke.c), so they read as unavailable (``xx``) rather than as a
-made-up value. FP registers come through ONE_REG; a kernel that refuses them (``KVM_GET_FPU`` is
--EOPNOTSUPP on BookE) makes them unavailable too.
+FPR0-31, FPSCR). DSRR0/1, DBCR0-2 and DBSR have no door at all
+(docs/reference/kvm-guest-debug-abi.md: E_DEBUG/E_ED are not filled by booke.c), so they read as
+unavailable (``xx``) rather than as a made-up value. FP registers come through ONE_REG; a kernel
+that refuses them (``KVM_GET_FPU`` is -EOPNOTSUPP on BookE) makes them unavailable too.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Queueing an exception for the guest through KVM_SET_VCPU_EVENTS, as QEMU's
-``kvm_queue_exception`` + ``kvm_put_vcpu_events`` do (fact sheet §5.3).
+``kvm_queue_exception`` + ``kvm_put_vcpu_events`` do (docs/reference/kvm-guest-debug-abi.md).
 
 Two ways to carry a #DB's DR6, chosen by what the VM has:
 

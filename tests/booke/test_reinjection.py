@@ -2,10 +2,11 @@
 
 With USE_SW_BP set, ``kvmppc_handle_exit`` turns every execution of the software-breakpoint word
 into a status-0 KVM_EXIT_DEBUG (on BookE-PR the emulator does so from guest supervisor state even
-without it, ``emulate.c`` primary opcode 0; fact sheet §3.5). An exit no host point claims is the
-guest running that word itself, so QEMU's ``kvm_handle_debug`` injects the program interrupt the
-hardware would have raised: illegal instruction, ESR[PIL], SRR0 = the word (§5.2). The injection
-goes through KVM_SET_REGS/SREGS as ``kvmppc_booke_irqprio_deliver`` lays it out (§3.7).
+without it, ``emulate.c`` primary opcode 0; docs/reference/kvm-guest-debug-abi.md). An exit no host
+point claims is the guest running that word itself, so QEMU's ``kvm_handle_debug`` injects the
+program interrupt the hardware would have raised: illegal instruction, ESR[PIL], SRR0 = the word
+(docs/reference/kvm-guest-debug-abi.md). The injection goes through KVM_SET_REGS/SREGS as
+``kvmppc_booke_irqprio_deliver`` lays it out (docs/reference/kvm-guest-debug-abi.md).
 """
 
 from __future__ import annotations

@@ -176,7 +176,8 @@ def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(
     sessions: list[Session],
 ) -> None:
     """QEMU claims every status-0 exit while stepping, so the guest loses this exception on
-    each step over it (peers §1.5); here the step ends in the guest's handler instead."""
+    each step over it (docs/reference/peers.md); here the step ends in the guest's handler
+    instead."""
     vm = new_vm()
     s = session(vm, sessions)
     s.insert_point(DebugPoint(PointKind.SW_BREAK, SYM["before_trap"], 4))

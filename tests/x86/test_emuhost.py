@@ -1,9 +1,9 @@
 """The emulated x86-64 host behaves as the kernel it models (x86.c, vmx.c) where guest
 debugging can see it, behind the same interface as /dev/kvm.
 
-Where kvm_pvm and VMX differ, the model follows VMX (the brief's reference): with USE_HW_BP the
-host's DR0-3 replace the guest's (x86.c ``kvm_update_dr7``), whereas kvm_pvm's emulator checks
-both (real-kvm-on-this-machine.md, and the probe in the report).
+Where kvm_pvm and VMX differ, the model follows VMX (the kernel x86 guest debugging is specified
+by): with USE_HW_BP the host's DR0-3 replace the guest's (x86.c ``kvm_update_dr7``), whereas
+kvm_pvm's emulator checks both (docs/reference/this-machine-kvm.md).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 QEMU shares none of the emulated host's parts that matter here: its own CPU model version, its
 own interrupt delivery (``powerpc_excp_booke``), its own idea of an illegal instruction. Its
 debugging, though, is not a reference for everything: stepping a trapping instruction loses the
-guest's exception (peers §1.5), so stops are reached only by breakpoints and ``c``. Going on
-from a breakpoint is: remove it, ``s`` (an ordinary instruction: safe), put it back, ``c`` (a
-``c`` on a breakpoint would report it again without executing anything).
+guest's exception (docs/reference/peers.md), so stops are reached only by breakpoints and ``c``.
+Going on from a breakpoint is: remove it, ``s`` (an ordinary instruction: safe), put it back, ``c``
+(a ``c`` on a breakpoint would report it again without executing anything).
 
 Round trips dominate, so every stop is three pipelined exchanges: read the state (``g``, the
 four SPRs, the area's memory), remove the breakpoint and step, re-insert and continue.

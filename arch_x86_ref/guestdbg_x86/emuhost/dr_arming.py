@@ -1,7 +1,7 @@
 """The effective DR0-3/DR7 of one vCPU as Unicorn hooks and page protection.
 
 x86 hardware checks the debug registers on every instruction; the model must not (a global
-code hook costs Unicorn two orders of magnitude, unicorn-as-emulated-host.md §1), so each armed
+code hook costs Unicorn two orders of magnitude, docs/reference/unicorn.md), so each armed
 slot becomes the narrowest mechanism that reproduces the hardware's timing:
 
 * execute (RW 00): a code hook on exactly that address, which fires before the instruction

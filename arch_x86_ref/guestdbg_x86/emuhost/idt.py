@@ -1,7 +1,7 @@
 """Delivering an event through the guest's 64-bit IDT, as the CPU does on VM entry with an
 injected event (SDM vol. 3 §6.14 "Exception and interrupt handling in 64-bit mode").
 
-Unicorn reports interrupts but never delivers them (unicorn-as-emulated-host.md §7), so the
+Unicorn reports interrupts but never delivers them (docs/reference/unicorn.md), so the
 model does what the hardware would: read the 16-byte gate, pick the stack (IST, else RSP0 of the
 TSS on a privilege change, else the current one), align it to 16 bytes, push SS, RSP, RFLAGS,
 CS, RIP (and the error code), clear TF, NT, RF and VM (and IF for an interrupt gate), and jump to
