@@ -2,7 +2,8 @@
 
 The same loader serves the real ``/dev/kvm`` and the emulated host, because it only uses the
 VM/vCPU interface (``write_phys``, KVM_GET/SET_SREGS, KVM_SET_REGS): the recipe of
-docs/reference/this-machine-kvm.md ("What a test suite needs to do") - CR0 = PE|MP|ET|NE|WP|AM|PG,
+docs/reference/this-machine-kvm.md ("What a test suite on this host does") -
+CR0 = PE|MP|ET|NE|WP|AM|PG,
 CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = SCE|LME|LMA|NXE, CS = 0x10 (L=1, DPL 0), data segments
 0x18, identity-mapped RAM. A guest that brings its own page tables and GDT names them with the
 symbols ``pml4`` and ``gdt``/``gdt_end``; otherwise the loader writes them at
@@ -43,9 +44,11 @@ GuestImage = ElfImage
 
 
 def read_image(path: pathlib.Path | str) -> GuestImage:
-    """The image in ``path``; InvalidRequest for a file that is not an x86-64 ELF."""
+    """The PT_LOAD segments, entry point and symbols of an x86-64 ELF. A file that cannot be
+    read, is not an ELF, is cut short, is of another arch or has nothing to load is
+    InvalidRequest, as on the BookE host (both read it with :mod:`guestdbg.emuhost.image`)."""
     image = read_elf(path)
-    image.require("an x86-64 ELF", "EM_X86_64")
+    image.require("an x86-64 ELF", "EM_X86_64", 64, "little")
     return image
 
 
@@ -117,7 +120,14 @@ def start_at(vcpu: VcpuHandle, layout: AbiLayout, rip: int, rsp: int) -> None:
 
 
 def boot(vm: VmHandle, image: GuestImage, ram_size: int) -> None:
-    """Load ``image`` and put every vCPU at its entry point in long mode."""
+    """Load ``image`` and put every vCPU at its entry point in long mode. A segment outside
+    ``[0, ram_size)`` is BadAddress, raised before anything is written."""
+    for paddr, _, memsz in image.segments:
+        if paddr < 0 or paddr + memsz > ram_size:
+            raise BadAddress(
+                f"{image.path.name}: segment at {paddr:#x}+{memsz:#x} does not fit "
+                f"{ram_size:#x} bytes of RAM"
+            )
     own_tables = "pml4" in image.symbols and "gdt" in image.symbols
     if not own_tables:
         for paddr, _, memsz in image.segments:

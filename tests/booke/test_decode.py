@@ -1,6 +1,6 @@
 """Decoding BookE debug exits, and where a watch stop leaves the guest.
 
-``kvmppc_handle_debug`` (booke.c; docs/reference/kvm-guest-debug-abi.md) reports IAC events as
+``kvmppc_handle_debug`` (booke.c; docs/reference/kvm-guest-debug-abi.md §3.4) reports IAC events as
 status BREAKPOINT with address = PC, DAC events as WATCH_WRITE or WATCH_READ (write wins) with
 address = the *configured* DAC value and no PC, and single steps and software breakpoints alike as
 status 0. DAC events are taken before the access with the instruction suppressed (e500 core
@@ -36,7 +36,7 @@ def test_kernel_exits_decode_to_breakpoint_watch_and_step_events(
 
     def exit_with(control: int, bps: list[tuple[int, int]]) -> tuple[object, ...]:
         m.set_debug(control, bps)
-        m.set_regs()  # the kernel forces MSR[DE] at the next register write
+        m.set_regs()  # the kernel forces MSR[DE] at the next register write (§3.2)
         ex = m.run()
         assert ex.reason == KVM_EXIT_DEBUG
         ev = ops.decode_exit(m.vcpu.kvm_run)

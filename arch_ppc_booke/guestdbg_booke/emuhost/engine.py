@@ -18,9 +18,9 @@ count-limited slices above all, are in :mod:`guestdbg.emuhost.unicorn`):
   limited code hooks were measured too: once Unicorn's instruction counter is installed, every
   instruction walks the code-hook list, so even idle IAC hooks slow the whole guest down
   (``bench/``); exits cost nothing measurable.) Blocks holding an added or removed exit are
-  retranslated
-  (``ctl_remove_cache``). A run that starts on an exit stops at once, which is the hardware's
-  behaviour for an IAC; to execute the instruction the model passes the exit for one step.
+  retranslated (``ctl_remove_cache``). A run that starts on an exit stops at once, which is the
+  hardware's behaviour for an IAC; to execute the instruction the model passes the exit for one
+  step.
 * **Data breakpoints** are page protection: a watched page loses read and/or write permission,
   the access faults before anything is done (the instruction is suppressed, PC on it), and the
   model compares the exact address. A fault that is not a match is stepped over with the page

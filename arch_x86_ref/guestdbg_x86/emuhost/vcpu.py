@@ -1,7 +1,7 @@
 """One emulated x86-64 vCPU: the KVM vCPU ioctls over a Unicorn CPU and the kernel model.
 
 Implements :class:`guestdbg.vcpu.VcpuHandle`, :class:`~guestdbg.vcpu.VcpuEventsHandle` and the
-x86 KVM_GET/SET_DEBUGREGS (:class:`guestdbg_x86.guest_dregs.DebugRegsHandle`). The vCPU fd's
+x86 KVM_GET/SET_DEBUGREGS (:class:`~guestdbg.vcpu.DebugRegsHandle`). The vCPU fd's
 semantics are :class:`guestdbg.emuhost.vcpu.EmulatedVcpu`'s: an ioctl from another thread while
 KVM_RUN runs waits for it (``vcpu->mutex``), and a kick ends KVM_RUN between two instructions.
 """

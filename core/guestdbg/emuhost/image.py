@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -92,7 +92,7 @@ def read_elf(path: str | Path) -> ElfImage:
         with path.open("rb") as f:
             elf = ELFFile(f)
             segments = tuple(
-                Segment(int(seg["p_paddr"]), seg.data(), int(seg["p_memsz"]))
+                _segment(path, seg)
                 for seg in elf.iter_segments()
                 if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]
             )
@@ -113,6 +113,16 @@ def read_elf(path: str | Path) -> ElfImage:
             )
     except (OSError, ELFError) as e:
         raise InvalidRequest(f"cannot load {path}: {e}") from e
+
+
+def _segment(path: Path, seg: Any) -> Segment:
+    data = seg.data()
+    if len(data) != seg["p_filesz"]:
+        raise InvalidRequest(
+            f"{path.name} is cut short: a segment at {seg['p_paddr']:#x} has "
+            f"{len(data)} of its {seg['p_filesz']} bytes"
+        )
+    return Segment(int(seg["p_paddr"]), data, int(seg["p_memsz"]))
 
 
 def symbols(path: str | Path) -> dict[str, int]:

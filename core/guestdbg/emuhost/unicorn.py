@@ -10,12 +10,11 @@ timings):
 
 * **Kicks land between count-limited slices, never through ``uc_emu_stop`` from another
   thread.** An asynchronous ``emu_stop`` can end the run with a store already done and the PC
-  still on its instruction (on PowerPC inside a memory access's slow path; on x86-64 between
-  two instructions of a translation block with the PC put back to the block's start), so
-  resuming runs that instruction twice: measured on a store loop on both arches, with and
-  without the instruction counter. It can also be lost, when it lands before ``emu_start`` has
-  reset its own stop flag. So a free run is a series of ``emu_start`` calls of at most
-  :data:`SLICE` instructions; between two, the vCPU thread polls for a kick
+  still on its instruction, so resuming runs that instruction twice: measured on store loops on
+  PowerPC (``stw``) and x86-64 (``incq`` of a memory word), with and without the instruction
+  counter. It can also be lost, when it lands before ``emu_start`` has reset its own stop flag.
+  So a free run is a series of ``emu_start`` calls of at most :data:`SLICE` instructions;
+  between two, the vCPU thread polls for a kick
   (:meth:`guestdbg.emuhost.vcpu.EmulatedVcpu._signal_pending`). A count-limited stop is made by
   Unicorn's instruction counter before the next instruction starts, so it is an instruction
   boundary, like a signal arriving between two instructions.
@@ -28,8 +27,10 @@ timings):
 * **How many instructions a slice executed** (:class:`InstructionCount`). A slice that ends
   without any hook reporting a reason ended either because its count ran out or because the
   CPU stopped by itself (x86 ``hlt``). Both leave the PC on an instruction boundary and the
-  binding reports nothing else, so the count is read from Unicorn's own counter, found once per
-  process in a private engine by running known counts.
+  binding reports nothing else; the byte before the PC cannot tell either (``0xf4``, ``hlt``,
+  also ends x86 instructions whose immediate or displacement ends in it). So the count is read
+  from Unicorn's own counter, found once per process in a private engine by running known
+  counts; a Unicorn whose counter cannot be found is refused when the engine is made.
 * **Register banks** (:class:`RegisterBank`): the binding's ``reg_read`` picks a register class
   per call and ``reg_read_batch`` builds its arrays per call; KVM_GET_REGS sits on every stop,
   so a fixed list of registers goes through ``uc_reg_read_batch`` on preallocated arrays.
