@@ -22,11 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from guestdbg.demo.elf_info import symbols  # noqa: E402
 from guestdbg.events import ResumeAction  # noqa: E402
 from guestdbg.plugins import default_registry  # noqa: E402
 from guestdbg.points import DebugPoint, PointKind  # noqa: E402
@@ -41,9 +40,7 @@ STOP_TIMEOUT = 30.0
 
 
 def sled_address(elf: Path) -> int:
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return next(s["st_value"] for s in tab.iter_symbols() if s.name == "sled")  # type: ignore[union-attr]
+    return symbols(elf)["sled"]
 
 
 def fresh_vm(elf: Path) -> VmHandle:

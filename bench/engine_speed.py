@@ -13,11 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from guestdbg.demo.elf_info import symbols  # noqa: E402
 from guestdbg.kvm.constants import (  # noqa: E402
     KVM_EXIT_DEBUG,
     KVM_EXIT_MMIO,
@@ -34,12 +33,6 @@ ROUNDS = 5
 HITS = 3000
 L = abi.layout()
 GD = "struct kvm_guest_debug"
-
-
-def symbols(elf: Path) -> dict[str, int]:
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}  # type: ignore[union-attr]
 
 
 def guest_debug(control: int, bps: list[tuple[int, int]]) -> bytes:

@@ -48,11 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elftools.elf.elffile import ELFFile
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from guestdbg.demo.elf_info import symbols  # noqa: E402
 from guestdbg_booke.guests import build  # noqa: E402
 
 GUEST = ROOT / "bench" / "guests" / "bp_loop.S"
@@ -61,12 +60,6 @@ GDB = "gdb-multiarch"
 QEMU = "qemu-system-ppc"
 CONNECT_TIMEOUT = 20.0
 IO_TIMEOUT = 20.0
-
-
-def symbols(elf: Path) -> dict[str, int]:
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}  # type: ignore[union-attr]
 
 
 def free_port() -> int:

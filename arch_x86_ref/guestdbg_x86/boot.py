@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import pathlib
 import struct
-from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
+from guestdbg.emuhost.image import ElfImage, read_elf
 from guestdbg.errors import BadAddress, InvalidRequest
 from guestdbg.kvm.uapi import AbiLayout
 from guestdbg.vcpu import VcpuHandle, VmHandle
@@ -43,60 +39,22 @@ GDT_ENTRIES = (0, 0, 0x00AF9B000000FFFF, 0x00CF93000000FFFF)
 """null, null, 0x10: code, L=1, DPL 0; 0x18: data, writable (the recipe's layout)."""
 
 
-@dataclass(frozen=True)
-class GuestImage:
-    path: pathlib.Path
-    entry: int
-    symbols: dict[str, int]
-    segments: tuple[tuple[int, bytes, int], ...]
-    """(guest-physical address, file bytes, memory size) of each PT_LOAD segment."""
-
-    def __getitem__(self, name: str) -> int:
-        try:
-            return self.symbols[name]
-        except KeyError:
-            raise InvalidRequest(f"{self.path.name} has no symbol {name!r}") from None
+GuestImage = ElfImage
+"""An x86-64 guest image (:class:`guestdbg.emuhost.image.ElfImage`)."""
 
 
 def read_image(path: pathlib.Path | str) -> GuestImage:
     """The PT_LOAD segments, entry point and symbols of an x86-64 ELF. A file that cannot be
-    read, is not an ELF, is cut short or has nothing to load is InvalidRequest, as on the BookE
-    host (``guestdbg_booke.emuhost.loader.read_elf``)."""
-    path = pathlib.Path(path)
-    try:
-        with path.open("rb") as f:
-            elf = ELFFile(f)
-            if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64 or not elf.little_endian:
-                raise InvalidRequest(f"{path.name} is {elf['e_machine']}, not an x86-64 ELF")
-            segments = []
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
-                    continue
-                data = seg.data()
-                if len(data) != seg["p_filesz"]:
-                    raise InvalidRequest(
-                        f"{path.name} is cut short: a segment at {seg['p_paddr']:#x} has "
-                        f"{len(data)} of its {seg['p_filesz']} bytes"
-                    )
-                segments.append((seg["p_paddr"], data, seg["p_memsz"]))
-            symtab = elf.get_section_by_name(".symtab")
-            symbols = (
-                {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
-                if isinstance(symtab, SymbolTableSection)
-                else {}
-            )
-            entry = elf["e_entry"]
-    except (OSError, ELFError) as e:
-        raise InvalidRequest(f"cannot load {path}: {e}") from e
-    if not segments:
-        raise InvalidRequest(f"{path} has no loadable segment")
-    return GuestImage(path, entry, symbols, tuple(segments))
+    read, is not an ELF, is cut short, is of another arch or has nothing to load is
+    InvalidRequest, as on the BookE host (both read it with :mod:`guestdbg.emuhost.image`)."""
+    image = read_elf(path)
+    image.require("an x86-64 ELF", "EM_X86_64", 64, "little")
+    return image
 
 
 def load(vm: VmHandle, image: GuestImage) -> None:
     """Copy every PT_LOAD segment into guest RAM (zero-filling past the file bytes)."""
-    for paddr, data, memsz in image.segments:
-        vm.write_phys(paddr, data + bytes(max(0, memsz - len(data))))
+    image.load(vm.write_phys)
 
 
 def write_boot_tables(vm: VmHandle, ram_size: int) -> tuple[int, int, int]:

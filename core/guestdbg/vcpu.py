@@ -8,9 +8,12 @@ emulated one). :class:`guestdbg.kvm.device.KvmVcpu` implements it with ioctls on
 the kernel. Methods raise :class:`~guestdbg.errors.KernelError` with the ioctl's name and the
 errno the kernel would return.
 
-Threading: each vCPU is driven by one thread at a time (as a KVM vCPU fd is); :meth:`kick` is the
-one method another thread may call, and it plays the role of the signal a VMM sends a vCPU thread
-to get it out of ``KVM_RUN``.
+Threading is a KVM vCPU fd's: ``kvm_vcpu_ioctl`` holds ``vcpu->mutex`` around every vCPU ioctl,
+so a method called from another thread while ``run`` is in ``KVM_RUN`` waits until it returns
+(a second ``run`` too). :meth:`~VcpuHandle.kick` is the one method that does not wait: it plays
+the signal a VMM sends a vCPU thread (with ``immediate_exit`` for a thread about to enter), and
+the running ``KVM_RUN`` returns ``KVM_EXIT_INTR`` before its next guest instruction, or the next
+one returns it at once. :mod:`guestdbg.emuhost.vcpu` gives every emulated host these semantics.
 
 Arch plugins may use more of a vCPU than :class:`VcpuHandle`; each such optional interface is
 declared here with what is lost without it (:class:`VcpuEventsHandle`, :class:`DebugRegsHandle`),

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elftools.elf.elffile import ELFFile
-
+from guestdbg.emuhost import image
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg_booke import abi
 from guestdbg_booke.emuhost import HOSTIO_CHECKPOINT, HOSTIO_DONE, EmulatedBookeVm
@@ -35,11 +34,7 @@ def guest(name: str) -> Path:
     return build(GUESTS / f"{name}.S", BUILD)
 
 
-@functools.cache
-def symbols(elf: Path) -> dict[str, int]:
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}  # type: ignore[union-attr]
+symbols = functools.cache(image.symbols)
 
 
 def guest_debug(control: int, bps: list[tuple[int, int]] | None = None) -> bytes:

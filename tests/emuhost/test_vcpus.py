@@ -39,7 +39,7 @@ def test_a_kick_from_another_thread_ends_kvm_run_with_exit_intr(core: str) -> No
     result: dict[str, int] = {}
     t = threading.Thread(target=lambda: result.update(r=m.vcpu.run()), daemon=True)
     t.start()
-    while m.vcpu._in_run is False and t.is_alive():
+    while not m.vcpu.in_run and t.is_alive():
         time.sleep(0.001)
     m.vcpu.kick()
     t.join(10)
@@ -49,7 +49,7 @@ def test_a_kick_from_another_thread_ends_kvm_run_with_exit_intr(core: str) -> No
 
 
 def test_kicks_racing_the_start_of_kvm_run_are_never_lost(core: str) -> None:
-    # uc_emu_stop is forgotten if it lands before emu_start resets its flag; kick() repeats it
+    # a kick that lands as KVM_RUN starts is seen by it (immediate_exit) or by its first poll
     m = Machine("spin", core)
     for _ in range(20):
         t = threading.Thread(target=m.vcpu.run, daemon=True)

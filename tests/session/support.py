@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
+from guestdbg.emuhost import image
 from guestdbg.plugins import default_registry
 from guestdbg_booke.guests import build
 
@@ -22,10 +21,7 @@ def guest(name: str) -> Path:
 
 @functools.cache
 def symbols(name: str) -> dict[str, int]:
-    with open(guest(name), "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        assert tab is not None
-        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}  # type: ignore[attr-defined]
+    return image.symbols(guest(name))
 
 
 def make_vm(name: str, smp: int = 1, core: str = "e500mc") -> object:

@@ -12,12 +12,11 @@ import errno
 import pathlib
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
 
-from guestdbg.errors import BadAddress, InvalidRequest, KernelError, NotStopped
+from guestdbg.errors import BadAddress, InvalidRequest, KernelError
 from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm import constants as C
 from guestdbg.points import DebugPoint, PointKind
@@ -163,25 +162,6 @@ def test_a_kick_ends_a_spinning_run_and_a_kick_before_a_run_ends_it_at_once(m: M
     assert m.vcpu.run() == C.KVM_EXIT_INTR
     m.start_at("bp_done")
     assert m.vcpu.run() == C.KVM_EXIT_HLT  # the kick was consumed
-
-
-def test_an_ioctl_while_another_thread_is_in_kvm_run_is_refused(m: Machine) -> None:
-    m.start_at("spin")
-    result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(m.vcpu.run()), daemon=True)
-    runner.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not m.vcpu._busy.locked() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-            time.sleep(0.001)
-        with pytest.raises(NotStopped):
-            m.vcpu.get_regs()
-        with pytest.raises(NotStopped):
-            m.vcpu.run()
-    finally:
-        m.vcpu.kick()
-        runner.join(5)
-    assert result == [C.KVM_EXIT_INTR]
 
 
 def test_translate_follows_the_guest_page_tables(m: Machine) -> None:

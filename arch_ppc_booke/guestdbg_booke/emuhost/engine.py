@@ -3,7 +3,8 @@
 Unicorn (``UC_ARCH_PPC``, 32-bit big-endian, CPU model e500mc or e500v2, virtual-TLB mode so
 effective = physical address) executes the guest's instructions. Everything the kernel and the
 debug facility do is modelled above this class; what it offers is a handful of measured
-techniques (``unicorn-as-emulated-host.md``):
+techniques (``docs/reference/unicorn.md``; the Unicorn techniques every emulated host shares,
+count-limited slices above all, are in :mod:`guestdbg.emuhost.unicorn`):
 
 * **Problem state always.** The guest runs with the engine's MSR[PR] = 1, the way KVM BookE-PR
   runs guests on a real e500v2. Every privileged instruction (mtspr/mfspr of a privileged SPR,
@@ -15,19 +16,20 @@ techniques (``unicorn-as-emulated-host.md``):
 * **Instruction breakpoints** are Unicorn *exits* (``UC_CTL_UC_EXITS``): the translator ends the
   run before an instruction at an exit address, so they cost nothing at run time. (Address-
   limited code hooks were measured too: once Unicorn's instruction counter is installed, every
-  instruction walks the code-hook list, and two idle IAC hooks cost ~20 % of the guest's speed;
-  exits cost nothing measurable.) Blocks holding an added or removed exit are retranslated
-  (``ctl_remove_cache``). A run that starts on an exit stops at once, which is the hardware's
-  behaviour for an IAC; to execute the instruction the model passes the exit for one step.
+  instruction walks the code-hook list, so even idle IAC hooks slow the whole guest down
+  (``bench/``); exits cost nothing measurable.) Blocks holding an added or removed exit are
+  retranslated (``ctl_remove_cache``). A run that starts on an exit stops at once, which is the
+  hardware's behaviour for an IAC; to execute the instruction the model passes the exit for one
+  step.
 * **Data breakpoints** are page protection: a watched page loses read and/or write permission,
   the access faults before anything is done (the instruction is suppressed, PC on it), and the
   model compares the exact address. A fault that is not a match is stepped over with the page
   briefly unprotected.
-* **Steps** are ``emu_start(count=1)``. Unicorn counts with a code hook it installs the first time
-  a count is given and only instruments blocks translated after that; a block translated without
-  it runs on uncounted (measured: a step after a free run never returns). So every run passes a
-  count - free runs a huge one - and the counter is in every block from the start. It is
-  Unicorn's C helper, not a Python hook, and costs about 5 % of raw speed (measured).
+* **Steps** are ``emu_start(count=1)``, free runs count-limited slices of
+  :data:`~guestdbg.emuhost.unicorn.SLICE` instructions, and the engine's private stubs count too:
+  every run passes a count, so Unicorn's instruction counter is in every block from the start
+  (a block translated without it runs on uncounted: a step after an uncounted run never
+  returns), and a kick is seen between two slices, on an instruction boundary.
 * **MMIO**: addresses outside RAM are unmapped; an access faults before it is done and the model
   completes it after the VMM has served the exit.
 
@@ -38,26 +40,19 @@ the hook stops the run. The model reads the word and decides.
 
 from __future__ import annotations
 
-import ctypes
 import enum
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import unicorn as _unicorn
 from unicorn import ppc_const as ppc
-from unicorn import unicorn_const as ucc
-from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from guestdbg.errors import GuestDebugError
+from guestdbg.emuhost import unicorn as ucc
+from guestdbg.emuhost.memory import GuestMemory
+from guestdbg.emuhost.unicorn import SLICE, EngineError, RegisterBank, UcError
 
 from . import isa
 from .board import PAGE_SIZE, STUB_BASE
-from .memory import GuestMemory
-
-_UC_CLASS: Any = getattr(_unicorn, "Uc")  # noqa: B009  (the binding's re-exports are untyped)
-UcError: type[Exception] = getattr(_unicorn, "UcError")  # noqa: B009
 
 CPU_MODELS = {"e500mc": ppc.UC_CPU_PPC32_E500MC, "e500v2": ppc.UC_CPU_PPC32_E500V2_V22}
 GPR_IDS = [ppc.UC_PPC_REG_0 + n for n in range(32)]
@@ -73,47 +68,8 @@ CORE_IDS = [*GPR_IDS, REG_CR, REG_CTR, REG_LR]
 XER never goes through Unicorn's register API (see ``Engine.xer``)."""
 
 
-class RegBatch:
-    """One ``uc_reg_read_batch`` / ``uc_reg_write_batch`` over fixed registers with
-    preallocated ctypes arrays. The binding's ``reg_read_batch`` builds its arrays per call and
-    costs about 30 us for 32 GPRs; this costs 1.5 us, and KVM_GET_REGS sits on every stop."""
-
-    def __init__(self, uc: Any, ids: list[int]) -> None:
-        n = len(ids)
-        self._uch = uc._uch
-        self._n = n
-        self._ids = (ctypes.c_int * n)(*ids)
-        self._vals = (ctypes.c_uint64 * n)()
-        base = ctypes.addressof(self._vals)
-        self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        self._unpack = struct.Struct(f"={n}Q").unpack  # the array in host byte order
-
-    def read(self) -> list[int]:
-        ctypes.memset(self._vals, 0, 8 * self._n)  # 32-bit registers fill only the low half
-        status = _uclib.uc_reg_read_batch(self._uch, self._ids, self._ptrs, self._n)
-        if status != ucc.UC_ERR_OK:
-            raise UcError(status)
-        return list(self._unpack(self._vals))
-
-    def write(self, values: Iterable[int]) -> None:
-        vals = self._vals
-        for i, v in enumerate(values):
-            vals[i] = v
-        status = _uclib.uc_reg_write_batch(self._uch, self._ids, self._ptrs, self._n)
-        if status != ucc.UC_ERR_OK:
-            raise UcError(status)
-
-
 _END = 0xFFFFFFFF
 """``until`` of every run: no instruction lives there (PCs are word-aligned)."""
-_SLICE = 100_000
-"""A free run executes at most this many instructions (2-3 ms), then returns so the vCPU can
-notice a kick. Kicks are never delivered with ``uc_emu_stop`` from another thread: Unicorn then
-stops inside a memory access's slow path with the PC still on an instruction whose store has
-already happened (measured: 31 of 200 asynchronous stops on a store loop, with or without the
-instruction counter), so resuming would run that store twice. A count-limited run stops before
-an instruction, like a signal arriving between two instructions."""
-
 _XER_STUB = STUB_BASE + 0x100
 _XER_WORDS = (isa.mfspr(3, 1), isa.mtspr(1, 3))
 """``mfxer r3`` and ``mtxer r3`` at ``_XER_STUB`` and ``_XER_STUB + 4``, written once."""
@@ -122,10 +78,6 @@ PROT_ALL = ucc.UC_PROT_ALL
 PROT_READ = ucc.UC_PROT_READ
 PROT_WRITE = ucc.UC_PROT_WRITE
 PROT_EXEC = ucc.UC_PROT_EXEC
-
-
-class EngineError(GuestDebugError):
-    """Unicorn failed in a way the model does not expect (a bug here, not a guest event)."""
 
 
 class StopKind(enum.Enum):
@@ -163,18 +115,17 @@ class Engine:
     def __init__(self, core: str, ram: GuestMemory) -> None:
         if core not in CPU_MODELS:
             raise EngineError(f"no Unicorn CPU model for core {core!r}")
-        # Unicorn's Python binding is only partly typed: the CPU object is Any here.
-        uc: Any = _UC_CLASS(ucc.UC_ARCH_PPC, ucc.UC_MODE_PPC32 | ucc.UC_MODE_BIG_ENDIAN)
+        uc = ucc.new_uc(ucc.UC_ARCH_PPC, ucc.UC_MODE_PPC32 | ucc.UC_MODE_BIG_ENDIAN)
         uc.ctl_set_cpu_model(CPU_MODELS[core])
         uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
-        uc.mem_map_ptr(0, ram.size, PROT_ALL, ram.address)
+        ucc.map_guest_memory(uc, ram)
         uc.mem_map(STUB_BASE, PAGE_SIZE, PROT_ALL)
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
         self.uc: Any = uc
-        self._gpr_batch = RegBatch(uc, GPR_IDS)
-        self._core_batch = RegBatch(uc, CORE_IDS)
-        self._fpr_batch = RegBatch(uc, FPR_IDS)
+        self._gpr_batch = RegisterBank(uc, GPR_IDS)
+        self._core_batch = RegisterBank(uc, CORE_IDS)
+        self._fpr_batch = RegisterBank(uc, FPR_IDS)
         self.ram = ram
         self._stop: Stop | None = None
         self._msr: int | None = None
@@ -217,7 +168,7 @@ class Engine:
         self._stop = None
         self._xer = None  # the guest may change SO/OV/CA
         try:
-            uc.emu_start(pc, _END, count=1 if step else _SLICE)
+            uc.emu_start(pc, _END, count=1 if step else SLICE)
         except UcError as e:
             if self._stop is None:
                 raise EngineError(f"Unicorn stopped at {pc:#x} without a reason: {e}") from e

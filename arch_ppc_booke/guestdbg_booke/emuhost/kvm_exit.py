@@ -37,6 +37,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
+from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
 
 from .. import abi, regs
@@ -56,7 +57,6 @@ from .kvm_state import (
     Kvm,
     MmioPending,
 )
-from .memory import GuestMemory
 from .run_area import KvmRunArea
 
 KVM_SC_MAGIC_R0 = 0x4B564D21
@@ -95,26 +95,22 @@ class VcpuRunner:
         memory: GuestMemory,
         run_area: KvmRunArea,
     ) -> None:
-        self.kvm = kvm
-        self.cpu = cpu
-        self.engine = engine
-        self.facility = facility
-        self.memory = memory
-        self.run_area = run_area
+        self.kvm, self.cpu, self.engine = kvm, cpu, engine
+        self.facility, self.memory, self.run_area = facility, memory, run_area
         self._unprotect: int | None = None
         self._pass_exit: int | None = None
 
     # -- KVM_RUN --------------------------------------------------------------------------------
 
     def run(self, interrupted: Callable[[], bool], block: Callable[[], None]) -> int:
-        """One KVM_RUN. ``interrupted()`` is the pending-signal check; ``block()`` waits for
-        one (a halted vCPU)."""
+        """One KVM_RUN after ``immediate_exit`` was checked (and a pending MMIO load completed,
+        :meth:`complete_mmio`). ``interrupted()`` is the pending-signal check, made before every
+        guest entry; ``block()`` waits for a signal (a halted vCPU)."""
         k = self.kvm
         a = k.arch
         cpu = self.cpu
         fac = self.facility
         self.run_area.entering()
-        self._complete_mmio()
         fac.load()
         while True:
             if interrupted():
@@ -212,7 +208,7 @@ class VcpuRunner:
         return Outcome.NOTHING
 
     def _word(self, addr: int) -> int:
-        return self.memory.word(addr) if self.memory.contains(addr, 4) else 0
+        return self.memory.uint(addr, 4) if self.memory.contains(addr, 4) else 0
 
     def _interrupt(self, stop: Stop) -> Outcome:
         k = self.kvm
@@ -235,7 +231,7 @@ class VcpuRunner:
             ea = ls.ea(self.engine.gprs()) if ls else 0
             kvm_irq.queue_alignment(k, ea, regs.ESR_ST if ls and ls.is_store else 0)
             return Outcome.RAISED
-        self.run_area.exit_internal_error()
+        self.run_area.internal_error()
         return Outcome.EXIT
 
     def _fault_esr(self, inst: int, user: bool) -> int:
@@ -349,7 +345,7 @@ class VcpuRunner:
         cpu.pc = (cpu.pc + 4) & 0xFFFFFFFF
         return Outcome.EXIT
 
-    def _complete_mmio(self) -> None:
+    def complete_mmio(self) -> None:
         """``kvmppc_complete_mmio_load``: the loaded value, from ``kvm_run``, into the target."""
         m = self.kvm.arch.mmio
         self.kvm.arch.mmio = None

@@ -1,6 +1,7 @@
-"""Loading a bare-metal ELF the way QEMU's ``ppce500`` loads ``-kernel`` (fact sheet: board.py).
+"""Loading a bare-metal ELF the way QEMU's ``ppce500`` loads ``-kernel`` (``board``).
 
-The ELF's PT_LOAD segments go to their physical addresses (``p_paddr``); every vCPU then gets
+The ELF's PT_LOAD segments go to their physical addresses (``p_paddr``, read by
+:mod:`guestdbg.emuhost.image`); every vCPU then gets
 the boot state of ``ppce500_cpu_reset``: PC = entry, MSR = 0 (a full MSR write, so MSR[GS] on
 HV), r1 = 16 MiB - 8, r3 = device tree, r6 = ePAPR magic, r7 = initial map size, and TLB1 entry
 0 mapping 0 -> 0 with all permissions and without IPROT (``mmubooke_create_initial_mapping``).
@@ -15,59 +16,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
-from guestdbg.errors import BadAddress, InvalidRequest
+from guestdbg.emuhost.image import ElfImage
+from guestdbg.emuhost.image import read_elf as read_image
+from guestdbg.errors import BadAddress
 
 from . import board
 
-EM_PPC = "EM_PPC"
 MAS1_VALID = 0x80000000
 MAS3_ALL_PERMS = 0x3F  # UX SX UW SW UR SR
 
 
 @dataclass(frozen=True)
 class LoadedImage:
-    entry: int
-    low: int
-    size: int
-    segments: tuple[tuple[int, bytes, int], ...]
-    """(physical address, file bytes, memory size) per PT_LOAD segment."""
+    elf: ElfImage
+
+    @property
+    def entry(self) -> int:
+        return self.elf.entry
 
     @property
     def dt_base(self) -> int:
-        return board.dt_base(self.low, self.size)
+        # QEMU's load_elf reports the summed memory size of the loaded segments
+        return board.dt_base(self.elf.low, self.elf.memsz)
 
     @property
     def map_tsize(self) -> int:
         return board.initial_map_tsize(self.dt_base + board.DTB_SIZE)
 
 
-def read_elf(path: Path) -> LoadedImage:
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if elf.elfclass != 32 or elf.little_endian or elf["e_machine"] != EM_PPC:
-                raise InvalidRequest(f"{path} is not a 32-bit big-endian PowerPC ELF")
-            segs = []
-            for seg in elf.iter_segments():
-                if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]:
-                    segs.append((seg["p_paddr"], seg.data(), seg["p_memsz"]))
-            entry = elf["e_entry"]
-    except (OSError, ELFError) as e:
-        raise InvalidRequest(f"cannot load {path}: {e}") from e
-    if not segs:
-        raise InvalidRequest(f"{path} has no loadable segment")
-    low = min(s[0] for s in segs)
-    # QEMU's load_elf reports the summed memory size of the loaded segments
-    size = sum(s[2] for s in segs)
-    return LoadedImage(entry, low, size, tuple(segs))
-
-
-def check_fits(image: LoadedImage, ram_size: int) -> None:
+def read_elf(path: Path, ram_size: int) -> LoadedImage:
+    """A 32-bit big-endian PowerPC image whose every segment fits ``ram_size`` bytes of RAM at
+    0 (InvalidRequest for another file, BadAddress for one that does not fit)."""
+    image = read_image(path)
+    image.require("a 32-bit big-endian PowerPC ELF", "EM_PPC", 32, "big")
     for addr, _, memsz in image.segments:
         if addr + memsz > ram_size:
             raise BadAddress(
                 f"segment at {addr:#x}+{memsz:#x} does not fit {ram_size:#x} bytes of RAM"
             )
+    return LoadedImage(image)

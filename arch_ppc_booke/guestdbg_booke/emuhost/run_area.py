@@ -1,34 +1,24 @@
-"""The vCPU's ``kvm_run`` area, written as the kernel writes it (big-endian, uapi offsets).
+"""The e500 vCPU's ``kvm_run`` area: the exits the BookE kernel writes (big-endian, uapi offsets).
 
-The buffer stands for the page a VMM mmaps from the vCPU fd; ``VcpuHandle.kvm_run`` hands out a
-memoryview of it. Every offset comes from ``guestdbg_booke.abi.layout()``: exit_reason at 8, the
-exit union at 32 (``debug.arch`` = address u64 + status u32, ``mmio`` = phys_addr, data[8], len,
-is_write, ``hw.hardware_exit_reason``).
+:class:`guestdbg.emuhost.run_area.RunArea` holds the page and its header; every offset comes
+from ``guestdbg_booke.abi.layout()``: exit_reason at 8, the exit union at 32 (``debug.arch`` =
+address u64 + status u32, ``mmio`` = phys_addr, data[8], len, is_write,
+``hw.hardware_exit_reason``).
 """
 
 from __future__ import annotations
 
-from guestdbg.kvm.constants import (
-    KVM_EXIT_DEBUG,
-    KVM_EXIT_INTERNAL_ERROR,
-    KVM_EXIT_MMIO,
-    KVM_EXIT_UNKNOWN,
-)
+from guestdbg.emuhost.run_area import RunArea
+from guestdbg.kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_MMIO, KVM_EXIT_UNKNOWN
 
 from .. import abi
 
-KVM_RUN_SIZE = 4096
-KVM_INTERNAL_ERROR_EMULATION = 1
 
-
-class KvmRunArea:
+class KvmRunArea(RunArea):
     def __init__(self) -> None:
-        lay = abi.layout()
+        super().__init__(abi.layout())
+        lay = self.layout
         r = "struct kvm_run"
-        self.buf = bytearray(KVM_RUN_SIZE)
-        self.view = memoryview(self.buf)
-        self._exit_reason = lay.field(r, "exit_reason")
-        self._immediate_exit = lay.field(r, "immediate_exit")
         self._ready = lay.field(r, "ready_for_interrupt_injection")
         self._dbg_address = lay.field(r, "debug", "arch", "address")
         self._dbg_status = lay.field(r, "debug", "arch", "status")
@@ -38,38 +28,24 @@ class KvmRunArea:
         self._mmio_len = lay.field(r, "mmio", "len")
         self._mmio_is_write = lay.field(r, "mmio", "is_write")
         self._hw_reason = lay.field(r, "hw", "hardware_exit_reason")
-        self._suberror = lay.field(r, "internal", "suberror")
-        self._ndata = lay.field(r, "internal", "ndata")
-
-    @property
-    def exit_reason(self) -> int:
-        return self._exit_reason.get(self.buf)
-
-    @exit_reason.setter
-    def exit_reason(self, reason: int) -> None:
-        self._exit_reason.put(self.buf, reason)
-
-    @property
-    def immediate_exit(self) -> bool:
-        return bool(self._immediate_exit.get(self.buf))
 
     def entering(self) -> None:
         """``kvmppc_handle_exit`` starts every exit as KVM_EXIT_UNKNOWN, ready for injection."""
-        self._exit_reason.put(self.buf, KVM_EXIT_UNKNOWN)
+        self.exit_reason = KVM_EXIT_UNKNOWN
         self._ready.put(self.buf, 1)
 
     def exit_debug(self, address: int, status: int) -> None:
         self._dbg_address.put(self.buf, address & 0xFFFFFFFFFFFFFFFF)
         self._dbg_status.put(self.buf, status)
         self._dbg_reserved.put(self.buf, 0)
-        self._exit_reason.put(self.buf, KVM_EXIT_DEBUG)
+        self.exit(KVM_EXIT_DEBUG)
 
     def exit_mmio(self, phys_addr: int, data: bytes, is_write: bool) -> None:
         self._mmio_addr.put(self.buf, phys_addr)
         self.buf[self._mmio_data : self._mmio_data + 8] = data.ljust(8, b"\0")
         self._mmio_len.put(self.buf, len(data))
         self._mmio_is_write.put(self.buf, int(is_write))
-        self._exit_reason.put(self.buf, KVM_EXIT_MMIO)
+        self.exit(KVM_EXIT_MMIO)
 
     def mmio_data(self, size: int) -> bytes:
         """What the VMM left in ``mmio.data`` for a load (``kvmppc_complete_mmio_load``)."""
@@ -77,9 +53,4 @@ class KvmRunArea:
 
     def exit_unknown(self, hardware_exit_reason: int) -> None:
         self._hw_reason.put(self.buf, hardware_exit_reason & 0xFFFFFFFFFFFFFFFF)
-        self._exit_reason.put(self.buf, KVM_EXIT_UNKNOWN)
-
-    def exit_internal_error(self) -> None:
-        self._suberror.put(self.buf, KVM_INTERNAL_ERROR_EMULATION)
-        self._ndata.put(self.buf, 0)
-        self._exit_reason.put(self.buf, KVM_EXIT_INTERNAL_ERROR)
+        self.exit(KVM_EXIT_UNKNOWN)

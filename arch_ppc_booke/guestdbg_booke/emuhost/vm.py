@@ -9,20 +9,15 @@ kernels, the illegal word 0x00dddd00) or "ehpriv" (the 2014 kernels' ``ehpriv 1`
 
 from __future__ import annotations
 
-import contextlib
-import errno
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from guestdbg.errors import InvalidRequest, KernelError, MigrationError
+from guestdbg.emuhost.vm import EmulatedVm
+from guestdbg.errors import InvalidRequest, MigrationError
 from guestdbg.kvm import constants as kc
-from guestdbg.kvm.uapi import AbiLayout
-from guestdbg.vcpu import VcpuHandle
 
 from .. import abi
 from . import board, kvm_msr, loader
-from .memory import GuestMemory
 from .vcpu import EmulatedBookeVcpu
 
 KVM_CAP_PPC_BOOKE_SREGS = 62
@@ -33,7 +28,7 @@ CORES = ("e500mc", "e500v2")
 SW_BREAK_FLAVOURS = ("dddd00", "ehpriv")
 MAX_VCPUS = 64
 
-# kvm_vm_ioctl_check_extension on BookE (fact sheet §1.4, §3.10)
+# kvm_vm_ioctl_check_extension on BookE (docs/reference/kvm-guest-debug-abi.md)
 _CAPS = {
     kc.KVM_CAP_USER_MEMORY: 1,
     kc.KVM_CAP_SET_GUEST_DEBUG: 1,
@@ -45,7 +40,7 @@ _CAPS = {
 }
 
 
-class EmulatedBookeVm:
+class EmulatedBookeVm(EmulatedVm):
     def __init__(
         self,
         core: str = "e500mc",
@@ -65,13 +60,15 @@ class EmulatedBookeVm:
             raise InvalidRequest(
                 f"ram_size {ram_size:#x} must be a multiple of 4 KiB up to {board.HOSTIO_BASE:#x}"
             )
+        super().__init__(abi.layout(), _CAPS)
         self.core = core
         self.sw_break_flavour = sw_break_flavour
         self.pvr = board.PVR[core]
         self.svr = board.SVR[core]
-        self.memory = GuestMemory(ram_size)
-        self._vcpus = [EmulatedBookeVcpu(self, n) for n in range(smp)]
-        self.memory.on_write(self._invalidate)
+        self.ram_size = ram_size
+        self.memory.add_slot(0, ram_size)
+        self._emulated = [EmulatedBookeVcpu(self, n) for n in range(smp)]
+        self._add_vcpus(self._emulated)
 
     @classmethod
     def from_snapshot(cls, snap: dict[str, Any]) -> EmulatedBookeVm:
@@ -81,49 +78,20 @@ class EmulatedBookeVm:
         vm.restore(snap)
         return vm
 
-    # -- VmHandle ---------------------------------------------------------------------------
-
-    @property
-    def layout(self) -> AbiLayout:
-        return abi.layout()
-
-    @property
-    def vcpus(self) -> list[VcpuHandle]:
-        return list(self._vcpus)
-
     @property
     def emulated_vcpus(self) -> list[EmulatedBookeVcpu]:
-        return list(self._vcpus)
-
-    def check_extension(self, cap: int) -> int:
-        return _CAPS.get(cap, 0)
-
-    def enable_cap(self, cap: int, *args: int) -> None:
-        """``kvm_vm_ioctl_enable_cap`` on BookE knows no VM capability."""
-        raise KernelError("KVM_ENABLE_CAP", errno.EINVAL, f"capability {cap}")
-
-    def read_phys(self, gpa: int, size: int) -> bytes:
-        return self.memory.read(gpa, size)
-
-    def write_phys(self, gpa: int, data: bytes) -> None:
-        self.memory.write(gpa, data)
-
-    def _invalidate(self, lo: int, hi: int) -> None:
-        for v in self._vcpus:
-            v.invalidate(lo & ~3, (hi + 3) & ~3)
+        return list(self._emulated)
 
     # -- boot -----------------------------------------------------------------------------------
 
     def load_elf(self, path: str | Path) -> int:
         """Load ``path`` and give every vCPU QEMU ppce500's ``-kernel`` boot state; returns the
         entry point."""
-        image = loader.read_elf(Path(path))
-        loader.check_fits(image, self.memory.size)
-        for addr, data, memsz in image.segments:
-            self.memory.write(addr, data + bytes(memsz - len(data)))
+        image = loader.read_elf(Path(path), self.ram_size)
+        image.elf.load(self.memory.write)
         map_size = 1024 << image.map_tsize
-        for v in self._vcpus:
-            with _locked([v]):
+        for v in self._emulated:
+            with v.mutex:
                 gprs = [0] * 32
                 gprs[1] = board.BOOT_R1
                 gprs[3] = image.dt_base
@@ -145,42 +113,34 @@ class EmulatedBookeVm:
         SPRs the guest reads without trapping, and the kernel's per-vCPU state (everything a VMM
         would carry through regs/sregs/ONE_REG, plus what only the kernel holds: pending
         interrupts, the debug register image, a half-served MMIO load)."""
-        with _locked(self._vcpus):
+        with self.stopped():
             return {
                 "format": SNAPSHOT_FORMAT,
                 "core": self.core,
-                "ram_size": self.memory.size,
+                "ram_size": self.ram_size,
                 "sw_break_flavour": self.sw_break_flavour,
                 "ram": self.memory.nonzero_pages(),
-                "vcpus": [v.save() for v in self._vcpus],
+                "vcpus": [v.save() for v in self._emulated],
             }
 
     def restore(self, snap: dict[str, Any]) -> None:
         _check_format(snap)
         if (snap["core"], snap["ram_size"], len(snap["vcpus"]), snap["sw_break_flavour"]) != (
             self.core,
-            self.memory.size,
-            len(self._vcpus),
+            self.ram_size,
+            len(self._emulated),
             self.sw_break_flavour,
         ):
             raise MigrationError(
                 f"snapshot of a {snap['core']} VM with {len(snap['vcpus'])} vCPUs and "
                 f"{snap['ram_size']:#x} bytes does not fit this VM"
             )
-        with _locked(self._vcpus):
+        with self.stopped():
             self.memory.load_pages({int(k): v for k, v in snap["ram"].items()})
-            for v, d in zip(self._vcpus, snap["vcpus"], strict=True):
+            for v, d in zip(self._emulated, snap["vcpus"], strict=True):
                 v.load(d)
 
 
 def _check_format(snap: dict[str, Any]) -> None:
     if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
         raise MigrationError(f"not a {SNAPSHOT_FORMAT} snapshot")
-
-
-@contextlib.contextmanager
-def _locked(vcpus: list[EmulatedBookeVcpu]) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for v in vcpus:
-            stack.enter_context(v._lock)
-        yield

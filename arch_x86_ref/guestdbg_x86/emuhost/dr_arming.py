@@ -1,7 +1,7 @@
 """The effective DR0-3/DR7 of one vCPU as Unicorn hooks and page protection.
 
 x86 hardware checks the debug registers on every instruction; the model must not (a global
-code hook costs Unicorn two orders of magnitude, unicorn-as-emulated-host.md §1), so each armed
+code hook costs Unicorn two orders of magnitude, docs/reference/unicorn.md), so each armed
 slot becomes the narrowest mechanism that reproduces the hardware's timing:
 
 * execute (RW 00): a code hook on exactly that address, which fires before the instruction
@@ -29,6 +29,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
+from guestdbg.emuhost.memory import GuestMemory
+
 from ..debugregs import (
     DR7_GD,
     DR_RW_EXECUTE,
@@ -39,7 +42,6 @@ from ..debugregs import (
     slot_len,
     slot_rw,
 )
-from .memory import PAGE, GuestRam
 from .paging import translate
 from .uc import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError, X
 
@@ -74,7 +76,7 @@ class DrArming:
     def __init__(
         self,
         uc: Uc,
-        ram: GuestRam,
+        ram: GuestMemory,
         on_exec: Callable[[int], None],
         on_general_detect: Callable[[int], None],
     ) -> None:
@@ -211,7 +213,9 @@ class DrArming:
             uc.reg_write(X.UC_X86_REG_CR3, SCRATCH)
             uc.reg_write(X.UC_X86_REG_RAX, 0)
             stub = SCRATCH + 3 * PAGE
-            uc.emu_start(stub, stub + len(_STUB))
+            uc.emu_start(
+                stub, stub + len(_STUB), count=1
+            )  # every run counts (guestdbg.emuhost.unicorn)
         finally:
             uc.context_restore(saved)
             uc.reg_write(X.UC_X86_REG_CR3, cr3)  # flush the scratch translation

@@ -1,7 +1,7 @@
 """Delivering an event through the guest's 64-bit IDT, as the CPU does on VM entry with an
 injected event (SDM vol. 3 §6.14 "Exception and interrupt handling in 64-bit mode").
 
-Unicorn reports interrupts but never delivers them (unicorn-as-emulated-host.md §7), so the
+Unicorn reports interrupts but never delivers them (docs/reference/unicorn.md), so the
 model does what the hardware would: read the 16-byte gate, pick the stack (IST, else RSP0 of the
 TSS on a privilege change, else the current one), align it to 16 bytes, push SS, RSP, RFLAGS,
 CS, RIP (and the error code), clear TF, NT, RF and VM (and IF for an interrupt gate), and jump to
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import struct
 
+from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.errors import BadAddress
 
 from .cpu_state import CpuState
-from .memory import GuestRam
 from .paging import translate
 from .uc import RegisterBank, Uc, X
 
@@ -41,7 +41,7 @@ class DeliveryFailed(Exception):
 
 
 class IdtDelivery:
-    def __init__(self, uc: Uc, ram: GuestRam, state: CpuState) -> None:
+    def __init__(self, uc: Uc, ram: GuestMemory, state: CpuState) -> None:
         self.uc = uc
         self.ram = ram
         self.state = state
@@ -105,7 +105,7 @@ class IdtDelivery:
         try:
             for i, value in enumerate(frame):
                 gpa = self._phys(new_rsp + 8 * i)
-                self.ram.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF), code=False)
+                self.ram.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF), notify=False)
         except BadAddress as e:
             raise DeliveryFailed(f"the interrupt stack at {new_rsp:#x} is not RAM") from e
         cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | RFLAGS_VM

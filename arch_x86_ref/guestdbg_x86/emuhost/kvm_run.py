@@ -1,13 +1,16 @@
 """KVM_RUN on the emulated host: run Unicorn until the model of the kernel must exit.
 
-On entry, as ``vcpu_enter_guest`` does: a kick (or ``immediate_exit``) ends the run at once with
-KVM_EXIT_INTR; the effective debug registers are armed; a queued exception or interrupt is
-delivered through the guest's IDT (a soft exception returns past the instruction whose length
-the #BP/#DB exit saved, VMX ``vmx_inject_exception``; a #DB payload is folded into DR6 and
-DR7.GD cleared first, x86.c ``kvm_deliver_exception_payload`` / ``kvm_inject_exception``).
+On entry (after :class:`guestdbg.emuhost.vcpu.EmulatedVcpu` checked ``immediate_exit``), as
+``vcpu_enter_guest`` does: the effective debug registers are armed; a queued exception or
+interrupt is delivered through the guest's IDT (a soft exception returns past the instruction
+whose length the #BP/#DB exit saved, VMX ``vmx_inject_exception``; a #DB payload is folded into
+DR6 and DR7.GD cleared first, x86.c ``kvm_deliver_exception_payload`` /
+``kvm_inject_exception``).
 
-Then the guest runs - one instruction at a time with SINGLESTEP - and each stop is judged the
-way ``vmx.c handle_exception_nmi`` judges the exception behind it:
+Then the guest runs - one instruction at a time with SINGLESTEP, else in count-limited slices
+between which a kick (the signal) ends the run with KVM_EXIT_INTR, on an instruction boundary
+(:mod:`guestdbg.emuhost.unicorn`) - and each stop is judged the way ``vmx.c
+handle_exception_nmi`` judges the exception behind it:
 
 * #DB (a single step, an execute or data breakpoint, DR7.GD, the guest's own TF or icebp)
   leaves with KVM_EXIT_DEBUG only if ``guest_debug`` has SINGLESTEP or USE_HW_BP - exception 1,
@@ -17,7 +20,9 @@ way ``vmx.c handle_exception_nmi`` judges the exception behind it:
 * #BP (``int3``) leaves with exception 3 and RIP back at the int3 only with USE_SW_BP, and the
   instruction length is kept for a later re-injection; otherwise it goes to the guest;
 * ``hlt`` is KVM_EXIT_HLT (there is no in-kernel APIC), also while stepping (``kvm_emulate_halt``
-  overwrites the step's exit reason);
+  overwrites the step's exit reason). Unicorn stops by itself after a ``hlt``; a slice that
+  stopped without a hook's reason before its count ran out (Unicorn's own instruction counter,
+  :class:`~guestdbg.emuhost.unicorn.InstructionCount`) ended on one;
 * any other exception or ``int n`` goes to the guest; an invalid opcode is #UD; an access outside
   RAM is KVM_EXIT_INTERNAL_ERROR (there is no MMIO device model); an event the guest's IDT
   cannot take is KVM_EXIT_SHUTDOWN.
@@ -29,9 +34,12 @@ BLOCKIRQ is accepted and has nothing to hold off.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
+from guestdbg.emuhost.memory import GuestMemory
+from guestdbg.emuhost.unicorn import SLICE
 from guestdbg.kvm import constants as C
 
 from ..debugregs import (
@@ -52,7 +60,6 @@ from .exit_probe import DOUBLE_FAULT, ExitProbe
 from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
 from .idt import EXCEPTIONS_WITH_ERROR_CODE, FAULTS, DeliveryFailed, IdtDelivery
-from .memory import PAGE, GuestRam
 from .paging import translate
 from .uc import (
     UC_ERR_INSN_INVALID,
@@ -66,13 +73,13 @@ from .uc import (
     UcError,
     X,
     errno_of,
+    instruction_count,
 )
 
 END = 0xFFFFFFFFFFFFFFFF
 """``until`` for emu_start: not canonical, so never reached."""
 DB_VECTOR, BP_VECTOR, UD_VECTOR, PF_VECTOR = 1, 3, 6, 14
 HLT, INT3, INT_N, ICEBP = 0xF4, 0xCC, 0xCD, 0xF1
-REKICK_S = 0.002
 DR_IDS = (
     X.UC_X86_REG_DR0, X.UC_X86_REG_DR1, X.UC_X86_REG_DR2, X.UC_X86_REG_DR3,
     X.UC_X86_REG_DR6, X.UC_X86_REG_DR7,
@@ -96,11 +103,12 @@ class RunLoop:
     def __init__(
         self,
         uc: Uc,
-        ram: GuestRam,
+        ram: GuestMemory,
         state: CpuState,
         events: EventState,
         debug: GuestDebugModel,
         exits: ExitWriter,
+        signal_pending: Callable[[], bool],
     ) -> None:
         self.uc = uc
         self.ram = ram
@@ -110,20 +118,16 @@ class RunLoop:
         self.exits = exits
         self.idt = IdtDelivery(uc, ram, state)
         self.arming = DrArming(uc, ram, self._exec_stop, self._gd_stop)
+        self._signal_pending = signal_pending
+        """True when a kick arrived (polled between two slices)."""
         self._stop: Stop | None = None
-        self._lock = threading.Lock()
-        self._kicked = False
-        self._in_emu = False
         self._stale_code = False
         self._native_cleared_for: int | None = None
         self._dr_bank = RegisterBank(uc, DR_IDS)
         self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
         self._cr2_bank = RegisterBank(uc, [X.UC_X86_REG_CR2])
         self._probe = ExitProbe(uc)
-        self._counted = False
-        """The translated code has Unicorn's instruction counter in it (the last slice was a
-        step); a free run drops it, and the first step after must retranslate."""
-        ram.listeners.append(self._code_changed)
+        self._count = instruction_count(uc)
         uc.hook_add(UC_HOOK_INTR, self._intr_hook)
         uc.hook_add(UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_READ_PROT, self._prot_hook)
 
@@ -162,49 +166,24 @@ class RunLoop:
         self._stop = Stop("prot", address, size, access == UC_MEM_WRITE_PROT)
         return False
 
-    def _code_changed(self) -> None:
+    def code_changed(self) -> None:
+        """The VMM wrote guest memory: drop every translation before the next slice (the
+        writes name guest-physical ranges, Unicorn's cache is searched by linear address)."""
         self._stale_code = True
-
-    # -- kicks (any thread) -----------------------------------------------------------------
-
-    def kick(self) -> None:
-        with self._lock:
-            self._kicked = True
-            running = self._in_emu
-        if running:
-            self.uc.emu_stop()
-            threading.Timer(REKICK_S, self._rekick).start()
-
-    def _rekick(self) -> None:
-        """emu_stop is lost if it lands before emu_start has begun: repeat until seen."""
-        with self._lock:
-            again = self._kicked and self._in_emu
-        if again:
-            self.uc.emu_stop()
-            threading.Timer(REKICK_S, self._rekick).start()
-
-    def _take_kick(self) -> bool:
-        with self._lock:
-            kicked, self._kicked = self._kicked, False
-            return kicked
 
     # -- KVM_RUN ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        exits = self.exits
-        if exits.immediate_exit or self._take_kick():
-            return exits.plain(C.KVM_EXIT_INTR)
-        if self._stale_code:
-            self._stale_code = False
-            self.uc.ctl_flush_tb()
         try:
             self._deliver_queued()
             while True:
+                if self._signal_pending():
+                    return self.exits.exit(C.KVM_EXIT_INTR)
                 reason = self._slice()
                 if reason is not None:
                     return reason
         except DeliveryFailed:
-            return exits.plain(C.KVM_EXIT_SHUTDOWN)
+            return self.exits.exit(C.KVM_EXIT_SHUTDOWN)
 
     def _arm(self) -> Effective:
         eff = self.effective()
@@ -218,34 +197,26 @@ class RunLoop:
         return eff
 
     def _emu(self, step: bool, open_page: int | None = None) -> Exception | None:
+        """One ``emu_start``: one instruction, or a slice of at most SLICE; every run passes a
+        count, so Unicorn's instruction counter is in every translated block."""
         uc = self.uc
+        if self._stale_code:
+            self._stale_code = False
+            uc.ctl_flush_tb()
         rip = self.state.rip()
         self._stop = None
-        with self._lock:
-            if self._kicked:
-                return None
-            self._in_emu = True
         if open_page is not None:
             uc.mem_protect(open_page, PAGE, UC_PROT_ALL)
         cr2 = self._cr2_bank.read()
         self.arming.rf_start = rip if uc.reg_read(X.UC_X86_REG_RFLAGS) & RFLAGS_RF else None
         try:
-            if step:
-                if not self._counted:  # a block translated by a free run has no counter
-                    uc.ctl_remove_cache(rip, rip + 1)
-                    self._counted = True
-                uc.emu_start(rip, END, count=1)
-            else:
-                self._counted = False
-                uc.emu_start(rip, END)
+            uc.emu_start(rip, END, count=1 if step else SLICE)
         except UcError as e:
             return e
         finally:
             stop = self._stop
             fault = stop is not None and stop.kind == "intr" and stop.intno == PF_VECTOR
             self._cr2_bank.write([stop.cr2] if fault and stop is not None else cr2)
-            with self._lock:
-                self._in_emu = False
             if open_page is not None:
                 uc.mem_protect(open_page, PAGE, self.arming.protected[open_page])
         return None
@@ -259,10 +230,8 @@ class RunLoop:
         err = self._emu(step)
         stop = self._stop
         if stop is None and err is None:
-            if step and self.state.rip() != rip:
-                return self._finished(step, rip, eff)  # a kick now waits for the next run
-            if self._take_kick():
-                return self.exits.plain(C.KVM_EXIT_INTR)
+            if not step and self._count.ran_out(SLICE):
+                return None  # a whole slice ran: look for a kick, then go on
             return self._finished(step, rip, eff)
         if stop is None:
             assert err is not None
@@ -283,10 +252,10 @@ class RunLoop:
         now = self.state.rip()
         if step:
             if now == rip + 1 and self._byte(rip) == HLT:
-                return self.exits.plain(C.KVM_EXIT_HLT)
+                return self.exits.exit(C.KVM_EXIT_HLT)
             return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         if self._byte(now - 1) == HLT:
-            return self.exits.plain(C.KVM_EXIT_HLT)
+            return self.exits.exit(C.KVM_EXIT_HLT)
         return self.exits.internal_error()
 
     def _debug_event(self, eff: Effective, pc: int, bits: int) -> int | None:
@@ -320,8 +289,6 @@ class RunLoop:
         if err is not None:
             return self._uc_error(err)
         now = self.state.rip()
-        if now == rip and self._take_kick():
-            return self.exits.plain(C.KVM_EXIT_INTR)  # kicked before the access ran
         if mask:
             bits = mask | (DR6_BS if step else 0)
             return self._debug_event(eff, now, bits)

@@ -6,9 +6,8 @@ pages end the walk early (PS bit). A not-present entry, or a table outside RAM, 
 
 from __future__ import annotations
 
+from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.errors import BadAddress
-
-from .memory import GuestRam
 
 CR0_PG = 1 << 31
 PRESENT = 0x1
@@ -16,14 +15,14 @@ PAGE_SIZE_BIT = 0x80
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
 
 
-def translate(ram: GuestRam, cr0: int, cr3: int, gva: int) -> int | None:
+def translate(ram: GuestMemory, cr0: int, cr3: int, gva: int) -> int | None:
     if not cr0 & CR0_PG:
         return gva
     table = cr3 & ADDR_MASK
     for level, shift in enumerate((39, 30, 21, 12)):
         index = (gva >> shift) & 0x1FF
         try:
-            entry = ram.read_u64(table + 8 * index)
+            entry = ram.uint(table + 8 * index, 8)
         except BadAddress:
             return None
         if not entry & PRESENT:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import errno
 from collections.abc import Mapping
 
+from guestdbg.emuhost.vm import EmulatedVm
 from guestdbg.errors import InvalidRequest, KernelError
 from guestdbg.kvm import constants as C
-from guestdbg.kvm.uapi import AbiLayout
-from guestdbg.vcpu import VcpuHandle
 
 from .. import abi
-from .memory import GuestRam
 from .vcpu import EmuX86Vcpu
 
 KVM_GUESTDBG_VALID_MASK = 0x001F0003
@@ -36,36 +34,19 @@ DEFAULT_CAPS: dict[int, int] = {
 }
 
 
-class EmuX86Vm:
+class EmuX86Vm(EmulatedVm):
     def __init__(
         self, ram_size: int, smp: int = 1, kernel_caps: Mapping[int, int] | None = None
     ) -> None:
         if not 1 <= smp <= 8:
             raise InvalidRequest(f"the emulated x86 host runs 1 to 8 vCPUs, not {smp}")
-        self.ram = GuestRam(ram_size)
-        self.caps = {**DEFAULT_CAPS, **(kernel_caps or {})}
+        super().__init__(abi.layout(), {**DEFAULT_CAPS, **(kernel_caps or {})})
+        self.memory.add_slot(0, ram_size)
         self.payload_enabled = False
         """KVM_CAP_EXCEPTION_PAYLOAD is enabled (``kvm->arch.exception_payload_enabled``)."""
-        self._vcpus = [EmuX86Vcpu(self, n) for n in range(smp)]
-
-    @property
-    def layout(self) -> AbiLayout:
-        return abi.layout()
-
-    @property
-    def vcpus(self) -> list[VcpuHandle]:
-        return list(self._vcpus)
-
-    def check_extension(self, cap: int) -> int:
-        return self.caps.get(cap, 0)
+        self._add_vcpus([EmuX86Vcpu(self, n) for n in range(smp)])
 
     def enable_cap(self, cap: int, *args: int) -> None:
         if cap != C.KVM_CAP_EXCEPTION_PAYLOAD or not self.caps.get(cap):
             raise KernelError("KVM_ENABLE_CAP", errno.EINVAL, f"capability {cap}")
         self.payload_enabled = bool(args[0]) if args else False
-
-    def read_phys(self, gpa: int, size: int) -> bytes:
-        return self.ram.read(gpa, size)
-
-    def write_phys(self, gpa: int, data: bytes) -> None:
-        self.ram.write(gpa, bytes(data))

@@ -6,15 +6,12 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from ..errors import GuestDebugError
+from ..emuhost import image
 
 
 def symbols(elf: Path) -> dict[str, int]:
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        if tab is None:
-            raise GuestDebugError(f"{elf} has no symbol table")
-        return {s.name: int(s["st_value"]) for s in tab.iter_symbols() if s.name}  # type: ignore[attr-defined]
+    """Name -> value of every named symbol (:func:`guestdbg.emuhost.image.symbols`)."""
+    return image.symbols(elf)
 
 
 def code_ranges(elf: Path) -> list[tuple[int, int]]:

@@ -275,6 +275,8 @@ class KvmVcpu:
             )
             if name in layout.ioctls
         }
+        self._run_mutex = threading.Lock()
+        """Held for a whole KVM_RUN: a second one waits, as on ``vcpu->mutex`` in the kernel."""
         self._lock = threading.Lock()
         self._thread: int | None = None
         """pthread id of the thread inside KVM_RUN; guarded by ``_lock`` so a kick never
@@ -300,26 +302,25 @@ class KvmVcpu:
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        if self._fd < 0:
-            raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
-        with self._lock:
-            if self._thread is not None:
-                raise NotStopped(f"vCPU {self._vcpu_id} is already in KVM_RUN on another thread")
-            self._thread = libc.current_thread_id()
-        try:
-            rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
-            err = libc.ffi.errno
-        finally:
+        with self._run_mutex:
+            if self._fd < 0:
+                raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
             with self._lock:
-                self._thread = None
-        if rc < 0:
-            if err != _errno.EINTR:
-                raise KernelError("KVM_RUN", err)
-            # x86.c kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
-            self._immediate_exit.put(self._run, 0)
-            self._exit_reason.put(self._run, constants.KVM_EXIT_INTR)
-            return constants.KVM_EXIT_INTR
-        return self._exit_reason.get(self._run)
+                self._thread = libc.current_thread_id()
+            try:
+                rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
+                err = libc.ffi.errno
+            finally:
+                with self._lock:
+                    self._thread = None
+            if rc < 0:
+                if err != _errno.EINTR:
+                    raise KernelError("KVM_RUN", err)
+                # kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
+                self._immediate_exit.put(self._run, 0)
+                self._exit_reason.put(self._run, constants.KVM_EXIT_INTR)
+                return constants.KVM_EXIT_INTR
+            return self._exit_reason.get(self._run)
 
     def kick(self) -> None:
         if self._fd < 0:

@@ -2,9 +2,9 @@
 
 GNU as (through ``gcc -c``, which runs the C preprocessor a ``.S`` needs) and ld link the image at
 guest-physical 0; the loader copies its PT_LOAD segments into guest RAM and returns the symbol
-table, so callers name addresses instead of restating them. ``enter_long_mode`` is the recipe of
-docs/reference/this-machine-kvm.md ("What a test suite on this host does"): 64-bit CPL0 straight
-from reset.
+table (:mod:`guestdbg.emuhost.image`), so callers name addresses instead of restating them.
+``enter_long_mode`` is the recipe of docs/reference/this-machine-kvm.md ("What a test suite on this
+host does"): 64-bit CPL0 straight from reset.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
+from guestdbg.emuhost.image import read_elf
 from guestdbg.kvm.device import KvmVcpu, KvmVm
 from guestdbg.kvm.uapi import AbiLayout
 
@@ -42,14 +40,9 @@ def build(out_dir: pathlib.Path) -> pathlib.Path:
 
 def load(vm: KvmVm, elf_path: pathlib.Path) -> dict[str, int]:
     """Copy the image into guest RAM; returns its symbols (name -> guest address)."""
-    with elf_path.open("rb") as f:
-        elf = ELFFile(f)
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD":
-                vm.write_phys(seg["p_paddr"], seg.data())
-        symtab = elf.get_section_by_name(".symtab")
-        assert isinstance(symtab, SymbolTableSection)
-        return {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
+    image = read_elf(elf_path)
+    image.load(vm.write_phys)
+    return dict(image.symbols)
 
 
 def enter_long_mode(vcpu: KvmVcpu, layout: AbiLayout, sym: dict[str, int]) -> None:

@@ -1,0 +1,196 @@
+"""Unicorn as the CPU of an emulated KVM host: the typed names, fast register banks, and how a
+vCPU thread runs it so that a kick lands between two instructions.
+
+Unicorn's Python binding declares its classes but not its methods' types, so under strict mypy
+every call would be an "untyped call": the CPU object is ``Any`` (:data:`Uc`) and the constants
+are re-exported here as ints, once, for every arch's engine.
+
+Measured techniques (``docs/reference/unicorn.md`` has the measurements; ``bench/`` the
+timings):
+
+* **Kicks land between count-limited slices, never through ``uc_emu_stop`` from another
+  thread.** An asynchronous ``emu_stop`` can end the run with a store already done and the PC
+  still on its instruction, so resuming runs that instruction twice: measured on store loops on
+  PowerPC (``stw``) and x86-64 (``incq`` of a memory word), with and without the instruction
+  counter. It can also be lost, when it lands before ``emu_start`` has reset its own stop flag.
+  So a free run is a series of ``emu_start`` calls of at most :data:`SLICE` instructions;
+  between two, the vCPU thread polls for a kick
+  (:meth:`guestdbg.emuhost.vcpu.EmulatedVcpu._signal_pending`). A count-limited stop is made by
+  Unicorn's instruction counter before the next instruction starts, so it is an instruction
+  boundary, like a signal arriving between two instructions.
+* **Every run passes a count.** Unicorn counts with a code hook it installs the first time a
+  count is given, and it instruments only blocks translated after that: a block translated
+  without it runs on uncounted, so a step after a free run never returns. A run *without* a
+  count removes the counter again and flushes every translation. So every run, steps and free
+  slices and private stubs alike, passes a count, and the counter is in every block from the
+  start. It is Unicorn's C helper, not a Python hook; its cost is in ``bench/``.
+* **How many instructions a slice executed** (:class:`InstructionCount`). A slice that ends
+  without any hook reporting a reason ended either because its count ran out or because the
+  CPU stopped by itself (x86 ``hlt``). Both leave the PC on an instruction boundary and the
+  binding reports nothing else; the byte before the PC cannot tell either (``0xf4``, ``hlt``,
+  also ends x86 instructions whose immediate or displacement ends in it). So the count is read
+  from Unicorn's own counter, found once per process in a private engine by running known
+  counts; a Unicorn whose counter cannot be found is refused when the engine is made.
+* **Register banks** (:class:`RegisterBank`): the binding's ``reg_read`` picks a register class
+  per call and ``reg_read_batch`` builds its arrays per call; KVM_GET_REGS sits on every stop,
+  so a fixed list of registers goes through ``uc_reg_read_batch`` on preallocated arrays.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
+
+import unicorn as _unicorn
+
+from ..errors import GuestDebugError
+from .memory import GuestMemory, RamSlot
+
+Uc: TypeAlias = Any
+"""A ``unicorn.Uc``."""
+
+UcError: type[Exception] = getattr(_unicorn, "UcError")  # noqa: B009
+_UC_CLASS: Any = getattr(_unicorn, "Uc")  # noqa: B009
+
+
+def _const(name: str) -> int:
+    return int(getattr(_unicorn, name))
+
+
+UC_ARCH_X86 = _const("UC_ARCH_X86")
+UC_ARCH_PPC = _const("UC_ARCH_PPC")
+UC_MODE_64 = _const("UC_MODE_64")
+UC_MODE_PPC32 = _const("UC_MODE_PPC32")
+UC_MODE_BIG_ENDIAN = _const("UC_MODE_BIG_ENDIAN")
+UC_TLB_VIRTUAL = _const("UC_TLB_VIRTUAL")
+UC_HOOK_CODE = _const("UC_HOOK_CODE")
+UC_HOOK_INTR = _const("UC_HOOK_INTR")
+UC_HOOK_MEM_READ_PROT = _const("UC_HOOK_MEM_READ_PROT")
+UC_HOOK_MEM_WRITE_PROT = _const("UC_HOOK_MEM_WRITE_PROT")
+UC_HOOK_MEM_READ_UNMAPPED = _const("UC_HOOK_MEM_READ_UNMAPPED")
+UC_HOOK_MEM_WRITE_UNMAPPED = _const("UC_HOOK_MEM_WRITE_UNMAPPED")
+UC_HOOK_MEM_FETCH_UNMAPPED = _const("UC_HOOK_MEM_FETCH_UNMAPPED")
+UC_MEM_WRITE_PROT = _const("UC_MEM_WRITE_PROT")
+UC_MEM_WRITE_UNMAPPED = _const("UC_MEM_WRITE_UNMAPPED")
+UC_MEM_FETCH_UNMAPPED = _const("UC_MEM_FETCH_UNMAPPED")
+UC_PROT_ALL = _const("UC_PROT_ALL")
+UC_PROT_READ = _const("UC_PROT_READ")
+UC_PROT_WRITE = _const("UC_PROT_WRITE")
+UC_PROT_EXEC = _const("UC_PROT_EXEC")
+UC_ERR_OK = _const("UC_ERR_OK")
+UC_ERR_INSN_INVALID = _const("UC_ERR_INSN_INVALID")
+
+SLICE = 100_000
+"""Instructions a free run executes at most before the vCPU thread looks for a kick: a few
+milliseconds of guest time, the latency of a kick."""
+
+_LIB: Any = getattr(importlib.import_module("unicorn.unicorn_py3.unicorn"), "uclib", None)
+
+
+class EngineError(GuestDebugError):
+    """Unicorn failed in a way the model does not expect (a bug here, not a guest event)."""
+
+
+def new_uc(arch: int, mode: int) -> Uc:
+    return _UC_CLASS(arch, mode)
+
+
+def errno_of(err: Exception) -> int:
+    """The ``uc_err`` of a UcError."""
+    return int(getattr(err, "errno", -1))
+
+
+def map_guest_memory(uc: Uc, memory: GuestMemory) -> None:
+    """Map every memory slot, now and when one is added, at its guest-physical address onto
+    the shared buffer (``mem_map_ptr``: the engine's accesses are the VMM's bytes)."""
+
+    def map_slot(slot: RamSlot) -> None:
+        uc.mem_map_ptr(slot.gpa, slot.size, UC_PROT_ALL, slot.address)
+
+    memory.on_slot(map_slot)
+
+
+class RegisterBank:
+    """A fixed list of registers read and written with one ``uc_reg_read_batch`` /
+    ``uc_reg_write_batch`` call on preallocated arrays (64-bit slots in host byte order;
+    narrower registers fill the low part). Falls back to the binding where its internals are
+    not the expected ones."""
+
+    def __init__(self, uc: Uc, ids: Sequence[int]) -> None:
+        n = len(ids)
+        self._uc = uc
+        self._list = list(ids)
+        self._n = n
+        self._ids = (ctypes.c_int * n)(*ids)
+        self._vals = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+        self._unpack = struct.Struct(f"={n}Q").unpack
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and self._handle is not None
+
+    def read(self) -> list[int]:
+        if not self._fast:
+            return [int(v) for v in self._uc.reg_read_batch(self._list)]
+        ctypes.memset(self._vals, 0, 8 * self._n)
+        status = _LIB.uc_reg_read_batch(self._handle, self._ids, self._ptrs, self._n)
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        return list(self._unpack(self._vals))
+
+    def write(self, values: Iterable[int]) -> None:
+        if not self._fast:
+            self._uc.reg_write_batch(list(zip(self._list, values, strict=True)))
+            return
+        vals = self._vals
+        for i, v in enumerate(values):
+            vals[i] = v & 0xFFFFFFFFFFFFFFFF
+        status = _LIB.uc_reg_write_batch(self._handle, self._ids, self._ptrs, self._n)
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+
+_COUNTER_SCAN = 2048
+"""Bytes of Unicorn's engine structure searched for its instruction counter."""
+
+
+@functools.cache
+def _counter_offset(arch: int, mode: int, nop: bytes) -> int:
+    """Where Unicorn keeps ``emu_counter`` (followed by ``emu_count``) in its engine structure:
+    the one place that holds (count + 1, count) after a run of ``count`` one-instruction
+    ``nop`` words, for two different counts."""
+    found: set[int] | None = None
+    for count in (23, 41):
+        uc = new_uc(arch, mode)
+        uc.mem_map(0, 0x1000, UC_PROT_ALL)
+        uc.mem_write(0, nop * 64)
+        uc.emu_start(0, 0x1000, count=count)
+        raw = ctypes.string_at(uc._uch, _COUNTER_SCAN)
+        hits = {
+            off
+            for off in range(0, _COUNTER_SCAN - 15, 8)
+            if struct.unpack_from("=QQ", raw, off) == (count + 1, count)
+        }
+        found = hits if found is None else found & hits
+    if found is None or len(found) != 1:
+        raise EngineError(f"cannot find this Unicorn's instruction counter ({found})")
+    return found.pop()
+
+
+class InstructionCount:
+    """How many instructions the last ``emu_start`` of ``uc`` executed (Unicorn's own counter,
+    which the count hook increments before each instruction: a run of ``count`` that ran out
+    reads ``count + 1``). ``nop`` is a one-instruction word of the arch, used once per process
+    to find the counter."""
+
+    def __init__(self, uc: Uc, arch: int, mode: int, nop: bytes) -> None:
+        handle = uc._uch.value
+        self._counter = ctypes.c_uint64.from_address(handle + _counter_offset(arch, mode, nop))
+
+    def ran_out(self, count: int) -> bool:
+        """The last run stopped because its ``count`` was used up."""
+        return int(self._counter.value) > count
