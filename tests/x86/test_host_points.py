@@ -116,6 +116,26 @@ def test_two_hardware_breakpoints_stop_in_turn_stepping_over_the_first(
         s.close()
 
 
+def test_a_hardware_breakpoint_is_removed_whatever_length_gdb_names(
+    make_machine: MakeMachine,
+) -> None:
+    """GDB's Z1/z1 kind is a size hint and need not repeat itself: an execute breakpoint covers
+    the instruction at its address, so any length names the same point (issue 17: "no hwbreak
+    mem:0x10010/1 to remove")."""
+    m = make_machine("reinject")
+    s = Session(m.vm, "x86")
+    try:
+        addr = m.sym("watch_after_load")
+        s.insert_point(DebugPoint(PointKind.HW_BREAK, addr, 4))
+        s.insert_point(DebugPoint(PointKind.HW_BREAK, addr, 1))
+        assert [str(p) for p in s.points.all_points()] == [f"hwbreak mem:{addr:#x}/1"]
+        s.remove_point(DebugPoint(PointKind.HW_BREAK, addr, 1))
+        s.remove_point(DebugPoint(PointKind.HW_BREAK, addr, 8))
+        assert list(s.points.all_points()) == []
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize(
     ("kind", "stop", "after"),
     [

@@ -150,18 +150,19 @@ class VcpuPort:
             return Next.RUN
         return Next.DEVICE
 
-    def halt(self, why: str = "") -> None:
+    def halt(self, why: str = "", fault: bool = False) -> None:
         """The VMM stops the guest (its device model cannot go on): a HALT stop, and this vCPU
-        parks at its next ``before_run``."""
+        parks at its next ``before_run``. ``why`` is shown to the debugger; ``fault``: the vCPU
+        could not go on as it is (see :attr:`StopReason.fault`)."""
         if why:
             log.info("vCPU %d halted: %s", self.index, why)
-        self._stop(StopReason(StopKind.HALT, -1))
+        self._stop(StopReason(StopKind.HALT, -1, why=why, fault=fault))
 
     def fail(self, e: Exception) -> None:
         """An ioctl failed on this vCPU: stop the VM and say why, rather than lose the thread."""
         log.exception("vCPU %d failed", self.index)
         self.state.stats.errors.append(str(e))
-        self._stop(StopReason(StopKind.HALT, -1))
+        self._stop(StopReason(StopKind.HALT, -1, why=f"vCPU {self.index} failed: {e}", fault=True))
 
     # -- the exit path ----------------------------------------------------------------------
 
