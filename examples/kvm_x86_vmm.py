@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed, OwnRunLoop, exit_name
@@ -169,7 +170,8 @@ def serve(
     console.bytes.clear()
     session = Session(vm, "x86", exit_handler=console.handle)  # attaches: the VM is stopped
     try:
-        with GdbServer(session, address) as server:
+        detached = threading.Event()
+        with GdbServer(session, address, on_detach=detached.set) as server:
             server.start()
             bound = server.bound_address
             where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
@@ -179,7 +181,7 @@ def serve(
             else:
                 print("attach with: " + shlex.join(gdb_command(where, f"file {elf}")))
                 print("(detach or quit GDB to end; Ctrl-C here stops the example)")
-                wait_for_detach(server)
+                wait_for_detach(detached)
         stats = session.filter_stats()
         print(f"guestdbg filter: reported={stats.reported} step_overs={stats.step_overs} "
               f"{dict(sorted(stats.by_reason.items()))}")  # fmt: skip

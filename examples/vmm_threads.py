@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"the VMM's threads run the guest: counts {counting(vm, arch, sym['counts'])}"
                 )
-                with GdbServer(session, (host, int(port))) as server:
+                detached = threading.Event()
+                with GdbServer(session, (host, int(port)), on_detach=detached.set) as server:
                     server.start()
                     bound = server.bound_address
                     assert isinstance(bound, tuple)
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             "attach with: " + shlex.join(gdb_command(where, *setup, f"file {elf}"))
                         )
-                        wait_for_detach(server)
+                        wait_for_detach(detached)
                 print(f"after detach the guest counts on: {counting(vm, arch, sym['counts'])}")
             finally:
                 threads.stop()

@@ -50,7 +50,7 @@ from guestdbg.kvm.constants import (
 )
 from guestdbg.numbering import ExceptionId
 from guestdbg.points import DebugPoint
-from guestdbg.vcpu import VcpuHandle
+from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle
 
 from . import abi, dr_slots, host_probe, kernel_caps, numbering
 from .debugregs import DR6_BS, DR_RW_EXECUTE, slot_rw
@@ -74,6 +74,11 @@ class X86VcpuDebug:
                 f"behaviour); {request.policy!r} is not available"
             )
         self.vcpu: VcpuHandle = request.vcpu
+        if not isinstance(self.vcpu, VcpuEventsHandle):
+            raise UnsupportedByArch(
+                "this vCPU offers no KVM_GET/SET_VCPU_EVENTS (guestdbg.vcpu.VcpuEventsHandle): "
+                "the guest's own #BP and #DB could not be handed back to it"
+            )
         self.vm = request.vm
         self.kernel = kernel_caps.probe(self.vm)
         self.caps = kernel_caps.debug_caps(request.core.caps, self.kernel)

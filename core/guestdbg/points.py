@@ -159,38 +159,39 @@ class PointTable:
             return True
         return self._used_breaks() + len(self.watches) < self.caps.hw_breakpoints
 
-    def insert(self, point: DebugPoint) -> bool:
-        """Record ``point``; True when it is new (the caller must arm it), False for a repeat."""
+    def insert(self, point: DebugPoint, refs: int = 1) -> bool:
+        """Record ``refs`` references to ``point``; True when it is new (the caller must arm
+        it), False for a repeat."""
         self.check(point)
         kind = point.kind
         if kind is PointKind.SW_BREAK:
             key = (point.space, point.addr)
             sw = self.sw.get(key)
             if sw is not None:
-                sw.refs += 1
+                sw.refs += refs
                 return False
-            self.sw[key] = SwEntry(point)
+            self.sw[key] = SwEntry(point, refs=refs)
             self.sw_generation += 1
             return True
         if kind is PointKind.HW_BREAK:
             hkey = (point.space, point.addr)
             hw = self.hw_breaks.get(hkey)
             if hw is not None:
-                hw.refs += 1
+                hw.refs += refs
                 return False
             if self.caps.hw_break_via_sw:
-                self.hw_breaks[hkey] = HwEntry(point, via_sw=True, trap=SwEntry(point))
+                self.hw_breaks[hkey] = HwEntry(point, refs=refs, via_sw=True, trap=SwEntry(point))
                 self.sw_generation += 1
             else:
-                self.hw_breaks[hkey] = HwEntry(point)
+                self.hw_breaks[hkey] = HwEntry(point, refs=refs)
                 self.hw_generation += 1
             return True
         wkey = (point.space, point.addr, kind, point.length)
         hw = self.watches.get(wkey)
         if hw is not None:
-            hw.refs += 1
+            hw.refs += refs
             return False
-        entry = HwEntry(point)
+        entry = HwEntry(point, refs=refs)
         self.watches[wkey] = entry
         self.watch_addrs.setdefault((point.space, point.addr), []).append(entry)
         self.hw_generation += 1

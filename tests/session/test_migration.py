@@ -150,6 +150,9 @@ def bad_documents(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     d = copy.deepcopy(doc)
     del d["policy"]
     out.append(("missing field 'policy'", d))
+    d = copy.deepcopy(doc)
+    d["points"][0]["refs"] = 2**40  # once took a loop of that many inserts (fuzzing found it)
+    out.append(("refs must be between 1 and", d))
     return out
 
 
@@ -166,9 +169,11 @@ def test_a_bad_document_is_refused_with_a_clear_error_and_changes_nothing(
             Session.restore(target, bad)
         assert target.snapshot() == before, why
     good = EmulatedBookeVm.from_snapshot(copy.deepcopy(snap))
+    doc["points"][0]["refs"] = 3
     s2 = Session.restore(good, doc)
     sessions.append(s2)
     assert s2.ports[0].pending is not None
+    assert next(iter(s2.points.sw.values())).refs == 3  # one insert, three references
 
 
 def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(

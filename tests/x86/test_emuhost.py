@@ -22,10 +22,9 @@ from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm import constants as C
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session.session import Session
-from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
+from guestdbg.vcpu import DebugRegsHandle, VcpuEventsHandle, VcpuHandle, VmHandle
 from guestdbg_x86 import abi, boot
 from guestdbg_x86.emuhost.factory import create_vm
-from guestdbg_x86.guest_dregs import DebugRegsHandle
 
 from . import machines
 from .machines import Machine

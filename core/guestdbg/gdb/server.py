@@ -35,6 +35,7 @@ import stat
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import GuestDebugError, InvalidRequest
@@ -90,8 +91,16 @@ class GdbServer:
         poll_interval: float = POLL_INTERVAL,
         spin: float = SPIN,
         run_length: bool = False,
+        on_attach: Callable[[], None] | None = None,
+        on_detach: Callable[[], None] | None = None,
     ) -> None:
+        """``on_attach()`` runs on the server's thread once a GDB is attached (the guest
+        stopped), ``on_detach()`` once it has been detached (every point removed, the guest
+        running on): a VMM's hooks for "a debugger came" and "it left". An exception in one is
+        logged and changes nothing else."""
         self.target = target
+        self.on_attach = on_attach
+        self.on_detach = on_detach
         self.packet_size = packet_size
         self.run_length = run_length
         self.spin = spin
@@ -245,6 +254,7 @@ class GdbServer:
             return
         self.stub = stub
         self.connection = conn
+        self._notify(self.on_attach, "on_attach")
         try:
             self._loop(conn, stub)
         except OSError as e:
@@ -260,6 +270,16 @@ class GdbServer:
             self.stub = None
             self.connection = None
             log.info("GDB disconnected; waiting for the next one")
+            self._notify(self.on_detach, "on_detach")
+
+    @staticmethod
+    def _notify(callback: Callable[[], None] | None, name: str) -> None:
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            log.exception("the VMM's %s callback failed", name)
 
     def _recv(self, conn: socket.socket) -> bytes:
         """The next bytes from GDB. A debugger's next packet usually follows our reply almost

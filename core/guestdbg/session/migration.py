@@ -36,6 +36,9 @@ __all__ = ["FORMAT", "VERSION", "Document", "MigrationError", "apply", "read", "
 
 FORMAT = "guestdbg/debug-state"
 VERSION = 1
+MAX_REFS = 2**31
+"""References to one point a document may claim (GDB inserts a location once per breakpoint
+that names it; a count beyond this is not a debugger's)."""
 
 
 def save(
@@ -180,11 +183,10 @@ def _plan(
             _need(pd, "space", str, where),
         )
         refs = _need(pd, "refs", int, where)
-        if refs < 1:
-            raise MigrationError(f"{where}: refs must be at least 1")
+        if not 1 <= refs <= MAX_REFS:
+            raise MigrationError(f"{where}: refs must be between 1 and {MAX_REFS}")
         try:
-            for _ in range(refs):
-                table.insert(point)
+            table.insert(point, refs)
         except GuestDebugError as e:
             raise MigrationError(f"{where}: {e}") from e
         trap = pd.get("trap")

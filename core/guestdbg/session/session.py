@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..arch import ArchInfo, ArchVcpuDebug, CoreInfo, OwnershipPolicy, VcpuDebugRequest
 from ..capabilities import CapabilityLimits, DebugCapabilities
@@ -297,6 +297,33 @@ class Session:
     def write_registers(self, vcpu: int, values: Mapping[int, int]) -> None:
         self._require_stopped()
         self.gdb_arch.write_registers(self._port(vcpu).handle, values)
+
+    def register_names(self) -> list[str]:
+        """The arch's register names, in GDB's order (``r0``... ``pc``, ``rax``... ``rip``)."""
+        return [r.name for r in self.gdb_arch.registers]
+
+    def read_named_registers(
+        self, vcpu: int, names: Iterable[str] | None = None
+    ) -> dict[str, int | None]:
+        """Registers by name (all of them by default); None where the vCPU cannot say."""
+        index = self._register_index(names)
+        values = self.read_registers(vcpu)
+        return {name: values[n] for name, n in index.items()}
+
+    def write_named_registers(self, vcpu: int, values: Mapping[str, int]) -> None:
+        """Write registers by name; an unknown name changes nothing."""
+        index = self._register_index(values)
+        self.write_registers(vcpu, {index[name]: value for name, value in values.items()})
+
+    def _register_index(self, names: Iterable[str] | None) -> dict[str, int]:
+        known = {r.name: n for n, r in enumerate(self.gdb_arch.registers)}
+        if names is None:
+            return known
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise InvalidRequest(f"no register(s) {unknown} on {self.core.name}")
+        return {n: known[n] for n in wanted}
 
     def read_memory(self, vcpu: int, addr: int, length: int) -> bytes:
         if length < 0 or addr < 0:
