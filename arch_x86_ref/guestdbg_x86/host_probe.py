@@ -18,7 +18,9 @@ What is not delivered is refused, with the reason, when a point is inserted
 (:attr:`guestdbg.capabilities.DebugCapabilities.refused`). The result is kept for the process's
 life, per device. When the probe cannot run (no permission, the kick signal has no handler on a
 thread that may install one) the kernel's word stands, completed by what this module knows of
-``kvm_pvm``. Emulated hosts are never probed: they are models of VMX and deliver everything.
+``kvm_pvm``. Emulated hosts are never probed: they are models of VMX and deliver everything. A
+VMM that binds vCPUs itself (``Registry.vcpu_debug``) can skip the probe with
+``VcpuDebugRequest(..., options={"probe_host": False})``; the kernel's word then stands.
 """
 
 from __future__ import annotations
