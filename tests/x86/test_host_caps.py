@@ -170,3 +170,49 @@ def test_plugins_probe_says_what_this_host_delivers() -> None:
         assert "refused swbreak: this kernel reports int3 at CPL0 as an emulation" in out, out
     if not _delivered("write watchpoint"):
         assert "refused awatch, watch: this kernel never fires data breakpoints" in out, out
+
+
+def test_a_kernel_without_use_sw_bp_gets_software_breakpoints_refused_by_its_own_word() -> None:
+    from guestdbg_x86 import kernel_caps
+    from guestdbg_x86.plugin import X86_CAPS
+
+    said = kernel_caps.KernelCaps(kernel_caps.CLASSIC_CONTROL & ~0x10000, True, True, True)
+    why = kernel_caps.debug_caps(X86_CAPS, said).refusal(PointKind.SW_BREAK)
+    assert why is not None and "does not accept KVM_GUESTDBG_USE_SW_BP" in why
+
+
+def test_a_host_that_cannot_be_probed_is_judged_by_what_is_known_of_its_kernel() -> None:
+    unprobed = host_probe.ProbeResult("/dev/kvm", "kvm_pvm", (), 0.0, "open(/dev/kvm) failed")
+    assert set(host_probe.refusals(unprobed)) == {
+        PointKind.SW_BREAK,
+        PointKind.WATCH_WRITE,
+        PointKind.WATCH_READ,
+        PointKind.WATCH_ACCESS,
+    }
+    other = host_probe.ProbeResult("/dev/kvm", "kvm_intel", (), 0.0, "open(/dev/kvm) failed")
+    assert host_probe.refusals(other) == {}  # the kernel's word stands
+
+
+def test_a_vmms_own_adapter_on_dev_kvm_is_recognised_by_its_vm_fd(
+    x86_guests: Callable[[str], pathlib.Path],
+) -> None:
+    """A raw-ioctl adapter is no KvmVm, but its VM fd says what it is."""
+    from guestdbg.host_report import is_real_kvm
+
+    if machines.kvm_unusable() is not None:
+        pytest.skip(machines.kvm_unusable() or "")
+    m = machines.real(x86_guests("loop"))
+    try:
+
+        class Adapter:
+            fd = m.vm.fd  # type: ignore[attr-defined]
+
+        assert is_real_kvm(m.vm) and is_real_kvm(Adapter())
+        assert not is_real_kvm(machines.emulated(x86_guests("loop")).vm)
+
+        class NotKvm:
+            fd = 0  # stdin
+
+        assert not is_real_kvm(NotKvm())
+    finally:
+        m.close()
