@@ -11,9 +11,9 @@ import pathlib
 import shutil
 import tempfile
 
-from vmm_debug_loop import ExampleFailed, exit_name
+from vmm_debug_loop import ExampleFailed
 
-from guestdbg.kvm.constants import KVM_EXIT_MMIO
+from guestdbg.kvm.constants import KVM_EXIT_MMIO, exit_name
 from guestdbg.plugins import default_registry
 from guestdbg.vcpu import VmHandle
 from guestdbg_booke.emuhost import HOSTIO_CHECKPOINT, HOSTIO_DONE

@@ -35,12 +35,12 @@ import tempfile
 import threading
 
 from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
-from vmm_debug_loop import ExampleFailed, OwnRunLoop, exit_name
+from vmm_debug_loop import ExampleFailed, OwnRunLoop
 
 from guestdbg.errors import GuestDebugError
 from guestdbg.events import StopKind, StopReason
 from guestdbg.gdb.server import GdbServer
-from guestdbg.kvm.constants import KVM_EXIT_IO
+from guestdbg.kvm.constants import KVM_EXIT_IO, exit_name
 from guestdbg.kvm.device import Kvm, KvmVcpu, KvmVm, machine_kvm_arch, unusable_reason
 from guestdbg.plugins import default_registry
 from guestdbg.points import DebugPoint, PointKind

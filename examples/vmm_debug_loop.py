@@ -29,7 +29,7 @@ from guestdbg.arch import ArchVcpuDebug, VcpuDebugRequest
 from guestdbg.errors import GuestDebugError
 from guestdbg.events import DebugEvent, Reinject, Report, Resume, StopKind, StopReason, Verdict
 from guestdbg.filter import ReinjectionFilter
-from guestdbg.kvm.constants import EXIT_REASON_NAMES, KVM_EXIT_DEBUG, KVM_EXIT_INTR
+from guestdbg.kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR, exit_name
 from guestdbg.plugins import Registry
 from guestdbg.points import DebugPoint, PointKind, PointTable
 from guestdbg.vcpu import VcpuHandle, VmHandle
@@ -45,10 +45,6 @@ RUN_TIMEOUT = 10.0
 
 class ExampleFailed(GuestDebugError):
     """The guest did not do what the example expects; the message says what differed."""
-
-
-def exit_name(reason: int) -> str:
-    return EXIT_REASON_NAMES.get(reason, f"exit {reason}")
 
 
 def describe(ev: DebugEvent) -> str:

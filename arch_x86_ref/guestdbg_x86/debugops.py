@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from guestdbg.arch import OwnershipPolicy, VcpuDebugRequest
 from guestdbg.errors import UnsupportedByArch
 from guestdbg.events import DebugEvent, EventKind, Reinject, Resume
+from guestdbg.host_report import is_real_kvm
 from guestdbg.kvm.constants import (
     KVM_CAP_EXCEPTION_PAYLOAD,
     KVM_GUESTDBG_ENABLE,
@@ -51,7 +52,7 @@ from guestdbg.numbering import ExceptionId
 from guestdbg.points import DebugPoint
 from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle
 
-from . import abi, dr_slots, kernel_caps, numbering
+from . import abi, dr_slots, host_probe, kernel_caps, numbering
 from .debugregs import DR6_BS, DR_RW_EXECUTE, slot_rw
 from .guest_dregs import GuestDebugRegs
 from .inject import ExceptionInjector
@@ -81,6 +82,9 @@ class X86VcpuDebug:
         self.vm = request.vm
         self.kernel = kernel_caps.probe(self.vm)
         self.caps = kernel_caps.debug_caps(request.core.caps, self.kernel)
+        if request.options.get("probe_host", True) and is_real_kvm(self.vm):
+            # the kernel accepts more than it delivers on some hosts: try it (once a process)
+            self.caps = host_probe.delivered_caps(self.caps, host_probe.probed())
         self.sw_break_insn = INT3
         self.payload_enabled = False
         if self.kernel.exception_payload and request.options.get("exception_payload", True):

@@ -23,6 +23,7 @@ from guestdbg.kvm.constants import (
     KVM_GUESTDBG_ENABLE,
     KVM_GUESTDBG_SINGLESTEP,
 )
+from guestdbg.points import PointKind
 from guestdbg.vcpu import VmHandle
 
 from .abi import KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_USE_HW_BP, KVM_GUESTDBG_USE_SW_BP
@@ -56,9 +57,10 @@ def probe(vm: VmHandle) -> KernelCaps:
 
 
 def debug_caps(static: DebugCapabilities, kernel: KernelCaps) -> DebugCapabilities:
-    """The core's capabilities as this kernel really offers them."""
+    """The core's capabilities as this kernel says it offers them (what it really delivers may
+    be less: :mod:`guestdbg_x86.host_probe`)."""
     hw = static.hw_breakpoints if kernel.control_mask & KVM_GUESTDBG_USE_HW_BP else 0
-    return dataclasses.replace(
+    caps = dataclasses.replace(
         static,
         hw_breakpoints=hw,
         hw_watchpoints=hw,
@@ -66,3 +68,11 @@ def debug_caps(static: DebugCapabilities, kernel: KernelCaps) -> DebugCapabiliti
         single_step=bool(kernel.control_mask & KVM_GUESTDBG_SINGLESTEP),
         step_blocks_irqs=kernel.blockirq,
     )
+    if not kernel.control_mask & KVM_GUESTDBG_USE_SW_BP:
+        caps = caps.refusing(
+            {
+                PointKind.SW_BREAK: "this kernel does not accept KVM_GUESTDBG_USE_SW_BP "
+                f"(KVM_CAP_SET_GUEST_DEBUG2 is {kernel.control_mask:#x}): use hbreak"
+            }
+        )
+    return caps

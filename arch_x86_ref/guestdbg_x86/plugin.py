@@ -13,6 +13,7 @@ from guestdbg.points import PointKind
 from . import abi, numbering
 
 if TYPE_CHECKING:
+    from guestdbg.host_report import HostReport
     from guestdbg.testing.profile import ConformanceProfile
 
 # DR0-3 shared by breakpoints and watchpoints; no read-only watch in DR7 RW (QEMU: ENOSYS).
@@ -61,6 +62,28 @@ def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
     from .gdb_arch import X86GdbArch
 
     return X86GdbArch()
+
+
+@hookimpl
+def guestdbg_host_report(arch: ArchInfo, core: CoreInfo) -> HostReport | None:
+    from guestdbg.kvm.device import machine_kvm_arch
+
+    if arch.name != INFO.name or machine_kvm_arch() != arch.kvm_host_arch:
+        return None
+    from . import host_probe
+
+    return host_probe.report(core.caps)
+
+
+@hookimpl
+def guestdbg_kvm_hosts() -> list[HostFactory]:
+    from guestdbg.kvm.device import machine_kvm_arch
+
+    if machine_kvm_arch() != INFO.kvm_host_arch:
+        return []
+    from .kvm_host import HOST
+
+    return [HOST]
 
 
 @hookimpl

@@ -8,8 +8,11 @@ static default for listings.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .errors import InvalidRequest
 from .points import PointKind
 
 
@@ -47,9 +50,40 @@ class DebugCapabilities:
     """Interrupts can be held off while stepping (x86 KVM_GUESTDBG_BLOCKIRQ)."""
     sw_break_size: int = 1
     """Bytes a software-breakpoint instruction occupies."""
+    refused: tuple[tuple[PointKind, str], ...] = ()
+    """Point kinds this host cannot deliver although the arch has them, each with the reason
+    the debugger is told when it asks for one (a kernel that reports ``int3`` as an emulation
+    failure, data breakpoints that never fire, a VMM's own narrowing). Facts of the running
+    host, known at session setup from the kernel and from probing it, so a point that would
+    leave the guest stuck is refused at insertion instead."""
+
+    def refusal(self, kind: PointKind) -> str | None:
+        """Why ``kind`` is refused on this host, or None when it is not."""
+        for k, why in self.refused:
+            if k is kind:
+                return why
+        return None
+
+    def refusing(self, reasons: Mapping[PointKind, str]) -> DebugCapabilities:
+        """These capabilities with ``reasons``' kinds refused too (a refusal already there
+        keeps its reason)."""
+        have = {k for k, _ in self.refused}
+        more = tuple((k, why) for k, why in reasons.items() if k not in have)
+        return dataclasses.replace(self, refused=self.refused + more) if more else self
+
+    def narrowed(self, limits: CapabilityLimits) -> DebugCapabilities:
+        """What is left under a VMM's ``limits``: never more than these capabilities."""
+        caps = self.refusing(limits.refuse)
+        for name in ("hw_breakpoints", "hw_watchpoints"):
+            n = getattr(limits, name)
+            if n is not None:
+                if n < 0:
+                    raise InvalidRequest(f"{name} limit must not be negative, not {n}")
+                caps = dataclasses.replace(caps, **{name: min(n, getattr(caps, name))})
+        return caps
 
     def describe(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "hw_breakpoints": "via software" if self.hw_break_via_sw else self.hw_breakpoints,
             "hw_watchpoints": "shared" if self.shared_slots else self.hw_watchpoints,
             "watch_kinds": sorted(k.value for k in self.watch_kinds),
@@ -59,3 +93,20 @@ class DebugCapabilities:
             "step_blocks_irqs": self.step_blocks_irqs,
             "sw_break_size": self.sw_break_size,
         }
+        for kind, why in self.refused:
+            out[f"refused {kind.value}"] = why
+        return out
+
+
+@dataclass(frozen=True)
+class CapabilityLimits:
+    """What a VMM narrows a session's capabilities to (``Session(..., limits=...)``), on top of
+    what the host delivers: it can take away, never add.
+
+    ``refuse`` names point kinds to refuse, each with the reason the debugger is shown (e.g.
+    ``{PointKind.SW_BREAK: "guest code is in ROM here: use hbreak"}``); ``hw_breakpoints`` and
+    ``hw_watchpoints`` cap the slot counts (e.g. 3 when the VMM keeps DR3 for itself)."""
+
+    refuse: Mapping[PointKind, str] = field(default_factory=dict)
+    hw_breakpoints: int | None = None
+    hw_watchpoints: int | None = None

@@ -28,12 +28,32 @@ def _plugins(args: argparse.Namespace) -> int:
             print(f"  core {core.name}: {core.description}")
             for key, value in core.caps.describe().items():
                 print(f"    {key}: {value}")
+            if args.probe:
+                _print_host_report(reg, info, core)
         spaces = ", ".join(sorted(info.numbering.spaces))
         print(f"  exception numberspaces: {spaces}")
     hosts = reg.emulated_hosts()
     if hosts:
         print("emulated hosts: " + ", ".join(h.name for h in hosts))
     return 0
+
+
+def _print_host_report(reg: Registry, info: ArchInfo, core: CoreInfo) -> None:
+    """``--probe``: what this machine's /dev/kvm really delivers for ``core``."""
+    from .kvm.device import machine_kvm_arch
+
+    here = machine_kvm_arch()
+    if here != info.kvm_host_arch:
+        print(f"    on this machine: cannot run (its KVM is {here}, not {info.kvm_host_arch})")
+        return
+    report = reg.host_report(info, core)
+    if report is None:
+        print("    on this machine: not probed (the plugin has no guestdbg_host_report)")
+        return
+    lines = report.lines()
+    print(f"    on this machine: {lines[0]}")
+    for line in lines[1:]:
+        print(f"    {line}")
 
 
 def _parse_gdb_address(text: str) -> tuple[str, int]:
@@ -59,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise GuestDebugError("--smp must be between 1 and 64")
     reg = default_registry()
     info, core = reg.resolve(args.arch)
-    host = reg.emulated_host(core.name)
+    host = reg.kvm_host(core.name) if args.host == "kvm" else reg.emulated_host(core.name)
     vm = host.create_vm(str(elf), smp=args.smp)
     session = Session(vm, info, core.name, policy=args.policy, registry=reg)
     address: str | tuple[str, int] = args.unix if args.unix else _parse_gdb_address(args.gdb)
@@ -100,9 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="guestdbg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("plugins", help="list the installed arch plugins and their capabilities")
+    sp.add_argument(
+        "--probe",
+        action="store_true",
+        help="also say what this machine's /dev/kvm really delivers, per arch that can run "
+        "here (a tiny probe VM tries each facility)",
+    )
     sp.set_defaults(func=_plugins)
-    sv = sub.add_parser("serve", help="run a guest on an emulated host under a GDB stub")
+    sv = sub.add_parser(
+        "serve", help="run a guest, halted, under a GDB stub (emulated host or /dev/kvm)"
+    )
     sv.add_argument("--arch", default="e500mc", help="arch or core name (default e500mc)")
+    sv.add_argument(
+        "--host",
+        default="emulated",
+        choices=("emulated", "kvm"),
+        help="where the guest runs: the arch's emulated KVM host (default), or this machine's "
+        "/dev/kvm (QEMU's -s -S on real KVM: x86_64 guests here)",
+    )
     sv.add_argument("--elf", required=True, help="bare-metal guest ELF to load")
     sv.add_argument("--gdb", default="127.0.0.1:1234", help="HOST:PORT to listen on")
     sv.add_argument("--unix", default=None, help="listen on this Unix socket path instead")

@@ -79,6 +79,33 @@ class StopReason:
     pc: int
     address: int | None = None
     """The watched address for watch stops (what GDB expects in ``watch:ADDR``)."""
+    why: str = field(default="", compare=False)
+    """For HALT: what stopped the guest, in words for the person at the debugger (the GDB stub
+    prints it on GDB's console before the stop)."""
+    fault: bool = False
+    """For HALT: the vCPU could not go on as it was (a failed ioctl, an exit KVM could not
+    complete such as KVM_EXIT_INTERNAL_ERROR), as opposed to a device model that stopped a guest
+    it has nothing more to do for. GDB is told SIGABRT for these, as QEMU does for its
+    internal-error run state."""
+
+    def __str__(self) -> str:
+        text = f"{self.kind.value} at {_hex(self.pc)}" if self.pc >= 0 else self.kind.value
+        if self.address is not None:
+            text += f" (address {self.address:#x})"
+        if self.why:
+            text += f": {self.why}"
+        return text
+
+    def __repr__(self) -> str:
+        extra = "" if self.address is None else f", address={self.address:#x}"
+        extra += f", why={self.why!r}" if self.why else ""
+        extra += ", fault=True" if self.fault else ""
+        return f"StopReason({self.kind}, pc={_hex(self.pc)}{extra})"
+
+
+def _hex(pc: int) -> str:
+    """A PC in hex; -1 is the session's "not read yet" (filled in when the stop is reported)."""
+    return f"{pc:#x}" if pc >= 0 else "-1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugRequest
     from .demo.guest import DemoGuest
     from .gdb.target import GdbArch
+    from .host_report import HostReport
     from .testing.profile import ConformanceProfile
 
 PROJECT = "guestdbg"
@@ -92,6 +93,18 @@ def guestdbg_emulated_hosts() -> list[HostFactory]:  # type: ignore[empty-body]
     """
 
 
+@hookspec
+def guestdbg_kvm_hosts() -> list[HostFactory]:  # type: ignore[empty-body]
+    """Ways to boot a bare-metal guest ELF on this machine's real ``/dev/kvm``.
+
+    Called when the command line looks for a host by name (``guestdbg serve --host kvm``).
+    ``create_vm(elf_path, smp=1, **options)`` returns a VM on ``/dev/kvm`` with the guest loaded
+    and every vCPU at its entry point, halted until its first KVM_RUN - what an emulated host's
+    factory returns, on the real device. Return ``[]`` when this machine's KVM is not of the
+    plugin's host arch. All answers are collected.
+    """
+
+
 @hookspec(firstresult=True)
 def guestdbg_demo(arch: ArchInfo, core: CoreInfo) -> DemoGuest | None:
     """The sample guest ``guestdbg demo`` runs on ``core``'s emulated host.
@@ -117,4 +130,16 @@ def guestdbg_conformance(arch: ArchInfo, core: CoreInfo) -> ConformanceProfile |
     ``guest_verdict`` re-injects. Import :mod:`guestdbg.testing.profile` inside the hook, so
     that loading the plugin for a session does not import the kit. Return ``None`` for another
     plugin's arch, or when the plugin offers no host the kit can run.
+    """
+
+
+@hookspec(firstresult=True)
+def guestdbg_host_report(arch: ArchInfo, core: CoreInfo) -> HostReport | None:
+    """What this machine's ``/dev/kvm`` really delivers for ``core`` (``guestdbg plugins
+    --probe``).
+
+    Called only on request, never by a session. Return a :class:`~guestdbg.host_report.HostReport`:
+    the capabilities the session's ``guestdbg_vcpu_debug`` would give a vCPU on this host,
+    with what the host does not deliver refused and why, and the probe's findings. Return
+    ``None`` for another plugin's arch, or when this machine's KVM is not of ``arch.kvm_host_arch``.
     """

@@ -18,6 +18,7 @@ from .errors import GuestDebugError, UnknownArch
 
 if TYPE_CHECKING:
     from .gdb.target import GdbArch
+    from .host_report import HostReport
     from .testing.profile import ConformanceProfile
 
 ENTRY_POINT_GROUP = "guestdbg.arch"
@@ -62,17 +63,33 @@ class Registry:
             )
         return profile  # type: ignore[no-any-return]
 
+    def host_report(self, arch: ArchInfo, core: CoreInfo) -> HostReport | None:
+        """What this machine's ``/dev/kvm`` delivers for ``core`` (``guestdbg_host_report``);
+        None when the arch cannot run on it or its plugin does not say."""
+        report: HostReport | None = self.pm.hook.guestdbg_host_report(arch=arch, core=core)
+        return report
+
     def emulated_hosts(self) -> list[HostFactory]:
         return [h for hosts in self.pm.hook.guestdbg_emulated_hosts() for h in hosts]
 
     def emulated_host(self, name: str) -> HostFactory:
-        hosts = self.emulated_hosts()
-        for h in hosts:
-            if name in (h.name, h.core, h.arch):
-                return h
-        raise UnknownArch(
-            f"no emulated host for {name!r}; available: {', '.join(h.name for h in hosts)}"
-        )
+        return _host_named(self.emulated_hosts(), name, "emulated host")
+
+    def kvm_hosts(self) -> list[HostFactory]:
+        """Guest loaders for this machine's real ``/dev/kvm`` (``guestdbg_kvm_hosts``)."""
+        return [h for hosts in self.pm.hook.guestdbg_kvm_hosts() for h in hosts]
+
+    def kvm_host(self, name: str) -> HostFactory:
+        return _host_named(self.kvm_hosts(), name, "/dev/kvm host on this machine")
+
+
+def _host_named(hosts: list[HostFactory], name: str, what: str) -> HostFactory:
+    for h in hosts:
+        if name in (h.name, h.core, h.arch):
+            return h
+    raise UnknownArch(
+        f"no {what} for {name!r}; available: {', '.join(h.name for h in hosts) or 'none'}"
+    )
 
 
 def load(extra_plugins: tuple[object, ...] = (), entry_points: bool = True) -> Registry:

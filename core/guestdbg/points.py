@@ -114,6 +114,12 @@ class PointTable:
         if point.addr < 0 or point.length <= 0:
             raise InvalidRequest(f"{point}: negative address or empty length")
         kind = point.kind
+        if caps.refused:
+            why = caps.refusal(kind)
+            if why is None and kind is PointKind.HW_BREAK and caps.hw_break_via_sw:
+                why = caps.refusal(PointKind.SW_BREAK)  # served by the same trap word
+            if why is not None:
+                raise UnsupportedByArch(why)
         if kind is PointKind.SW_BREAK:
             return
         if kind is PointKind.HW_BREAK:

@@ -28,6 +28,7 @@ from guestdbg.gdb.error_replies import (
     UnknownThread,
     errno_for,
     error_reply,
+    error_text_reply,
 )
 from guestdbg.gdb.features import StubFeatures
 from guestdbg.gdb.register_codec import RegisterCodec
@@ -110,13 +111,22 @@ def _stop(kind: StopKind, vcpu: int = 0, address: int | None = None) -> StopEven
         (StopKind.AWATCH, 0x2004, b"T05thread:2;awatch:2004;"),
         (StopKind.STEP, None, b"T05thread:2;"),
         (StopKind.INTERRUPT, None, b"T02thread:2;"),
-        (StopKind.HALT, None, b"T05thread:2;"),
+        (StopKind.HALT, None, b"T00thread:2;"),
     ],
 )
 def test_stop_reply_names_thread_and_reason(
     kind: StopKind, address: int | None, expected: bytes
 ) -> None:
     assert format_stop_reply(_stop(kind, 1, address), FEAT, ALL, CODEC) == expected
+
+
+def test_a_halt_is_no_signal_and_a_vcpu_that_could_not_go_on_is_sigabrt() -> None:
+    """GDB prints "Program stopped." for signal 0 and "Program received signal SIGABRT" for 6
+    (measured with gdb-multiarch 13); SIGTRAP would claim a debug event at a PC with none."""
+    halted = StopEvent(0, StopReason(StopKind.HALT, 0x1010, why="KVM_EXIT_HLT on vCPU 0"))
+    failed = StopEvent(0, StopReason(StopKind.HALT, 0x1010, why="KVM_RUN failed", fault=True))
+    assert format_stop_reply(halted, FEAT, ALL, CODEC) == b"T00thread:1;"
+    assert format_stop_reply(failed, FEAT, ALL, CODEC) == b"T06thread:1;"
 
 
 def test_stop_reply_carries_expedited_pc_sp_msr_in_target_byte_order() -> None:
@@ -192,3 +202,10 @@ def test_the_errnos_of_the_target_facing_errors_are_distinct() -> None:
     kinds = [InvalidRequest, BadAddress, NoFreeSlot, UnsupportedByArch, NotStopped, UnknownThread]
     codes = [errno_for(k("x")) for k in kinds]
     assert len(set(codes)) == len(codes)
+
+
+def test_a_point_error_carries_its_reason_as_printable_text() -> None:
+    """``E.nn.text``: GDB 13 prints what follows the second dot for Z1; nothing in the text may
+    be taken for framing, an escape or a run-length marker."""
+    reply = error_text_reply(UnsupportedByArch("no $int3# here}*\n: use hbreak"))
+    assert reply == b"E.5f.no ?int3? here???: use hbreak"

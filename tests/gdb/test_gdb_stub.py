@@ -7,7 +7,7 @@ from memtarget import MSR, PC, MemTarget
 from rsp_client import ask, ask1, make_packet, split_output
 
 from guestdbg.capabilities import DebugCapabilities
-from guestdbg.events import ResumeAction
+from guestdbg.events import ResumeAction, StopEvent, StopKind, StopReason
 from guestdbg.gdb.context import StubState
 from guestdbg.gdb.features import MIN_PACKET_SIZE
 from guestdbg.gdb.stub import GdbStub
@@ -17,6 +17,12 @@ from guestdbg.points import DebugPoint, PointKind
 E_INVAL, E_SRCH, E_FAULT, E_NOSPC, E_OPNOTSUPP, E_BUSY = (
     b"E16", b"E03", b"E0e", b"E1c", b"E5f", b"E10"
 )  # fmt: skip
+
+
+def point_error(reply: bytes) -> bytes:
+    """The ``Enn`` code of a ``Z``/``z`` error reply, which comes as ``E.nn.reason``."""
+    assert reply.startswith(b"E.") and reply[4:5] == b".", reply
+    return b"E" + reply[2:4]
 
 
 def connect(target: MemTarget | None = None, vcpus: int = 1) -> tuple[GdbStub, MemTarget]:
@@ -173,7 +179,9 @@ def test_third_hardware_breakpoint_is_refused_with_enospc_and_nothing_changes() 
     assert ask1(stub, b"Z1,1100,4") == b"OK"
     assert ask1(stub, b"Z1,1104,4") == b"OK"
     before = t.point_refs()
-    assert ask1(stub, b"Z1,1108,4") == E_NOSPC
+    reply = ask1(stub, b"Z1,1108,4")
+    assert point_error(reply) == E_NOSPC
+    assert b"hardware breakpoint slots are in use" in reply  # GDB prints it for Z1
     assert t.point_refs() == before
 
 
@@ -187,10 +195,12 @@ def test_arch_limits_come_back_as_distinct_errors() -> None:
         sw_break_size=4,
     )
     stub, t = connect(MemTarget(caps=caps))
-    assert ask1(stub, b"Z3,2000,4") == E_OPNOTSUPP  # no read-only watchpoints (x86-like)
-    assert ask1(stub, b"Z2,2001,4") == E_INVAL  # misaligned
-    assert ask1(stub, b"Z0,10,4") == E_FAULT  # not guest memory
-    assert ask1(stub, b"Z2,2000,0") == E_INVAL
+    assert (
+        point_error(ask1(stub, b"Z3,2000,4")) == E_OPNOTSUPP
+    )  # no read-only watchpoints (x86-like)
+    assert point_error(ask1(stub, b"Z2,2001,4")) == E_INVAL  # misaligned
+    assert point_error(ask1(stub, b"Z0,10,4")) == E_FAULT  # not guest memory
+    assert point_error(ask1(stub, b"Z2,2000,0")) == E_INVAL
     assert t.point_refs() == {}
 
 
@@ -211,7 +221,7 @@ def test_insert_twice_remove_twice_and_a_third_remove_is_refused() -> None:
     assert t.point_refs() == {DebugPoint(PointKind.SW_BREAK, 0x1100, 4): 2}
     assert ask1(stub, b"z0,1100,4") == b"OK"
     assert ask1(stub, b"z0,1100,4") == b"OK"
-    assert ask1(stub, b"z0,1100,4") == E_INVAL
+    assert point_error(ask1(stub, b"z0,1100,4")) == E_INVAL
     assert t.point_refs() == {}
 
 
@@ -471,3 +481,17 @@ def test_run_length_option_compresses_text_replies_to_the_same_content() -> None
     xml_plain = plain.receive(make_packet(b"qXfer:features:read:target.xml:0,400"))
     xml_packed = packed.receive(make_packet(b"qXfer:features:read:target.xml:0,400"))
     assert xml_plain == xml_packed  # binary replies are never run-length encoded
+
+
+def test_a_halt_with_a_reason_prints_it_on_the_console_just_before_the_stop() -> None:
+    """GDB shows ``O`` packets only while it waits for a stop (remote.c remote_wait_as), so the
+    reason goes out right before that stop's reply, and never before a reply to a request."""
+    stub, _ = connect()
+    assert ask(stub, b"vCont;c") == []
+    halt = StopEvent(0, StopReason(StopKind.HALT, 0x1000, why="KVM_EXIT_HLT on vCPU 0"))
+    replies = split_output(stub.report_stop(halt))[1]
+    assert [bytes.fromhex(r[1:].decode()).decode() for r in replies[:-1]] == [
+        "guestdbg: KVM_EXIT_HLT on vCPU 0\n"
+    ]
+    assert replies[-1].startswith(b"T00thread:1;")
+    assert ask(stub, b"?")[0].startswith(b"T00thread:1;")  # the stop again, without the text

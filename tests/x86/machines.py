@@ -20,8 +20,9 @@ from typing import Any
 from guestdbg import plugins
 from guestdbg.kvm import constants as C
 from guestdbg.kvm.device import Kvm, machine_kvm_arch, unusable_reason
+from guestdbg.points import PointKind
 from guestdbg.vcpu import VcpuHandle, VmHandle
-from guestdbg_x86 import abi, boot
+from guestdbg_x86 import abi, boot, host_probe
 
 GUESTS = pathlib.Path(__file__).resolve().parents[1] / "guests" / "x86"
 RAM_SIZE = 4 << 20
@@ -31,9 +32,9 @@ EMULATED_HOST = "x86_64-unicorn"
 KINDS = ("emulated", "kvm")
 
 
-def build(source: str, out_dir: pathlib.Path) -> pathlib.Path:
+def build(source: str, out_dir: pathlib.Path, src_dir: pathlib.Path = GUESTS) -> pathlib.Path:
     obj, elf = out_dir / f"{source}.o", out_dir / f"{source}.elf"
-    subprocess.run(["gcc", "-c", "-o", str(obj), str(GUESTS / f"{source}.S")], check=True)
+    subprocess.run(["gcc", "-c", "-o", str(obj), str(src_dir / f"{source}.S")], check=True)
     subprocess.run(
         ["ld", "-N", "-Ttext=0x10000", "-e", "start", "--build-id=none",
          "--no-warn-rwx-segments", "-o", str(elf), str(obj)],
@@ -137,6 +138,14 @@ def real(elf: pathlib.Path) -> Machine:
         kvm.close()
         raise
     return Machine("kvm", vm, image, owner=kvm)
+
+
+def refusal(m: Machine, kind: PointKind) -> str | None:
+    """Why a session on ``m``'s host refuses points of ``kind`` (None: the host delivers them):
+    the emulated host delivers everything, this /dev/kvm what the x86 plugin's probe found."""
+    if m.kind != "kvm":
+        return None
+    return host_probe.refusals(host_probe.probed()).get(kind)
 
 
 def copy_state(src: Machine, dst: Machine) -> None:

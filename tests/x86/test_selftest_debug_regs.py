@@ -32,10 +32,6 @@ SS_SIZES = (1, 2, 2, 5, 2, 1)
 MakeMachine = Callable[[str], Machine]
 
 
-def _exit_name(reason: int) -> str:
-    return C.EXIT_REASON_NAMES.get(reason, str(reason))
-
-
 def test_int3_with_use_sw_bp_exits_with_bp_at_the_int3(make_machine: MakeMachine) -> None:
     m = make_machine("debug_regs")
     m.start_at("sw_bp")
@@ -43,7 +39,7 @@ def test_int3_with_use_sw_bp_exits_with_bp_at_the_int3(make_machine: MakeMachine
     reason = m.run()
     if m.kind == "kvm" and reason == C.KVM_EXIT_INTERNAL_ERROR:
         pytest.skip("this /dev/kvm (kvm_pvm) cannot run int3 at CPL0: KVM_EXIT_INTERNAL_ERROR")
-    assert reason == C.KVM_EXIT_DEBUG, _exit_name(reason)
+    assert reason == C.KVM_EXIT_DEBUG, C.exit_name(reason)
     exception, pc, _ = m.debug_exit()
     assert (exception, pc) == (BP_VECTOR, m.sym("sw_bp"))
     assert m.reg("rip") == m.sym("sw_bp")  # the exit leaves RIP at the int3
@@ -55,7 +51,7 @@ def test_instruction_breakpoint_in_each_of_dr0_to_dr3(make_machine: MakeMachine)
     for i in range(4):
         m.guest_debug(ENABLE | USE_HW_BP, {i: m.sym("hw_bp"), 7: 0x400 | 1 << (2 * i + 1)})
         reason = m.run()
-        assert reason == C.KVM_EXIT_DEBUG, _exit_name(reason)
+        assert reason == C.KVM_EXIT_DEBUG, C.exit_name(reason)
         assert m.debug_exit() == (DB_VECTOR, m.sym("hw_bp"), TARGET_DR6 | 1 << i)
         assert m.reg("rip") == m.sym("hw_bp")  # a fault: the nop has not run
 
@@ -74,7 +70,7 @@ def test_data_write_breakpoint_in_each_of_dr0_to_dr3_traps_after_the_store(
             pytest.skip(
                 "this /dev/kvm (kvm_pvm) never fires data breakpoints: the store ran to hlt"
             )
-        assert reason == C.KVM_EXIT_DEBUG, _exit_name(reason)
+        assert reason == C.KVM_EXIT_DEBUG, C.exit_name(reason)
         assert m.debug_exit() == (DB_VECTOR, m.sym("write_data"), TARGET_DR6 | 1 << i)
         assert m.u64("guest_value") & 0xFFFFFFFF == 1234  # a trap: the store has happened
         m.vm.write_phys(m.sym("guest_value"), bytes(4))
@@ -92,7 +88,7 @@ def test_single_step_with_blockirq_advances_by_each_instruction_length(
         target += size
         m.guest_debug(ENABLE | SINGLESTEP | blockirq, {7: 0x400})
         reason = m.run()
-        assert reason == C.KVM_EXIT_DEBUG, _exit_name(reason)
+        assert reason == C.KVM_EXIT_DEBUG, C.exit_name(reason)
         assert m.debug_exit() == (DB_VECTOR, target, TARGET_DR6 | DR6_BS)
     assert target == m.sym("bd_start")
 
@@ -104,7 +100,7 @@ def test_dr7_gd_faults_before_a_mov_from_dr0(make_machine: MakeMachine) -> None:
     reason = m.run()
     if m.kind == "kvm" and reason == C.KVM_EXIT_HLT:
         pytest.skip("this /dev/kvm (kvm_pvm) does not emulate DR7.GD: mov %dr0 ran to hlt")
-    assert reason == C.KVM_EXIT_DEBUG, _exit_name(reason)
+    assert reason == C.KVM_EXIT_DEBUG, C.exit_name(reason)
     assert m.debug_exit() == (DB_VECTOR, m.sym("bd_start"), TARGET_DR6 | DR6_BD)
     assert m.reg("rip") == m.sym("bd_start")
 

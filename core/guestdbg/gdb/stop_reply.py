@@ -21,9 +21,30 @@ from .target import StopEvent
 
 log = logging.getLogger(__name__)
 
+NO_SIGNAL = 0
 SIGINT = 2
 SIGTRAP = 5
-"""GDB's own signal numbers (gdb/signals.def), not the host's."""
+SIGABRT = 6
+"""GDB's own signal numbers (gdb/signals.def), not the host's (Linux SIGSTOP is 19, GDB's 17)."""
+
+
+def stop_signal(ev: StopEvent) -> int:
+    """The signal a stop is reported with.
+
+    Debug events are SIGTRAP and a debugger's stop request SIGINT, as QEMU and gdbserver send
+    them. A HALT is no debug event: GDB would print "Program received signal SIGTRAP" at a PC
+    with no breakpoint. A guest its device model stopped is reported with signal 0, "stopped
+    for no particular reason" (the manual's stop-reply signal for a thread stopped without one,
+    as for a vCont ``t`` action), which GDB prints as "Program stopped."; a vCPU that could not go
+    on (a failed ioctl, KVM_EXIT_INTERNAL_ERROR) is SIGABRT, QEMU's signal for its
+    internal-error run state (gdbstub.c ``gdb_vm_state_change``)."""
+    kind = ev.reason.kind
+    if kind is StopKind.INTERRUPT:
+        return SIGINT
+    if kind is StopKind.HALT:
+        return SIGABRT if ev.reason.fault else NO_SIGNAL
+    return SIGTRAP
+
 
 _WATCH_FIELD = {
     StopKind.WATCH: b"watch",
@@ -74,9 +95,8 @@ def format_stop_reply(
     values: Mapping[int, int | None] | Sequence[int | None] | None = None,
 ) -> bytes:
     """The reply for ``ev``; ``values`` are the stopped vCPU's registers (None: send none)."""
-    signal = SIGINT if ev.reason.kind is StopKind.INTERRUPT else SIGTRAP
     out = b"T%02xthread:%b;%b" % (
-        signal,
+        stop_signal(ev),
         format_thread_id(ev.vcpu + 1),
         reason_field(ev, features, client),
     )

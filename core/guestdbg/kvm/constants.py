@@ -53,6 +53,11 @@ EXIT_REASON_NAMES = {
 }
 
 
+def exit_name(reason: int) -> str:
+    """``KVM_EXIT_HLT`` for 5; the number for a reason this module does not name."""
+    return EXIT_REASON_NAMES.get(reason, f"exit reason {reason}")
+
+
 def one_reg_size(reg_id: int) -> int:
     """Bytes of the value a ONE_REG id names (``KVM_REG_SIZE``)."""
     return 1 << ((reg_id & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT)

@@ -59,10 +59,21 @@ class DebugState:
     # -- points -----------------------------------------------------------------------------
 
     def normalise(self, point: DebugPoint) -> DebugPoint:
-        """GDB's breakpoint "kind" is a size hint; a trap is always the arch's trap word."""
-        if self.needs_trap(point) and point.length != self.caps.sw_break_size:
-            return DebugPoint(point.kind, point.addr, self.caps.sw_break_size, point.space)
-        return point
+        """GDB's breakpoint "kind" is a size hint: a trap is always the arch's trap word, and an
+        instruction-address compare one of the lengths the arch's compares take (GDB's ``z1``
+        need not repeat the kind its ``Z1`` gave, so both must land on the same point)."""
+        caps = self.caps
+        if self.needs_trap(point):
+            length = caps.sw_break_size
+        elif point.kind is PointKind.HW_BREAK and point.length not in caps.hw_break_lengths:
+            length = caps.hw_break_lengths[0]
+        else:
+            return point
+        return (
+            point
+            if point.length == length
+            else DebugPoint(point.kind, point.addr, length, point.space)
+        )
 
     def needs_trap(self, point: DebugPoint) -> bool:
         return point.kind is PointKind.SW_BREAK or (

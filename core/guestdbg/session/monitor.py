@@ -68,9 +68,15 @@ def _vcpus(s: Session, args: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _caps(s: Session, args: list[str]) -> str:
+    """what this host delivers: slots, watch kinds, and what is refused and why"""
+    return "".join(f"{key}: {value}\n" for key, value in s.caps.describe().items())
+
+
 COMMANDS: dict[str, tuple[Callable[[Session, list[str]], str], bool]] = {
     "help": (_help, False),
     "points": (_points, False),
+    "caps": (_caps, False),
     "stats": (_stats, False),
     "policy": (_policy, False),
     "catch": (_catch, True),

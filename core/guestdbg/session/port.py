@@ -14,9 +14,12 @@ exit, and guestdbg answers::
 re-injection of the guest's own event delivered; while the debugger holds the VM stopped it
 blocks (the vCPU is *parked*). ``after_exit`` judges a debug exit (report it to the debugger,
 re-inject it into the guest, or drop a stale one) and returns :attr:`Next.DEVICE` for exits that
-are the VMM's own (MMIO, I/O, HLT...). To stop every vCPU, guestdbg kicks the others through
-``VcpuHandle.kick`` - the VMM's own signal - and each parks at its next ``before_run``. When
-guestdbg runs the vCPU threads itself (:mod:`.threads`) they run exactly this loop.
+are the VMM's own (MMIO, I/O, HLT...); an exit the debugger's own trap word caused is never one
+of them, whatever its reason (a kernel that fails to emulate ``int3`` exits with
+KVM_EXIT_INTERNAL_ERROR): it is reported to the debugger as a HALT. To stop every vCPU, guestdbg
+kicks the others through ``VcpuHandle.kick`` - the VMM's own signal - and each parks at its
+next ``before_run``. When guestdbg runs the vCPU threads itself (:mod:`.threads`) they run
+exactly this loop.
 
 Everything a debug exit costs is in :meth:`VcpuPort.after_exit` and :meth:`VcpuPort.before_run`,
 top to bottom: plain calls and dict look-ups (hooks were resolved when the session was built).
@@ -31,7 +34,13 @@ from collections.abc import Callable
 from ..arch import ArchVcpuDebug
 from ..events import Reinject, Report, StopEvent, StopKind, StopReason
 from ..filter import ReinjectionFilter
-from ..kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
+from ..kvm.constants import (
+    KVM_EXIT_DEBUG,
+    KVM_EXIT_EXCEPTION,
+    KVM_EXIT_INTERNAL_ERROR,
+    KVM_EXIT_INTR,
+    exit_name,
+)
 from ..points import DEFAULT_SPACE, DebugPoint
 from ..vcpu import VcpuHandle
 from .control import Command, RunControl, StepOver
@@ -40,6 +49,8 @@ from .debug_state import DebugState
 log = logging.getLogger(__name__)
 
 _WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
+_TRAP_WORD_EXITS = frozenset({KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_EXCEPTION})
+"""Exits a trap word can end KVM_RUN with on a kernel that cannot report it as KVM_EXIT_DEBUG."""
 
 
 class Next(enum.Enum):
@@ -148,20 +159,23 @@ class VcpuPort:
                 self.handover()
                 return Next.HANDOVER
             return Next.RUN
+        if reason in _TRAP_WORD_EXITS and self.state.traps_active and self._own_trap(reason):
+            return Next.RUN  # the debugger's trap word: never the device model's exit
         return Next.DEVICE
 
-    def halt(self, why: str = "") -> None:
+    def halt(self, why: str = "", fault: bool = False) -> None:
         """The VMM stops the guest (its device model cannot go on): a HALT stop, and this vCPU
-        parks at its next ``before_run``."""
+        parks at its next ``before_run``. ``why`` is shown to the debugger; ``fault``: the vCPU
+        could not go on as it is (see :attr:`StopReason.fault`)."""
         if why:
             log.info("vCPU %d halted: %s", self.index, why)
-        self._stop(StopReason(StopKind.HALT, -1))
+        self._stop(StopReason(StopKind.HALT, -1, why=why, fault=fault))
 
     def fail(self, e: Exception) -> None:
         """An ioctl failed on this vCPU: stop the VM and say why, rather than lose the thread."""
         log.exception("vCPU %d failed", self.index)
         self.state.stats.errors.append(str(e))
-        self._stop(StopReason(StopKind.HALT, -1))
+        self._stop(StopReason(StopKind.HALT, -1, why=f"vCPU {self.index} failed: {e}", fault=True))
 
     # -- the exit path ----------------------------------------------------------------------
 
@@ -184,6 +198,27 @@ class VcpuPort:
             self.pending = verdict  # type: ignore[assignment]
             if self.state.catch_guest_events:
                 self._stop(StopReason(StopKind.GUEST_EVENT, ev.pc))
+
+    def _own_trap(self, reason: int) -> bool:
+        """An exit other than KVM_EXIT_DEBUG at a trap word the debugger inserted: a kernel
+        that cannot report the trap instruction as a debug exit (kvm_pvm's emulator fails on
+        int3 at CPL0). It is the debugger's, not the device model's: a HALT with the reason,
+        and the vCPU parks. Capabilities normally refuse such breakpoints beforehand
+        (docs/reference/this-machine-kvm.md); this is for hosts that could not be probed."""
+        try:
+            pc = self.ops.pc()
+        except Exception as e:
+            self.fail(e)
+            return True
+        trap = self.state.points.trap_at(DEFAULT_SPACE, pc)
+        if trap is None or not trap.inserted:
+            return False
+        why = (
+            f"KVM_RUN ended with {exit_name(reason)} at the debugger's breakpoint at {pc:#x}: "
+            "this kernel does not report the trap word as a debug exit; delete it and use hbreak"
+        )
+        self._stop(StopReason(StopKind.HALT, pc, why=why, fault=True))
+        return True
 
     def _cmd_step(self) -> bool:
         return self._cmd is not None and self._cmd.step

@@ -19,12 +19,13 @@ are handed to each port; nothing reaches into the session.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..arch import ArchInfo, ArchVcpuDebug, CoreInfo, OwnershipPolicy, VcpuDebugRequest
-from ..capabilities import DebugCapabilities
+from ..capabilities import CapabilityLimits, DebugCapabilities
 from ..errors import GuestDebugError, InvalidRequest, MigrationError, NotStopped
 from ..events import ResumeAction, StopEvent, StopKind, StopReason
 from ..filter import FilterStats, ReinjectionFilter
@@ -75,9 +76,13 @@ class Session:
         attach: bool | None = None,
         vcpu_threads: str = "session",
         attach_timeout: float = 2.0,
+        limits: CapabilityLimits | None = None,
     ) -> None:
         """``attach``: stop the VM and take the debug facility now (default: yes with the
-        session's own threads, no with the VMM's, whose threads may not run yet)."""
+        session's own threads, no with the VMM's, whose threads may not run yet).
+
+        ``limits``: what the VMM narrows the debugger to, beyond what the host delivers (point
+        kinds refused with a reason, fewer hardware slots); see :class:`CapabilityLimits`."""
         if registry is not None and not isinstance(registry, Registry):
             raise InvalidRequest(f"registry must be a guestdbg.plugins.Registry, not {registry!r}")
         if policy not in OwnershipPolicy.ALL:
@@ -108,6 +113,11 @@ class Session:
             reg.vcpu_debug(VcpuDebugRequest(info, core_info, vm, v, policy)) for v in vm.vcpus
         ]
         self.caps: DebugCapabilities = self.ops[0].caps
+        """What this session offers: the arch's capabilities as this host delivers them (each
+        plugin reads the kernel and, where it cannot be trusted to say, probes it), narrowed
+        by ``limits``."""
+        if limits is not None:
+            self.caps = self.caps.narrowed(limits)
         self.state = DebugState(
             self.caps,
             traps.TrapWriter(vm, self.ops[0].sw_break_insn),
@@ -379,7 +389,7 @@ class Session:
             self.ports[ev.vcpu].seen_at = ev.reason.pc
         if ev.reason.pc < 0:
             pc = self.ports[ev.vcpu].ops.pc()
-            ev = StopEvent(ev.vcpu, StopReason(ev.reason.kind, pc, ev.reason.address))
+            ev = StopEvent(ev.vcpu, dataclasses.replace(ev.reason, pc=pc))
         return ev
 
     def interrupt(self) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..kvm.constants import exit_name
 from .port import Next, VcpuPort
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ class OwnedThreads:
                 port.fail(e)
                 return Next.RUN
             if not keep_running:
-                port.halt()
+                port.halt(
+                    f"{exit_name(reason)} on vCPU {port.index}: the device model stopped the guest"
+                )
         return nxt
 
     def run_inline(self, port: VcpuPort) -> None:
