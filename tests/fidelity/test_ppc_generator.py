@@ -8,8 +8,9 @@ from collections import Counter
 
 from elftools.elf.elffile import ELFFile
 
-from guestdbg_booke import regs
-from guestdbg_booke.emuhost import isa
+from guestdbg.kvm.constants import KVM_EXIT_MMIO
+from guestdbg_booke import abi, regs
+from guestdbg_booke.emuhost import HOSTIO_DONE, EmulatedBookeVm, isa
 from guestdbg_booke.fidelity import mix
 from guestdbg_booke.fidelity.generator import generate
 
@@ -83,3 +84,23 @@ def test_two_vcpus_run_one_program_at_once_each_in_its_own_area() -> None:
         first, second = run_free(elf, layout, vcpus=2)
         assert first.counters["program"] + first.counters["syscall"] > 0
         assert first.raw == second.raw  # same program, same results, no byte shared
+
+
+def test_seed_1685_one_vcpus_dcbz_never_reaches_another_vcpus_area() -> None:
+    """vCPU 0 runs to its end, then vCPU 1: nothing vCPU 1 does (its ``dcbz`` zeroes a whole
+    64-byte block) may change vCPU 0's area. Areas used to be 16-byte aligned, so vCPU 1's
+    ``dcbz`` at its area's start zeroed the tail of vCPU 0's log, earlier or later depending on
+    how the two interleaved (the 2-vCPU host-step property test, seed 1685 at 40 instructions)."""
+    for seed, length in ((1685, 40), (3, 100), (4, 100)):
+        _, elf, layout = built(seed, length=length, vcpus=2)
+        assert layout.area(1) % 64 == 0 and layout.area_size % 64 == 0
+        vm = EmulatedBookeVm("e500mc", smp=2)
+        vm.load_elf(elf)
+        done = abi.layout().field("struct kvm_run", "mmio", "phys_addr")
+        areas = []
+        for v in vm.vcpus:
+            for _ in range(100):
+                if v.run() == KVM_EXIT_MMIO and done.get(v.kvm_run) == HOSTIO_DONE:
+                    break
+            areas.append(vm.read_phys(layout.area(0), layout.area_size))
+        assert areas[0] == areas[1], f"seed {seed}: vCPU 1 changed vCPU 0's area"
