@@ -110,3 +110,22 @@ def test_a_software_trap_at_the_step_origin_is_the_guests_own_instruction() -> N
     elsewhere = DebugEvent(EventKind.SW_TRAP, 0x2000, 0x2000)
     v = f.decide(elsewhere, host_stepping=True, step_origin=0x1000)
     assert isinstance(v, Report) and (v.reason.kind, v.reason.pc) == (StopKind.SW_BREAK, 0x2000)
+
+
+def test_an_armed_host_trap_at_the_step_origin_is_the_hosts_breakpoint() -> None:
+    """A step that starts on a host trap word it is not stepping over (the breakpoint went in
+    while the vCPU stood there, unseen) hits that trap at once: the host's breakpoint, never
+    the guest's own trap (the soak found the host's trap re-injected into the guest). With the
+    word put back for a step-over (suspended), what traps there is the guest's instruction."""
+    bp = ExceptionId("x86.vector", 3)
+    for kind, verdict in ((EventKind.STEP_OR_SW_TRAP, guest), (EventKind.SW_TRAP, None)):
+        t = PointTable(E500_CAPS)
+        f = ReinjectionFilter(t, verdict or (lambda ev: Reinject(bp, ev.pc, {})))
+        t.insert(DebugPoint(PointKind.SW_BREAK, 0x1000, 4))
+        entry = t.sw[("mem", 0x1000)]
+        entry.inserted = True
+        ev = DebugEvent(kind, 0x1000, 0x1000)
+        v = f.decide(ev, host_stepping=True, step_origin=0x1000)
+        assert isinstance(v, Report) and (v.reason.kind, v.reason.pc) == (StopKind.SW_BREAK, 0x1000)
+        entry.suspended = True
+        assert isinstance(f.decide(ev, host_stepping=True, step_origin=0x1000), Reinject), kind

@@ -7,11 +7,13 @@ userspace decides (Jan Kiszka's contract for KVM guest debugging; QEMU's ``kvm_h
 
 1. A host single-step in progress claims any event the hardware could have raised for the step
    - except a trap-or-step event (BookE status 0) at the PC the step started from: the PC did
-   not move, so the step did not complete; the instruction trapped, and if the arch says it is
-   the guest's own trap instruction it goes back to the guest (QEMU claims it for the host and
+   not move, so the step did not complete; the instruction trapped. If the host's trap word is
+   armed there (a breakpoint the step started on without stepping over it: one inserted while
+   the vCPU stood there, unseen), it is the host's breakpoint; otherwise, if the arch says it is
+   the guest's own trap instruction, it goes back to the guest (QEMU claims it for the host and
    the guest's exception is lost for every step over it). Likewise a software trap (x86 #BP)
-   at the step's origin is the guest's: the session steps from a host trap word with the
-   original instruction put back, so what trapped there is the guest's own instruction.
+   at the step's origin: the host's when its trap word is armed there, else the guest's (a
+   step over a host trap word runs with the original instruction put back).
 2. A software-breakpoint trap at an address where the host inserted one is the host's.
 3. An instruction-address match at a host hardware breakpoint is the host's.
 4. A data-address match at a host watchpoint of a compatible access kind is the host's.
@@ -44,7 +46,7 @@ from .events import (
     Verdict,
     stop_for_watch,
 )
-from .points import HwEntry, PointKind, PointTable
+from .points import HwEntry, PointKind, PointTable, SwEntry
 
 GuestVerdict = Callable[[DebugEvent], Reinject | Resume]
 
@@ -120,15 +122,20 @@ class ReinjectionFilter:
         if host_stepping:
             if kind in _STEPPISH:
                 if kind is EventKind.STEP_OR_SW_TRAP and ev.pc == step_origin:
+                    armed = self._armed_trap(ev)
+                    if armed is not None:
+                        return armed
                     guest = self.guest_verdict(ev)
                     if type(guest) is Reinject:
                         return guest
                 return Report(StopReason(StopKind.STEP, ev.pc))
             if kind is EventKind.SW_TRAP and ev.address == step_origin:
-                # A step from a host trap word runs with the original word put back: a trap
+                # A step over a host trap word runs with the original word put back: a trap
                 # there is the guest's own instruction, not the host's word (rule 2 would
-                # report the same breakpoint on every continue).
-                return self.guest_verdict(ev)
+                # report the same breakpoint on every continue). A trap word still armed
+                # there is the host's breakpoint, hit before the step could begin.
+                armed = self._armed_trap(ev)
+                return armed if armed is not None else self.guest_verdict(ev)
         points = self.points
         if kind in _TRAPPISH:
             key = (ev.space, ev.address)
@@ -147,6 +154,21 @@ class ReinjectionFilter:
                 if hit is not None:
                     return Report(StopReason(stop_for_watch(hit), ev.pc, ev.address))
         return self.guest_verdict(ev)
+
+    def _armed_trap(self, ev: DebugEvent) -> Report | None:
+        """The host's breakpoint when its trap word is in memory at the event's address (not
+        put back for a step-over)."""
+        key = (ev.space, ev.address)
+        if _armed(self.points.sw.get(key)):
+            return Report(StopReason(StopKind.SW_BREAK, ev.pc))
+        hw = self.points.hw_breaks.get(key)
+        if hw is not None and hw.via_sw and _armed(hw.trap):
+            return Report(StopReason(StopKind.HW_BREAK, ev.pc))
+        return None
+
+
+def _armed(entry: SwEntry | None) -> bool:
+    return entry is not None and entry.inserted and not entry.suspended
 
 
 def _match_watch(entries: list[HwEntry], access: PointKind | None) -> PointKind | None:

@@ -82,6 +82,9 @@ class SwEntry:
     gpa: int = -1
     """Guest-physical address of the trap word (the point's address is virtual)."""
     inserted: bool = False
+    suspended: bool = False
+    """The original word is back for one vCPU's step over it (what traps there meanwhile is
+    the guest's own instruction, not this trap word)."""
 
 
 @dataclass(slots=True)

@@ -68,6 +68,10 @@ class RunControl:
         """A stop was posted or asked for: every vCPU parks at its next chance."""
         self.closed = False
         """The session is closed: guestdbg's own vCPU threads end."""
+        self.resumed: set[int] = set(range(vcpus))
+        """The vCPUs the last resume named: only their stops (and an interrupt) are reported
+        now; another vCPU's queued stop waits until that vCPU is resumed (gdbserver keeps such
+        a status pending the same way: GDB, stepping one thread, dies on another's stop)."""
         self._queue: list[tuple[int, Command]] = []
         """Step-overs still to do after the current one, in order."""
         self._after: dict[int, Command] = {}
@@ -84,6 +88,7 @@ class RunControl:
         is reported and ends the resume)."""
         with self.cv:
             self.stop_all = False
+            self.resumed = set(actions)
             self._queue, self._after = [], {}
             queue = [(i, Command(actions[i].step, overs[i])) for i in sorted(actions) if i in overs]
             after = {i: Command(a.step) for i, a in actions.items() if not (i in overs and a.step)}
@@ -182,6 +187,7 @@ class RunControl:
         with self.cv:
             self.stop_all = False
             self.stops.clear()
+            self.resumed = set(range(len(self.commands)))
             for i in range(len(self.commands)):
                 self.give(i, RUN)
 
@@ -192,16 +198,27 @@ class RunControl:
 
     # -- reporting --------------------------------------------------------------------------
 
+    def reportable(self, ev: StopEvent, vcpus: set[int] | None = None) -> bool:
+        """Whether ``ev`` is for the debugger now: an interrupt always is, a vCPU's own stop
+        once that vCPU has been resumed (``vcpus``, default the last resume's)."""
+        return ev.reason.kind is StopKind.INTERRUPT or ev.vcpu in (
+            self.resumed if vcpus is None else vcpus
+        )
+
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
-        """The next stop once every vCPU is parked (None on timeout)."""
+        """The next reportable stop once every vCPU is parked (None on timeout)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cv:
-            while not (self.stops and not self.running):
+            while True:
+                if not self.running:
+                    for n, ev in enumerate(self.stops):
+                        if self.reportable(ev):
+                            del self.stops[n]
+                            return ev
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self.cv.wait(remaining)
-            return self.stops.popleft()
 
     def drop_stale_stops(self, points: PointTable) -> int:
         """Drop queued breakpoint stops whose point is gone; returns how many."""

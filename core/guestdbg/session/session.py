@@ -360,8 +360,10 @@ class Session:
         with c.cv:
             self._require_stopped()
             self.state.stats.stops_dropped += c.drop_stale_stops(self.state.points)
-            if c.stops:
-                return  # report the queued stop first; nothing runs
+            named = set(actions)
+            if any(c.reportable(ev, named) for ev in c.stops):
+                c.resumed = named
+                return  # report a resumed vCPU's queued stop first; nothing runs
         if self.caps.step_via_sw:
             self.planted.resume(actions, self.arch.name)
             return

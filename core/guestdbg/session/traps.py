@@ -78,10 +78,12 @@ class TrapWriter:
         if self.vm.read_phys(entry.gpa, self.size) != self.insn:
             return False
         self.vm.write_phys(entry.gpa, entry.original)
+        entry.suspended = True
         return True
 
     def rearm(self, entry: SwEntry) -> None:
         self.vm.write_phys(entry.gpa, self.insn)
+        entry.suspended = False
 
 
 def shadow_read(
