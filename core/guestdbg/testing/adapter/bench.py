@@ -133,11 +133,13 @@ class Bench:
 
     def close(self) -> None:
         """Get every run the kit started out of KVM_RUN, then release the VM. A run that will
-        not return fails the check, and the VM is left as it is."""
+        not return within :data:`KICK_TIMEOUT` of a last kick (whatever the class's own
+        ``kick_timeout``: a late kick still lets the VM go) fails the check, and the VM is left
+        as it is."""
         stuck = [r for r in self._threads if not r.finished.is_set()]
         if stuck:
             self.vcpu.kick()
-            stuck = [r for r in stuck if not r.returned_within(self.kick_timeout)]
+            stuck = [r for r in stuck if not r.returned_within(KICK_TIMEOUT)]
         if stuck:
             raise AssertionError(
                 f"{len(stuck)} vCPU ioctl(s) the kit started never returned, even after a "

@@ -89,7 +89,8 @@ def check_ioctls_wait_for_run(bench: Bench) -> None:
     calls = (("KVM_GET_REGS", regs), ("KVM_GET_SREGS", sregs))
     waited = {name: not r.returned_within(WAITING) for name, r in calls}
     still = not run.finished.is_set()
-    _intr(bench.kicked(run, "KVM_RUN"), "KVM_RUN kicked while ioctls waited")
+    what = "KVM_RUN kicked while ioctls from other threads waited"
+    _intr(bench.kicked(run, what), what)
     for name, r in calls:
         assert r.returned_within(bench.kick_timeout), f"{name} never returned after KVM_RUN did"
         r.value(name)
