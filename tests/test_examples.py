@@ -7,7 +7,8 @@ same breakpoint, so the VMM's loop and the debugger must agree. The x86 example
 (``python3 examples/kvm_x86_vmm.py --gdb-selftest``) needs this machine's /dev/kvm and is
 skipped with the reason when it is unusable. The examples' shared modules run with them:
 vmm_debug_loop.py (the VMM's own run loop), e500mc_common.py (guest build, device model) and
-serve_gdb.py (gdb-multiarch in batch).
+serve_gdb.py (gdb-multiarch in batch). raw_kvm_adapter.py (a VMM's own VmHandle over raw
+ioctls) also passes the adapter conformance kit (tests/conformance/).
 """
 
 from __future__ import annotations
@@ -127,6 +128,23 @@ def test_a_vmm_keeping_its_own_threads_is_debugged_while_its_guest_runs(host: st
     after = [int(n) for n in re.findall(r"\d+", lines[-2].split("counts on:")[1])]
     assert all(b > a for a, b in zip(before, after, strict=True)), text
     assert matching(lines, r"gdb\| \[Inferior 1 \(Remote target\) detached\]"), text
+
+
+@pytest.mark.realkvm
+def test_a_session_debugs_through_a_vmms_raw_ioctl_adapter() -> None:
+    """examples/raw_kvm_adapter.py: a VmHandle/VcpuHandle of the VMM's own over fcntl.ioctl,
+    under a Session on this machine's /dev/kvm: hbreak twice, a stepi, the counter read."""
+    reason = x86_kvm_unusable()
+    if reason is not None:
+        pytest.skip(reason)
+    rc, lines = run_example("raw_kvm_adapter.py", "--selftest")
+    text = "\n".join(lines)
+    assert rc == 0 and lines[-1] == "OK", text
+    hits = matching(lines, r"hbreak \*store, continue: hwbreak @(0x[0-9a-f]+)")
+    assert len(hits) == 2 and hex_of(hits[0]) == hex_of(hits[1]), text
+    step = matching(lines, r"stepi: step @(0x[0-9a-f]+)")
+    assert len(step) == 1 and hex_of(step[0]) != hex_of(hits[0]), text
+    assert "counts = 2" in lines, text
 
 
 def test_migration_carries_points_trap_words_and_the_pending_reinjection_once() -> None:

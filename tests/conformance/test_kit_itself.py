@@ -14,10 +14,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from .pytest_runs import junit_outcomes, package_env
 
 BROKEN = '''
 from guestdbg.events import Reinject
@@ -129,25 +130,19 @@ def _start(tmp: Path, files: dict[str, str], *options: str) -> subprocess.Popen[
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options]
     args += ["-k", SELECTED, f"--junitxml={tmp / 'report.xml'}", "--rootdir", str(tmp), str(tmp)]
     return subprocess.Popen(
-        args, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        args,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=package_env(),
     )
 
 
 def _outcomes(tmp: Path, proc: subprocess.Popen[str]) -> dict[str, tuple[str, str]]:
     """``Class::test[id]`` -> (passed | failed | skipped | error, message)."""
     out, _ = proc.communicate(timeout=300)
-    report = tmp / "report.xml"
-    assert report.exists(), out
-    result = {}
-    for case in ET.parse(report).iter("testcase"):
-        cls = case.get("classname", "").rsplit(".", 1)[-1]
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed"}.get(child.tag, child.tag)
-                message = (child.get("message") or "") + (child.text or "")
-        result[f"{cls}::{case.get('name')}"] = (outcome, message)
-    return result
+    return junit_outcomes(tmp / "report.xml", out)
 
 
 @pytest.fixture(scope="module")

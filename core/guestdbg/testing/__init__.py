@@ -14,12 +14,17 @@ from the plugin's capabilities. This package is also a pytest plugin
 ``guestdbg_registry``, ``conformance_arch``, ``guestdbg_core_name``, ``conformance_core``,
 ``conformance_profile`` and ``conformance_session``.
 
+:class:`AdapterConformance` is its sibling for VMMs: it checks a VMM's own
+``VmHandle``/``VcpuHandle`` adapter against ``/dev/kvm``'s semantics
+(:mod:`guestdbg.testing.adapter`).
+
 Importing ``guestdbg`` never imports this package (nor pytest); plugins build their profiles
 from :mod:`guestdbg.testing.profile`, which needs no pytest either.
 """
 
 from __future__ import annotations
 
+from .adapter import AdapterConformance, AdapterProfile, AdapterUnavailable
 from .fixtures import (
     conformance_arch,
     conformance_core,
@@ -32,6 +37,9 @@ from .profile import ConformanceProfile, GuestEventCase
 from .suite import ArchConformance
 
 __all__ = [
+    "AdapterConformance",
+    "AdapterProfile",
+    "AdapterUnavailable",
     "ArchConformance",
     "ConformanceProfile",
     "GuestEventCase",

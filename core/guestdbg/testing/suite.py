@@ -11,7 +11,7 @@ class's own win.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +24,7 @@ from ..plugins import Registry
 from ..points import PointKind
 from ..session.session import Session
 from . import announce, gdb_tdesc, limits, numberspaces, profile_fit, reinjection, roundtrip, tdesc
+from .collected import CollectedSubclasses
 from .profile import ConformanceProfile
 from .resolve import arch_info, core_names, profile_for, registry_for
 from .roundtrip import PointSpec
@@ -35,7 +36,7 @@ UNANNOUNCED = "arch-not-announced"
 """The one core id of an arch no plugin announces: its tests fail, saying so."""
 
 
-class ArchConformance:
+class ArchConformance(CollectedSubclasses):
     """Subclass with ``arch = "<name>"``; pytest then runs the whole kit on every core."""
 
     arch: ClassVar[str]
@@ -46,11 +47,6 @@ class ArchConformance:
     stop_timeout: ClassVar[float] = STOP_TIMEOUT
     """Seconds a guest gets to reach an armed point before the check fails."""
     __test__: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__test__" not in cls.__dict__:
-            cls.__test__ = True
 
     # -- parametrization -------------------------------------------------------------------
 
