@@ -4,6 +4,7 @@ Run it::
 
     python examples/vmm_threads.py --gdb-selftest                  # emulated e500mc, 2 vCPUs
     python examples/vmm_threads.py --host kvm --gdb-selftest       # this machine's /dev/kvm
+    python examples/vmm_threads.py --host raw-kvm --gdb-selftest   # the same, the VMM's own ioctls
     python examples/vmm_threads.py --host emulated-x86 --gdb-selftest
     python examples/vmm_threads.py                                 # then attach your own GDB
 
@@ -33,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed
@@ -117,9 +119,14 @@ def build(host: str, out_dir: pathlib.Path) -> pathlib.Path:
     return elf
 
 
-def new_vm(host: str, elf: pathlib.Path) -> tuple[VmHandle, str, Kvm | None]:
-    """The VM, the arch name for the session, and the KVM system object to close (real KVM)."""
+def new_vm(host: str, elf: pathlib.Path) -> tuple[VmHandle, str, Any]:
+    """The VM, the arch name for the session, and what to close at the end (real KVM)."""
     reg = default_registry()
+    if host == "raw-kvm":  # the VMM's own adapter over raw ioctls (examples/raw_kvm_adapter.py)
+        import raw_kvm_adapter
+
+        raw = raw_kvm_adapter.new_vm(elf, vcpus=VCPUS)
+        return raw, "x86", raw
     if host == "emulated-e500mc":
         return reg.emulated_host("e500mc").create_vm(str(elf), smp=VCPUS), "e500mc", None
     if host == "emulated-x86":
@@ -183,7 +190,7 @@ def run_gdb(elf: pathlib.Path, where: str, arch: str, sym: dict[str, int]) -> No
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", choices=["emulated-e500mc", "emulated-x86", "kvm"],
+    p.add_argument("--host", choices=["emulated-e500mc", "emulated-x86", "kvm", "raw-kvm"],
                    default="emulated-e500mc")  # fmt: skip
     p.add_argument("--gdb-selftest", action="store_true", help="run gdb-multiarch against it")
     p.add_argument("--gdb", default="127.0.0.1:0", help="loopback HOST:PORT (0: any free port)")
@@ -192,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     tools += ["powerpc-linux-gnu-as"] if args.host == "emulated-e500mc" else ["gcc", "ld"]
     missing = [t for t in tools if shutil.which(t) is None]
     reason = f"{missing[0]} is not installed (tools/bootstrap.sh installs it)" if missing else None
-    if reason is None and args.host == "kvm":
+    if reason is None and args.host in ("kvm", "raw-kvm"):
         if machine_kvm_arch() != "x86_64":
             reason = f"the guest is x86-64; this machine is {machine_kvm_arch()}"
         else:

@@ -113,12 +113,12 @@ def test_e500mc_vmm_reinjects_the_guests_own_breakpoint_and_serves_gdb() -> None
 
 @pytest.mark.gdb
 @NEEDS_GDB
-@pytest.mark.parametrize("host", ["emulated-e500mc", "emulated-x86", "kvm"])
+@pytest.mark.parametrize("host", ["emulated-e500mc", "emulated-x86", "kvm", "raw-kvm"])
 def test_a_vmm_keeping_its_own_threads_is_debugged_while_its_guest_runs(host: str) -> None:
     """GDB attaches while the VMM's own threads run the 2-vCPU guest, stops it at a hardware
     breakpoint (both vCPUs listed, all-stop), steps, reads the counters, detaches; the guest
     counts on. On this machine's /dev/kvm too (skipped with the reason where unusable)."""
-    if host == "kvm" and (reason := x86_kvm_unusable()) is not None:
+    if host in ("kvm", "raw-kvm") and (reason := x86_kvm_unusable()) is not None:
         pytest.skip(reason)
     rc, lines = run_example("vmm_threads.py", "--host", host, "--gdb-selftest")
     text = "\n".join(lines)
