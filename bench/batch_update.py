@@ -1,12 +1,12 @@
 """A batch of breakpoint changes costs one KVM_SET_GUEST_DEBUG per vCPU, not one per change.
 
 10,000 software breakpoints go into an 8-vCPU emulated e500mc VM through ``Session.insert_point``
-(what GDB's ``Z0`` packets end in), then one resume runs every vCPU until the first breakpoint
-stops them all. ``seconds`` covers the inserts plus that resume until all 8 vCPUs are parked
-again; ``set_guest_debug_calls`` counts the ioctls the session made (target: at most 8, one per
-vCPU, applied lazily before its first KVM_RUN, so a vCPU that the first stop kicks before it ever
-entered the guest needs none; QEMU makes one per vCPU per ``Z`` packet, peers §7). Targets: at
-most 8 calls, under 0.5 s.
+(what GDB's ``Z0`` packets end in), then one resume runs every vCPU until the first breakpoint stops
+them all. ``seconds`` covers the inserts plus that resume until all 8 vCPUs are parked again;
+``set_guest_debug_calls`` counts the ioctls the session made (target: at most 8, one per vCPU,
+applied lazily before its first KVM_RUN, so a vCPU that the first stop kicks before it ever entered
+the guest needs none; QEMU makes one per vCPU per ``Z`` packet, docs/reference/peers.md §1.2).
+Targets: at most 8 calls, under 0.5 s.
 
 Each round uses a fresh VM; the last line is the median round. Before it, where one insert's time
 goes, measured piece by piece on a fresh VM with the same calls the session makes: KVM_TRANSLATE,
@@ -27,7 +27,7 @@ from elftools.elf.elffile import ELFFile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from guestdbg.gdb.target import ResumeAction  # noqa: E402
+from guestdbg.events import ResumeAction  # noqa: E402
 from guestdbg.plugins import default_registry  # noqa: E402
 from guestdbg.points import DebugPoint, PointKind  # noqa: E402
 from guestdbg.session.session import Session  # noqa: E402

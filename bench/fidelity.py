@@ -10,7 +10,9 @@ stop printed.
 
 Usage: ``python bench/fidelity.py [--programs N] [--seed S] [--jobs J] [--arch ppc|x86|both]``.
 Defaults: 2,000 programs per arch (the target: at least 200,000 compared stops per arch and
-``undocumented=0``). One line per arch, the undocumented mismatches found, then as the last
+``undocumented=0``). Per arch a line with its tally, a line saying where its time went
+(PowerPC: starting a fresh QEMU per program, tracing it, the emulated host's run including a
+fresh VM per program, building, comparing), the undocumented mismatches found; then as the last
 line the totals: ``programs=<int> compared_stops=<int> mismatches=<int> undocumented=<int>``.
 An arch whose reference is missing here (no ``qemu-system-ppc``, no usable ``/dev/kvm``) is
 reported as skipped and counts nothing.
@@ -28,21 +30,31 @@ from guestdbg.errors import UnsupportedByArch
 from guestdbg.fidelity import FidelityTally
 
 
-def run_ppc(programs: int, seed: int, jobs: int) -> FidelityTally:
+def run_ppc(programs: int, seed: int, jobs: int) -> tuple[FidelityTally, str]:
     if shutil.which("qemu-system-ppc") is None:
         raise UnsupportedByArch("no qemu-system-ppc (tools/bootstrap.sh installs it)")
     from guestdbg_booke.fidelity import differential
 
-    return differential.run(programs, seed, jobs=jobs)
+    spent = differential.Timings()
+    tally = differential.run(programs, seed, jobs=jobs, timings=spent)
+    per = 1000 / max(tally.programs, 1)
+    parts = ("qemu_start", "qemu_trace", "emulated", "build", "compare")
+    where = " ".join(f"{name}={getattr(spent, name) * per:.0f}ms" for name in parts)
+    return tally, f"per program, summed over the workers: {where}"
 
 
-def run_x86(programs: int, seed: int, jobs: int) -> FidelityTally:
+def run_x86(programs: int, seed: int, jobs: int) -> tuple[FidelityTally, str]:
     from guestdbg_x86.fidelity import differential
 
-    return differential.run(programs, seed)
+    spent = differential.Timing()
+    tally = differential.run(programs, seed, timing=spent)
+    return tally, f"where the time went: {spent.line()}"
 
 
-ARCHES: dict[str, Callable[[int, int, int], FidelityTally]] = {"ppc": run_ppc, "x86": run_x86}
+ARCHES: dict[str, Callable[[int, int, int], tuple[FidelityTally, str]]] = {
+    "ppc": run_ppc,
+    "x86": run_x86,
+}
 
 
 def main() -> int:
@@ -57,12 +69,13 @@ def main() -> int:
     for name in names:
         t0 = time.perf_counter()
         try:
-            tally = ARCHES[name](args.programs, args.seed, args.jobs)
+            tally, where = ARCHES[name](args.programs, args.seed, args.jobs)
         except UnsupportedByArch as e:
             print(f"{name}: skipped: {e}", flush=True)
             continue
         seconds = time.perf_counter() - t0
         print(f"{name}: {tally.line()} seconds={seconds:.1f} documented={tally.by_difference}")
+        print(f"{name}: {where}")
         for m in tally.first_undocumented:
             print(f"{name}: undocumented: {m}")
         total.merge(tally)

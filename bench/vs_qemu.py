@@ -11,7 +11,8 @@ the iteration number; a software breakpoint sits on it. Per target and client:
 * GDB: ``break *hit``, ``ignore 1 N``, ``continue``: GDB stops at every hit and resumes on its
   own (its step-over dance), timed inside GDB with its Python.
 * the loopback floor: one RSP packet round trip between two Python processes (a client and a
-  server that answers at once, TCP_NODELAY, no-ack), measured in the same run (peers §7).
+  server that answers at once, TCP_NODELAY, no-ack), measured in the same run
+  (docs/reference/peers.md §7).
 
 Every rate is checked against the guest's own ``count`` (a hit the stub invented or lost fails
 the run). Targets and clients alternate round by round (ABBA) so machine load hits both alike;
@@ -414,11 +415,11 @@ def instrument(clock: CategoryClock, session: Any, stub: Any) -> None:
     for ops in session.ops:
         for name in ARCH_CALLS:
             clock.wrap(ops, name, "arch")
-    for r in session.runners:
-        r._after_guest_debug = getattr(r.ops, "after_guest_debug", None)
-        clock.wrap(r, "_run", "session")
-    for f in session.filters:
-        clock.wrap(f, "decide", "session")
+    for p in session.ports:
+        p._after_guest_debug = getattr(p.ops, "after_guest_debug", None)
+        clock.wrap(p, "before_run", "session")
+        clock.wrap(p, "after_exit", "session")
+        clock.wrap(p.filter, "decide", "session")
     clock.wrap(session.gdb_arch, "read_registers", "arch")
     clock.wrap(session.gdb_arch, "write_registers", "arch")
     for name in SESSION_CALLS:
@@ -486,8 +487,7 @@ class NullTarget:
     of a cycle against it is the stub's own work."""
 
     def __init__(self, session: Any, hit: int) -> None:
-        from guestdbg.events import StopKind, StopReason
-        from guestdbg.gdb.target import StopEvent
+        from guestdbg.events import StopEvent, StopKind, StopReason
 
         self.gdb_arch = session.gdb_arch
         self.caps = session.caps

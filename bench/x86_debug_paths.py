@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from guestdbg import plugins
 from guestdbg.arch import VcpuDebugRequest
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction
 from guestdbg.kvm import constants as C
 from guestdbg.kvm.device import Kvm, machine_kvm_arch, unusable_reason
 from guestdbg.points import DebugPoint, PointKind

@@ -26,6 +26,7 @@ import argparse
 import re
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 from e500mc_common import (
@@ -110,7 +111,8 @@ def serve(elf: Path, address: str | tuple[str, int], selftest: bool) -> None:
     device = HostIo(vm)
     session = Session(vm, "e500mc", exit_handler=device.handle)
     try:
-        with GdbServer(session, address) as server:
+        detached = threading.Event()
+        with GdbServer(session, address, on_detach=detached.set) as server:
             server.start()
             bound = server.bound_address
             where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
@@ -120,7 +122,7 @@ def serve(elf: Path, address: str | tuple[str, int], selftest: bool) -> None:
             else:
                 print("attach with: " + shlex.join(gdb_command(where, *gdb_setup(elf))))
                 print("(detach or quit GDB to end; Ctrl-C here stops the example)")
-                wait_for_detach(server)
+                wait_for_detach(detached)
         stats = session.filter_stats()
         print(f"guestdbg filter: reported={stats.reported} reinjected={stats.reinjected} "
               f"step_overs={stats.step_overs} {dict(sorted(stats.by_reason.items()))}")  # fmt: skip

@@ -14,7 +14,7 @@ VMM's device model for every exit that is not the debugger's), served to GDB by
 :class:`guestdbg.gdb.server.GdbServer` on a loopback port or a Unix socket.
 
 Only what this machine's kvm_pvm supports is used: guest code at CPL0 (which KVM emulates), a
-single step and an execute breakpoint per instruction (real-kvm-on-this-machine.md). Software
+single step and an execute breakpoint per instruction (docs/reference/this-machine-kvm.md). Software
 breakpoints (int3) and data watchpoints do not reach userspace there; the e500mc example shows
 them on the emulated host.
 
@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 from serve_gdb import gdb_command, gdb_failure, run_gdb_batch, wait_for_detach
 from vmm_debug_loop import ExampleFailed, OwnRunLoop, exit_name
@@ -169,7 +170,8 @@ def serve(
     console.bytes.clear()
     session = Session(vm, "x86", exit_handler=console.handle)  # attaches: the VM is stopped
     try:
-        with GdbServer(session, address) as server:
+        detached = threading.Event()
+        with GdbServer(session, address, on_detach=detached.set) as server:
             server.start()
             bound = server.bound_address
             where = bound if isinstance(bound, str) else f"{bound[0]}:{bound[1]}"
@@ -179,7 +181,7 @@ def serve(
             else:
                 print("attach with: " + shlex.join(gdb_command(where, f"file {elf}")))
                 print("(detach or quit GDB to end; Ctrl-C here stops the example)")
-                wait_for_detach(server)
+                wait_for_detach(detached)
         stats = session.filter_stats()
         print(f"guestdbg filter: reported={stats.reported} step_overs={stats.step_overs} "
               f"{dict(sorted(stats.by_reason.items()))}")  # fmt: skip

@@ -39,8 +39,7 @@ from vmm_debug_loop import ExampleFailed
 
 from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 from guestdbg_booke.emuhost import EmulatedBookeVm

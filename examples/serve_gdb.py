@@ -9,8 +9,6 @@ import threading
 
 from vmm_debug_loop import ExampleFailed
 
-from guestdbg.gdb.server import GdbServer
-
 GDB_TIMEOUT = 60.0
 
 
@@ -42,17 +40,10 @@ def gdb_failure(out: subprocess.CompletedProcess[str], what: str) -> ExampleFail
     return ExampleFailed(f"gdb-multiarch: {why[0]} ({what})")
 
 
-def wait_for_detach(server: GdbServer) -> None:
-    """Until a GDB has connected and gone again (detach, quit, lost connection) or Ctrl-C."""
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.1):
-            if server.connections and server.stub is None:
-                done.set()
-
-    threading.Thread(target=watch, daemon=True).start()
+def wait_for_detach(detached: threading.Event) -> None:
+    """Until the GDB that connects has gone again (detach, quit, lost connection: the server's
+    ``on_detach`` sets ``detached``) or Ctrl-C."""
     try:
-        done.wait()
+        detached.wait()
     except KeyboardInterrupt:
         print("interrupted")

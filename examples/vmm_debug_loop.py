@@ -5,7 +5,7 @@ device model, and hands guestdbg only what is guestdbg's - the ``KVM_EXIT_DEBUG`
 asks it for the ``kvm_guest_debug`` to program. Nothing here knows an arch: the arch plugin's
 operations (found through the registry, as the VMM would find them) encode, decode and inject.
 
-Per debug exit, top to bottom (the same path :class:`guestdbg.session.runner.Runner` takes):
+Per debug exit, top to bottom (the same path :class:`guestdbg.session.port.VcpuPort` takes):
 
 1. ``ops.decode_exit(vcpu.kvm_run)`` -> a :class:`~guestdbg.events.DebugEvent` (what the
    hardware saw, not yet whose it is);

@@ -1,4 +1,4 @@
-"""The tree stays ruff- and mypy-clean (the brief's standard, enforced where it can fail)."""
+"""The tree stays ruff- and mypy-clean (CONTRIBUTING.md, enforced where it can fail)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ they stop trusting the rest. So each fenced block carries a marker on the line b
 ``<!-- doc: output -->``
     Output, a diagram or a shape: nothing to run.
 
-A block without a marker fails, so a new block cannot slip in unchecked.
+A block without a marker fails, so a new block cannot slip in unchecked. The documents are the
+README, CONTRIBUTING.md and every Markdown file under ``docs/`` (the reference pages included).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCUMENTS = sorted(
     p.relative_to(ROOT).as_posix()
-    for p in [ROOT / "README.md", ROOT / "DEVELOPERS.md", *ROOT.glob("docs/*.md")]
+    for p in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *ROOT.glob("docs/**/*.md")]
     if p.exists()
 )
 MARKER = re.compile(r"^\s*<!--\s*doc:\s*(?P<kind>[a-z-]+)(?:\s+(?P<arg>\S+))?\s*-->\s*$")
@@ -204,10 +205,39 @@ def test_every_code_block_is_run_checked_or_marked_output(document: str) -> None
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
 
 
+REFERENCE = (
+    "docs/reference/README.md",
+    "docs/reference/kvm-guest-debug-abi.md",
+    "docs/reference/unicorn.md",
+    "docs/reference/peers.md",
+    "docs/reference/this-machine-kvm.md",
+)
+
+
 def test_the_guides_exist_and_are_checked() -> None:
-    assert {"README.md", "docs/embedding.md", "docs/porting.md"} <= set(DOCUMENTS)
-    for guide in ("docs/embedding.md", "docs/porting.md"):
+    assert {"README.md", "CONTRIBUTING.md", "docs/embedding.md", "docs/porting.md"} <= set(
+        DOCUMENTS
+    )
+    for guide in ("docs/embedding.md", "docs/porting.md", "docs/reference/README.md"):
         assert guide in (ROOT / "README.md").read_text(), f"the README does not link {guide}"
+
+
+def test_the_reference_pages_are_checked_and_every_relative_link_resolves() -> None:
+    """The pages the code cites exist, are checked like every document, and link nowhere
+    that is not in the repository."""
+    assert set(REFERENCE) <= set(DOCUMENTS)
+    index = (ROOT / "docs/reference/README.md").read_text()
+    broken = []
+    for page in REFERENCE[1:]:
+        assert pathlib.Path(page).name in index, f"docs/reference/README.md does not list {page}"
+    for document in DOCUMENTS:
+        text = (ROOT / document).read_text()
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not ((ROOT / document).parent / target).exists():
+                broken.append(f"{document}: {target}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
 
 
 # -- the checker can fail ----------------------------------------------------------------------

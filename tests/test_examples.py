@@ -110,6 +110,25 @@ def test_e500mc_vmm_reinjects_the_guests_own_breakpoint_and_serves_gdb() -> None
     assert matching(lines, r"guestdbg filter: reported=\d+ reinjected=1 step_overs"), text
 
 
+@pytest.mark.gdb
+@NEEDS_GDB
+@pytest.mark.parametrize("host", ["emulated-e500mc", "emulated-x86", "kvm"])
+def test_a_vmm_keeping_its_own_threads_is_debugged_while_its_guest_runs(host: str) -> None:
+    """GDB attaches while the VMM's own threads run the 2-vCPU guest, stops it at a hardware
+    breakpoint (both vCPUs listed, all-stop), steps, reads the counters, detaches; the guest
+    counts on. On this machine's /dev/kvm too (skipped with the reason where unusable)."""
+    if host == "kvm" and (reason := x86_kvm_unusable()) is not None:
+        pytest.skip(reason)
+    rc, lines = run_example("vmm_threads.py", "--host", host, "--gdb-selftest")
+    text = "\n".join(lines)
+    assert rc == 0 and lines[-1] == "OK", text
+    assert matching(lines, r"gdb\|\s+2\s+Thread 2 \(vCPU 1 .*stopped\)"), text
+    before = [int(n) for n in re.findall(r"\d+", lines[0].split("counts")[1])]
+    after = [int(n) for n in re.findall(r"\d+", lines[-2].split("counts on:")[1])]
+    assert all(b > a for a, b in zip(before, after, strict=True)), text
+    assert matching(lines, r"gdb\| \[Inferior 1 \(Remote target\) detached\]"), text
+
+
 def test_migration_carries_points_trap_words_and_the_pending_reinjection_once() -> None:
     rc, lines = run_example("migration.py")
     text = "\n".join(lines)

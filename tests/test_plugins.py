@@ -52,6 +52,29 @@ def test_two_plugins_claiming_one_arch_are_refused() -> None:
         plugins.load(extra_plugins=(Impostor(),))
 
 
+def test_a_plugin_registered_later_overrides_a_firstresult_answer() -> None:
+    """As ``hookspecs`` documents: pluggy asks the plugin registered last first, and a
+    ``tryfirst`` implementation before any unmarked one."""
+    from guestdbg.hookspecs import hookimpl
+
+    class Later:
+        @hookimpl
+        def guestdbg_gdb_arch(self, arch: object, core: object) -> str:
+            return "later"
+
+    class Earliest:
+        @hookimpl(tryfirst=True)
+        def guestdbg_gdb_arch(self, arch: object, core: object) -> str:
+            return "tryfirst"
+
+    installed = plugins.load()
+    info, core = installed.resolve("e500mc")
+    assert installed.gdb_arch(info, core) not in ("later", "tryfirst")
+    assert plugins.load(extra_plugins=(Later(),)).gdb_arch(info, core) == "later"
+    both = plugins.load(extra_plugins=(Earliest(), Later()))
+    assert both.gdb_arch(info, core) == "tryfirst"
+
+
 def _imports(path: pathlib.Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):

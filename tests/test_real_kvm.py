@@ -1,9 +1,9 @@
 """The /dev/kvm layer against this machine's real KVM: an x86-64 guest in long mode at CPL0.
 
-Everything goes through :mod:`guestdbg.kvm.device` with the x86 plugin's layout (found through
-the registry). The guest is ``tests/guests/x86/long_mode.S``, built by GNU as/ld for this run and
-loaded from its ELF; addresses come from its symbols. What is asserted is what a kvm_pvm host
-(this machine, real-kvm-on-this-machine.md) and a VMX/SVM host both do for emulated CPL0 code:
+Everything goes through :mod:`guestdbg.kvm.device` with the x86 plugin's layout (found through the
+registry). The guest is ``tests/guests/x86/long_mode.S``, built by GNU as/ld for this run and loaded
+from its ELF; addresses come from its symbols. What is asserted is what a kvm_pvm host (this
+machine, docs/reference/this-machine-kvm.md) and a VMX/SVM host both do for emulated CPL0 code:
 single-step, execute breakpoints in DR0-3, and exception injection through KVM_SET_VCPU_EVENTS.
 Software breakpoints and watchpoints are not exercised: kvm_pvm cannot deliver them.
 
@@ -50,13 +50,13 @@ from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
 
 pytestmark = pytest.mark.realkvm
 
-RUN_TIMEOUT = 5.0  # seconds; emulated CPL0 code runs at about 0.6 us per instruction
+RUN_TIMEOUT = 5.0  # seconds; generous: kvm_pvm runs CPL0 code in KVM's instruction emulator
 
 LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
 KVM_GUESTDBG_USE_HW_BP = LAYOUT.arch.constants["KVM_GUESTDBG_USE_HW_BP"]
 KVM_GUESTDBG_INJECT_BP = LAYOUT.arch.constants["KVM_GUESTDBG_INJECT_BP"]
 
-# x86 facts (SDM vol. 3 ch. 6 and 17; fact sheet section 7)
+# x86 facts (SDM vol. 3 ch. 6 and 17; docs/reference/kvm-guest-debug-abi.md §7)
 DB_VECTOR, BP_VECTOR = 1, 3
 DR6_BS = 0x4000
 DR6_B0 = 0x1

@@ -1,7 +1,7 @@
 """BookE debug operations bound to one vCPU: program, decode, judge, re-inject.
 
-What the kernel does, and so what this module must do in userspace (fact sheet §3; read
-against ``arch/powerpc/kvm/booke.c``):
+What the kernel does, and so what this module must do in userspace
+(docs/reference/kvm-guest-debug-abi.md §3; read against ``arch/powerpc/kvm/booke.c``):
 
 * ``kvm_arch_vcpu_ioctl_set_guest_debug`` consumes ``bp[0..3]`` in order, IACs for entries with
   BREAKPOINT and DACs for the rest, so host breakpoints and watchpoints share one array in
@@ -291,7 +291,7 @@ class BookeVcpuDebug:
 
     # -- attach / detach --------------------------------------------------------------------
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         saved = {}
         for name, reg_id in zip(SAVED_NAMES, IAC_IDS + DAC_IDS, strict=True):
             saved[name] = self.vcpu.get_one_reg(reg_id)

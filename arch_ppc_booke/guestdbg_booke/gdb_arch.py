@@ -4,8 +4,9 @@ GDB's ``org.gnu.gdb.power.core`` and ``org.gnu.gdb.power.fpu`` features (rs6000-
 their register names), then the BookE SPRs a kernel developer needs in a feature of our own.
 KVM BookE exposes them through three doors: ``kvm_regs`` (GPRs, PC, MSR, CR, LR, CTR, XER,
 SRR0/1, PID, SPRG0-7), ``kvm_sregs`` (CSRR0/1, ESR, DEAR, IVPR) and ONE_REG (IAC1/2, DAC1/2,
-FPR0-31, FPSCR). DSRR0/1, DBCR0-2 and DBSR have no door at all (fact sheet §2.3-2.4:
-E_DEBUG/E_ED are not filled by booke.c), so they read as unavailable (``xx``) rather than as a
+FPR0-31, FPSCR). DSRR0/1, DBCR0-2 and DBSR have no door at all
+(docs/reference/kvm-guest-debug-abi.md §2.3-2.4: E_DEBUG/E_ED are not filled by booke.c), so
+they read as unavailable (``xx``) rather than as a
 made-up value. FP registers come through ONE_REG; a kernel that refuses them (``KVM_GET_FPU`` is
 -EOPNOTSUPP on BookE) makes them unavailable too.
 """
@@ -190,8 +191,8 @@ class BookeGdbArch:
         self, vcpu: VcpuHandle, regnums: Sequence[int]
     ) -> Mapping[int, int | None]:
         """Just these registers, through the doors they need: PC, SP, MSR and LR (what every
-        stop reply carries) cost one KVM_GET_REGS instead of a full read (38 us -> 6 us on the
-        emulated host)."""
+        stop reply carries) cost one KVM_GET_REGS instead of a read through every door, on
+        every stop (``bench/vs_qemu.py`` times both calls in its breakdown of a hit)."""
         doors = {self._sources[n].door for n in regnums if 0 <= n < len(self._sources)}
         if doors - {"regs", "none"}:
             full = self.read_registers(vcpu)

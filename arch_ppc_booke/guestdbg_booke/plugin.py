@@ -15,8 +15,9 @@ from . import abi, numbering
 if TYPE_CHECKING:
     from guestdbg.testing.profile import ConformanceProfile
 
-# e500 cores: 2 IAC + 2 DAC (KVMPPC_BOOKE_IAC_NUM/DAC_NUM for CONFIG_PPC_E500, fact sheet §3.1);
-# KVM has no capability for the counts on ppc (§3.10), so they are per core here.
+# e500 cores: 2 IAC + 2 DAC (KVMPPC_BOOKE_IAC_NUM/DAC_NUM for CONFIG_PPC_E500); KVM has no
+# capability for the counts on ppc, so they are per core here
+# (docs/reference/kvm-guest-debug-abi.md §3.1, §3.10).
 E500_CAPS = DebugCapabilities(
     hw_breakpoints=2,
     hw_watchpoints=2,

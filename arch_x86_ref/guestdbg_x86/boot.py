@@ -2,7 +2,8 @@
 
 The same loader serves the real ``/dev/kvm`` and the emulated host, because it only uses the
 VM/vCPU interface (``write_phys``, KVM_GET/SET_SREGS, KVM_SET_REGS): the recipe of
-real-kvm-on-this-machine.md ("What a test suite needs to do") - CR0 = PE|MP|ET|NE|WP|AM|PG,
+docs/reference/this-machine-kvm.md ("What a test suite on this host does") -
+CR0 = PE|MP|ET|NE|WP|AM|PG,
 CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = SCE|LME|LMA|NXE, CS = 0x10 (L=1, DPL 0), data segments
 0x18, identity-mapped RAM. A guest that brings its own page tables and GDT names them with the
 symbols ``pml4`` and ``gdt``/``gdt_end``; otherwise the loader writes them at
@@ -16,6 +17,7 @@ import pathlib
 import struct
 from dataclasses import dataclass
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -57,23 +59,38 @@ class GuestImage:
 
 
 def read_image(path: pathlib.Path | str) -> GuestImage:
+    """The PT_LOAD segments, entry point and symbols of an x86-64 ELF. A file that cannot be
+    read, is not an ELF, is cut short or has nothing to load is InvalidRequest, as on the BookE
+    host (``guestdbg_booke.emuhost.loader.read_elf``)."""
     path = pathlib.Path(path)
-    with path.open("rb") as f:
-        elf = ELFFile(f)
-        if elf["e_machine"] != "EM_X86_64":
-            raise InvalidRequest(f"{path.name} is {elf['e_machine']}, not an x86-64 ELF")
-        segments = tuple(
-            (seg["p_paddr"], seg.data(), seg["p_memsz"])
-            for seg in elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD"
-        )
-        symtab = elf.get_section_by_name(".symtab")
-        symbols = (
-            {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
-            if isinstance(symtab, SymbolTableSection)
-            else {}
-        )
-        return GuestImage(path, elf["e_entry"], symbols, segments)
+    try:
+        with path.open("rb") as f:
+            elf = ELFFile(f)
+            if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64 or not elf.little_endian:
+                raise InvalidRequest(f"{path.name} is {elf['e_machine']}, not an x86-64 ELF")
+            segments = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
+                    continue
+                data = seg.data()
+                if len(data) != seg["p_filesz"]:
+                    raise InvalidRequest(
+                        f"{path.name} is cut short: a segment at {seg['p_paddr']:#x} has "
+                        f"{len(data)} of its {seg['p_filesz']} bytes"
+                    )
+                segments.append((seg["p_paddr"], data, seg["p_memsz"]))
+            symtab = elf.get_section_by_name(".symtab")
+            symbols = (
+                {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
+                if isinstance(symtab, SymbolTableSection)
+                else {}
+            )
+            entry = elf["e_entry"]
+    except (OSError, ELFError) as e:
+        raise InvalidRequest(f"cannot load {path}: {e}") from e
+    if not segments:
+        raise InvalidRequest(f"{path} has no loadable segment")
+    return GuestImage(path, entry, symbols, tuple(segments))
 
 
 def load(vm: VmHandle, image: GuestImage) -> None:
@@ -145,7 +162,14 @@ def start_at(vcpu: VcpuHandle, layout: AbiLayout, rip: int, rsp: int) -> None:
 
 
 def boot(vm: VmHandle, image: GuestImage, ram_size: int) -> None:
-    """Load ``image`` and put every vCPU at its entry point in long mode."""
+    """Load ``image`` and put every vCPU at its entry point in long mode. A segment outside
+    ``[0, ram_size)`` is BadAddress, raised before anything is written."""
+    for paddr, _, memsz in image.segments:
+        if paddr < 0 or paddr + memsz > ram_size:
+            raise BadAddress(
+                f"{image.path.name}: segment at {paddr:#x}+{memsz:#x} does not fit "
+                f"{ram_size:#x} bytes of RAM"
+            )
     own_tables = "pml4" in image.symbols and "gdt" in image.symbols
     if not own_tables:
         for paddr, _, memsz in image.segments:

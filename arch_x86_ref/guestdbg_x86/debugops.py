@@ -1,7 +1,8 @@
 """x86 debug operations bound to one vCPU: program, decode, judge, re-inject.
 
-What the kernel does, and so what this module must do in userspace (fact sheet §5.4, read
-against ``arch/x86/kvm/x86.c`` and ``vmx/vmx.c``):
+What the kernel does, and so what this module must do in userspace
+(docs/reference/kvm-guest-debug-abi.md §5.4, read against ``arch/x86/kvm/x86.c`` and
+``vmx/vmx.c``):
 
 * ``kvm_arch_vcpu_ioctl_set_guest_debug``: with USE_HW_BP the host's ``debugreg[0..3]`` and
   ``debugreg[7]`` become the effective DR0-3/DR7 (``eff_db``, ``guest_debug_dr7``); the guest's
@@ -48,7 +49,7 @@ from guestdbg.kvm.constants import (
 )
 from guestdbg.numbering import ExceptionId
 from guestdbg.points import DebugPoint
-from guestdbg.vcpu import VcpuHandle
+from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle
 
 from . import abi, dr_slots, kernel_caps, numbering
 from .debugregs import DR6_BS, DR_RW_EXECUTE, slot_rw
@@ -72,6 +73,11 @@ class X86VcpuDebug:
                 f"behaviour); {request.policy!r} is not available"
             )
         self.vcpu: VcpuHandle = request.vcpu
+        if not isinstance(self.vcpu, VcpuEventsHandle):
+            raise UnsupportedByArch(
+                "this vCPU offers no KVM_GET/SET_VCPU_EVENTS (guestdbg.vcpu.VcpuEventsHandle): "
+                "the guest's own #BP and #DB could not be handed back to it"
+            )
         self.vm = request.vm
         self.kernel = kernel_caps.probe(self.vm)
         self.caps = kernel_caps.debug_caps(request.core.caps, self.kernel)
@@ -193,7 +199,7 @@ class X86VcpuDebug:
 
     # -- attach / detach --------------------------------------------------------------------
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         if not self.dregs.available:
             return {}
         return self.dregs.read()

@@ -1,4 +1,5 @@
-"""DR6 and DR7 bit names, with the kernel's spelling (SDM vol. 3 §18.2; fact sheet §7).
+"""DR6 and DR7 bit names, with the kernel's spelling (SDM vol. 3 §18.2;
+docs/reference/kvm-guest-debug-abi.md §7).
 
 Names follow ``arch/x86/include/uapi/asm/debugreg.h`` (``DR_TRAP0``, ``DR_STEP``, ``DR_RW_*``,
 ``DR_LEN_*``) and ``arch/x86/include/asm/kvm_host.h`` (``DR6_*``, ``DR7_*``) so a reader can grep
@@ -68,11 +69,6 @@ def slot_rw(dr7: int, n: int) -> int:
 def slot_len(dr7: int, n: int) -> int:
     """The slot's length in bytes."""
     return LEN_BYTES[(dr7 >> (DR_CONTROL_SHIFT + DR_CONTROL_SIZE * n + 2)) & 0x3]
-
-
-def enabled_mask(dr7: int) -> int:
-    """B0-B3 positions of the slots DR7 enables."""
-    return sum(1 << n for n in range(SLOTS) if slot_enabled(dr7, n))
 
 
 def dr6_to_pending(dr6: int) -> int:

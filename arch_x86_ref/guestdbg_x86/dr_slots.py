@@ -1,16 +1,17 @@
 """Host debug points into DR0-DR3 and DR7, and a DR6 hit back to the point it stands for.
 
-The encoding is QEMU's ``kvm_arch_update_guest_debug`` (target/i386/kvm/kvm.c; fact sheet
-§5.3): DR7 starts at 0x600 (GE and the reserved-one bit 10), slot ``n`` in insertion order gets
-``DRn = addr``, its global enable Gn, RW (execute 00, write 01, read/write 11) and LEN (1 -> 00,
-2 -> 01, 4 -> 11, 8 -> 10; execute breakpoints always length 1). Checks mirror QEMU's
-``kvm_arch_insert_hw_breakpoint``: a read-only watchpoint is refused (DR7 has no read-only RW
-code; QEMU says ENOSYS), lengths other than 1/2/4/8 and unaligned addresses are refused
-(EINVAL), a fifth point finds no slot (ENOBUFS). Everything is checked before anything is built.
+The encoding is QEMU's ``kvm_arch_update_guest_debug`` (target/i386/kvm/kvm.c;
+docs/reference/kvm-guest-debug-abi.md §5.3): DR7 starts at 0x600 (GE and the reserved-one bit 10),
+slot ``n`` in insertion order gets ``DRn = addr``, its global enable Gn, RW (execute 00, write 01,
+read/write 11) and LEN (1 -> 00, 2 -> 01, 4 -> 11, 8 -> 10; execute breakpoints always length 1).
+Checks mirror QEMU's ``kvm_arch_insert_hw_breakpoint``: a read-only watchpoint is refused (DR7 has
+no read-only RW code; QEMU says ENOSYS), lengths other than 1/2/4/8 and unaligned addresses are
+refused (EINVAL), a fifth point finds no slot (ENOBUFS). Everything is checked before anything is
+built.
 
 Decoding keeps the programmed image because the kernel's report cannot be trusted for it: the
-kvm_pvm host reports ``dr7 = 0`` in every debug exit (real-kvm-on-this-machine.md), so the RW
-field of the slot that fired comes from what this vCPU was given.
+kvm_pvm host reports ``dr7 = 0`` in every debug exit (docs/reference/this-machine-kvm.md), so
+the RW field of the slot that fired comes from what this vCPU was given.
 """
 
 from __future__ import annotations

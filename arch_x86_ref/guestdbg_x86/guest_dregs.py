@@ -3,26 +3,19 @@
 These are the registers the *guest* wrote (x86.c keeps them in ``vcpu->arch.db``/``dr6``/``dr7``),
 not what the host debugger programs with KVM_SET_GUEST_DEBUG (``eff_db``/``guest_debug_dr7``):
 the kernel keeps the two apart. ``KVM_GET/SET_DEBUGREGS`` are x86 vCPU ioctls that are not part
-of :class:`guestdbg.vcpu.VcpuHandle`, so a vCPU offers them through :class:`DebugRegsHandle`
-(``guestdbg.kvm.device.KvmVcpu`` and the emulated host both do).
+of :class:`guestdbg.vcpu.VcpuHandle`, so a vCPU offers them through
+:class:`guestdbg.vcpu.DebugRegsHandle` (``guestdbg.kvm.device.KvmVcpu`` and the emulated host
+both do), which also says what is lost without them.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from guestdbg.errors import InvalidRequest, UnsupportedByArch
+from guestdbg.vcpu import DebugRegsHandle
 
 from . import abi
 
 NAMES = ("dr0", "dr1", "dr2", "dr3", "dr6", "dr7")
-
-
-@runtime_checkable
-class DebugRegsHandle(Protocol):
-    def get_debugregs(self) -> bytearray: ...
-
-    def set_debugregs(self, regs: bytes) -> None: ...
 
 
 _CT = "struct kvm_debugregs"

@@ -113,7 +113,7 @@ class ArchVcpuDebug(Protocol):
     # type-check them: ``after_guest_debug`` (:class:`AfterGuestDebug`) and, when
     # ``caps.step_via_sw``, ``step_targets`` (:class:`StepTargets`).
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         """The host debugger attaches: note (and return) the guest's own debug settings."""
         ...
 

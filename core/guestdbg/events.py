@@ -109,3 +109,19 @@ class Resume:
 
 
 Verdict = Report | Reinject | Resume
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAction:
+    """What one vCPU does when the VM is resumed: continue or single-step. (GDB's signal on a
+    resume is accepted and ignored, as QEMU does: a VMM has no signals to give a guest.)"""
+
+    step: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopEvent:
+    """One stop to report: which vCPU (0-based index) and why."""
+
+    vcpu: int
+    reason: StopReason

@@ -13,8 +13,11 @@ calls directly.
 
 Hooks that take an ``arch`` (the :class:`~guestdbg.arch.ArchInfo` the session chose) are
 ``firstresult``: a plugin returns ``None`` for arches that are not its own, and the first
-non-``None`` answer wins, so a later plugin can override another's answer by registering first
-(``tryfirst=True``).
+non-``None`` answer wins. pluggy asks implementations in reverse registration order (the plugin
+registered last is asked first), so a plugin registered after another overrides its answers:
+that is how ``extra_plugins`` of :func:`guestdbg.plugins.load` and of the conformance kit win
+over the installed plugins. An implementation marked ``@hookimpl(tryfirst=True)`` is asked
+before every unmarked one, whatever the registration order.
 """
 
 from __future__ import annotations

@@ -72,10 +72,6 @@ class EquivalenceTable:
                     raise ValueError(f"{space}:{number:#x} is in two rows; conversion would lose")
                 self._index[key] = dict(row)
 
-    def merged(self, other: EquivalenceTable) -> EquivalenceTable:
-        rows = {id(r): r for r in [*self._index.values(), *other._index.values()]}
-        return EquivalenceTable([*self.spaces.values(), *other.spaces.values()], rows.values())
-
     def convert(self, exc: ExceptionId, space: str) -> ExceptionId:
         """Return ``exc`` as a number of ``space``; raises NoMapping where there is none."""
         if space not in self.spaces:

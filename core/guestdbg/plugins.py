@@ -8,7 +8,7 @@ the returned objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -17,6 +17,7 @@ from .arch import ArchInfo, ArchVcpuDebug, CoreInfo, HostFactory, VcpuDebugReque
 from .errors import GuestDebugError, UnknownArch
 
 if TYPE_CHECKING:
+    from .gdb.target import GdbArch
     from .testing.profile import ConformanceProfile
 
 ENTRY_POINT_GROUP = "guestdbg.arch"
@@ -45,8 +46,8 @@ class Registry:
             raise UnknownArch(f"no plugin binds vCPUs of arch {request.arch.name!r}")
         return ops  # type: ignore[no-any-return]
 
-    def gdb_arch(self, arch: ArchInfo, core: CoreInfo) -> Any:
-        layout = self.pm.hook.guestdbg_gdb_arch(arch=arch, core=core)
+    def gdb_arch(self, arch: ArchInfo, core: CoreInfo) -> GdbArch:
+        layout: GdbArch | None = self.pm.hook.guestdbg_gdb_arch(arch=arch, core=core)
         if layout is None:
             raise UnknownArch(f"no plugin gives a GDB register layout for {core.name!r}")
         return layout

@@ -270,6 +270,14 @@ class PointTable:
         for w in self.watches.values():
             yield w.point
 
+    def adopt(self, other: PointTable) -> None:
+        """Take ``other``'s points in place (a migrated session): everyone holding this table
+        (each vCPU's filter) sees them without being rewired."""
+        self.sw, self.hw_breaks = dict(other.sw), dict(other.hw_breaks)
+        self.watches, self.watch_addrs = dict(other.watches), dict(other.watch_addrs)
+        self.hw_generation += 1
+        self.sw_generation += 1
+
     def clear(self) -> None:
         self.sw.clear()
         self.hw_breaks.clear()

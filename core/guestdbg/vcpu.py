@@ -11,6 +11,10 @@ errno the kernel would return.
 Threading: each vCPU is driven by one thread at a time (as a KVM vCPU fd is); :meth:`kick` is the
 one method another thread may call, and it plays the role of the signal a VMM sends a vCPU thread
 to get it out of ``KVM_RUN``.
+
+Arch plugins may use more of a vCPU than :class:`VcpuHandle`; each such optional interface is
+declared here with what is lost without it (:class:`VcpuEventsHandle`, :class:`DebugRegsHandle`),
+so a VMM implementing its own handles knows what to offer.
 """
 
 from __future__ import annotations
@@ -63,11 +67,29 @@ class VcpuHandle(Protocol):
 
 @runtime_checkable
 class VcpuEventsHandle(Protocol):
-    """Optional: arches with KVM_GET/SET_VCPU_EVENTS (x86, arm64)."""
+    """KVM_GET/SET_VCPU_EVENTS (x86, arm64): how the guest's own exceptions are handed back.
+
+    Required by the x86 plugin, which re-injects the guest's #BP and #DB through it; a vCPU
+    without it is refused when the session is set up (the guest would lose those events)."""
 
     def get_vcpu_events(self) -> bytearray: ...
 
     def set_vcpu_events(self, events: bytes) -> None: ...
+
+
+@runtime_checkable
+class DebugRegsHandle(Protocol):
+    """KVM_GET/SET_DEBUGREGS (x86): the guest's *own* DR0-3, DR6 and DR7 (the kernel keeps them
+    apart from what the host programs with KVM_SET_GUEST_DEBUG).
+
+    Optional for the x86 plugin. Without it: the guest's own debug registers are not saved at
+    attach nor restored at detach (a guest kernel using them finds them as the host debugger
+    left them), and on kernels without KVM_CAP_EXCEPTION_PAYLOAD a re-injected #DB cannot carry
+    its DR6 bits."""
+
+    def get_debugregs(self) -> bytearray: ...
+
+    def set_debugregs(self, regs: bytes) -> None: ...
 
 
 @runtime_checkable

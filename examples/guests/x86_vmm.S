@@ -4,7 +4,7 @@
  *
  * Linked at 0x10000 and started by guestdbg_x86.boot in 64-bit long mode at CPL0, because a
  * kvm_pvm /dev/kvm only debugs code it emulates, and that is guest CPL0 code using instructions
- * KVM's emulator knows (no int3; real-kvm-on-this-machine.md). The example names every address
+ * KVM's emulator knows (no int3; docs/reference/this-machine-kvm.md). The example names every address
  * by symbol: bp_target takes the DR0 execute breakpoint.
  *
  * Round n leaves rax = 0x11 * n: inc, then add 0x10, then out.

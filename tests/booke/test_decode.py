@@ -1,11 +1,11 @@
 """Decoding BookE debug exits, and where a watch stop leaves the guest.
 
-``kvmppc_handle_debug`` (booke.c; fact sheet §3.4) reports IAC events as status BREAKPOINT with
-address = PC, DAC events as WATCH_WRITE or WATCH_READ (write wins) with address = the *configured*
-DAC value and no PC, and single steps and software breakpoints alike as status 0. DAC events are
-taken before the access with the instruction suppressed (e500 core reference manual §8.4.2), so
-the PC a watch stop reports is the load or store itself, read with KVM_GET_REGS, and nothing of
-that instruction - not even ``stwu``'s base update - has happened yet.
+``kvmppc_handle_debug`` (booke.c; docs/reference/kvm-guest-debug-abi.md §3.4) reports IAC events as
+status BREAKPOINT with address = PC, DAC events as WATCH_WRITE or WATCH_READ (write wins) with
+address = the *configured* DAC value and no PC, and single steps and software breakpoints alike as
+status 0. DAC events are taken before the access with the instruction suppressed (e500 core
+reference manual §8.4.2), so the PC a watch stop reports is the load or store itself, read with
+KVM_GET_REGS, and nothing of that instruction - not even ``stwu``'s base update - has happened yet.
 """
 
 from __future__ import annotations

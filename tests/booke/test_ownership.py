@@ -3,12 +3,13 @@
 The guest (``booke_owndebug.S``) arms IAC1 and DAC1 with mtspr, DBCR0 = IDM|IAC1|DAC1W and
 MSR[DE], and its IVOR15 handler logs DBSR and DSRR0 (e500mc, rfdi) or CSRR0 (e500v2, rfci).
 
-* host-priority (QEMU's choice, commit 88365d17; fact sheet §5.2): the host's points take the
-  facility; the guest's IAC/DAC values are read at attach and written back at detach (ONE_REG).
-  DBCR0 cannot be: KVM BookE has no ONE_REG id for it and ignores ``kvm_sregs``' E_DEBUG part
-  (§2.3-2.4), and KVM_SET_GUEST_DEBUG without ENABLE zeroes it (booke.c
-  ``kvm_arch_vcpu_ioctl_set_guest_debug``). So after detach the guest's enables stay off until
-  the guest writes DBCR0 again - then its restored IAC/DAC values are the ones that fire.
+* host-priority (QEMU's choice, commit 88365d17; docs/reference/kvm-guest-debug-abi.md §5.2):
+  the host's points take the facility; the guest's IAC/DAC values are read at attach and written
+  back at detach (ONE_REG). DBCR0 cannot be: KVM BookE has no ONE_REG id for it and ignores
+  ``kvm_sregs``' E_DEBUG part (same document, §2.3-2.4), and KVM_SET_GUEST_DEBUG without ENABLE
+  zeroes it (booke.c ``kvm_arch_vcpu_ioctl_set_guest_debug``). So after detach the guest's enables
+  stay off until the guest writes DBCR0 again - then its restored IAC/DAC values are the ones that
+  fire.
 * guest-priority: the host never enables guest debugging, so ``kvmppc_handle_debug`` keeps
   delivering the guest's own events to it (``guest_debug == 0`` branch), and the host works with
   ``ehpriv 1`` trap words, which the kernel turns into exits without looking at ``guest_debug``.

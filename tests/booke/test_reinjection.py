@@ -2,10 +2,11 @@
 
 With USE_SW_BP set, ``kvmppc_handle_exit`` turns every execution of the software-breakpoint word
 into a status-0 KVM_EXIT_DEBUG (on BookE-PR the emulator does so from guest supervisor state even
-without it, ``emulate.c`` primary opcode 0; fact sheet §3.5). An exit no host point claims is the
-guest running that word itself, so QEMU's ``kvm_handle_debug`` injects the program interrupt the
-hardware would have raised: illegal instruction, ESR[PIL], SRR0 = the word (§5.2). The injection
-goes through KVM_SET_REGS/SREGS as ``kvmppc_booke_irqprio_deliver`` lays it out (§3.7).
+without it, ``emulate.c`` primary opcode 0; docs/reference/kvm-guest-debug-abi.md §3.5). An exit
+no host point claims is the guest running that word itself, so QEMU's ``kvm_handle_debug``
+injects the program interrupt the hardware would have raised: illegal instruction, ESR[PIL],
+SRR0 = the word (same document, §5.2). The injection goes through KVM_SET_REGS/SREGS as
+``kvmppc_booke_irqprio_deliver`` lays it out (§3.7).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def test_a_caught_guest_trap_is_a_pending_program_interrupt_named_in_both_number
     s.monitor("catch on")
     trap = m.sym["own_trap_1"]
     assert stop_of(run_to_stop(s)) == (StopKind.GUEST_EVENT, trap, None)
-    pending = s.runners[0].pending
+    pending = s.ports[0].pending
     assert pending == Reinject(numbering.PROGRAM, trap, {"esr": regs.ESR_PIL, "srr0": trap})
     assert pending.exception == ExceptionId("booke.ivor", 6)
     assert numbering.TABLE.convert(pending.exception, numbering.IFO) == ExceptionId(

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from guestdbg.demo.elf_info import symbols
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session.session import Session
 from guestdbg.testing.build_dir import build_dir

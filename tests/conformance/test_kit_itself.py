@@ -105,7 +105,7 @@ class TestX86WithPluginLine(ArchConformance):
 
 OWN_TEST = """
 from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction
 from guestdbg.points import DebugPoint, PointKind
 
 guestdbg_arch = "x86"

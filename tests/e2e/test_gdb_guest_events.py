@@ -1,6 +1,7 @@
 """The guest's own exceptions under a real GDB: never lost, never doubled, never shown to GDB
-as the host's. QEMU loses the guest's program interrupt when GDB steps a ``tw`` (peers §1.5);
-here a step over a trapping instruction lands in the guest's handler, and the guest's own
+as the host's. GDB's client skips a guest ``tw`` under a breakpoint instead of executing it, and
+the guest loses its program interrupt (docs/reference/peers.md §1.5, docs/stepping.md); here a
+step over a trapping instruction lands in the guest's handler, and the guest's own
 breakpoint word (BUG()) that exits because host breakpoints are armed is handed back to it."""
 
 from __future__ import annotations

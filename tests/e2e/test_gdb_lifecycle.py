@@ -1,7 +1,7 @@
-"""A debugger leaving, politely or not: after ``detach`` and after GDB is killed with SIGKILL
-(guest running or stopped, traps and debug registers armed), guest code is byte-identical to
-what the loader put there, the guest runs on, no debug register stays armed, and the next GDB
-attaches to a clean session (QEMU leaves traps behind on an abrupt disconnect, peers §1.4)."""
+"""A debugger leaving, politely or not: after ``detach`` and after GDB is killed with SIGKILL (guest
+running or stopped, traps and debug registers armed), guest code is byte-identical to what the
+loader put there, the guest runs on, no debug register stays armed, and the next GDB attaches to a
+clean session (QEMU leaves traps behind on an abrupt disconnect, docs/reference/peers.md §1.4)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from .served import NEEDS_GDB, reported_pc, served, traced
 
 pytestmark = NEEDS_GDB
 TRAP_WORD = bytes.fromhex("00dddd00")
-"""What KVM_REG_PPC_DEBUG_INST reports on the emulated e500mc host (fact sheet §3.5)."""
+"""What KVM_REG_PPC_DEBUG_INST reports on the emulated e500mc host
+(docs/reference/kvm-guest-debug-abi.md §3.5)."""
 
 
 def stop(r: object) -> tuple[str | None, int | None, int | None]:
@@ -59,7 +60,7 @@ def test_hbreak_stops_there_and_leaves_guest_code_untouched() -> None:
 def test_watch_reports_the_storing_instruction_as_the_hardware_does() -> None:
     """The DAC event comes before the store completes, so the stub names the store's PC; GDB's
     PowerPC target then steps it once and shows the next instruction (QEMU's stop comes one
-    instruction later still, peers §1.5)."""
+    instruction later still, docs/reference/peers.md §1.5)."""
     with served("demo") as s, s.gdb() as g:
         store, rounds = s.sym["rounds_store"], s.sym["rounds"]
         g.check("watch *(int *)&rounds")

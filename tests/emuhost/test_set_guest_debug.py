@@ -1,4 +1,5 @@
-"""KVM_SET_GUEST_DEBUG as booke.c kvm_arch_vcpu_ioctl_set_guest_debug does it (fact sheet §3.1)."""
+"""KVM_SET_GUEST_DEBUG as booke.c kvm_arch_vcpu_ioctl_set_guest_debug does it
+(docs/reference/kvm-guest-debug-abi.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Differential test: the same ELF on QEMU's ppce500 (TCG, stepped through its gdbstub) and on
 the emulated e500mc host (stepped with KVM_GUESTDBG_SINGLESTEP) gives the same PC and GPR trace.
 
-Two things may differ by design and the guest avoids them: MSR (HV adds MSR[GS]) and SRR1 (QEMU
-puts Book3S cause bits there, peers §1.5). An MMIO store leaves KVM_RUN as KVM_EXIT_MMIO instead
-of a step exit; on QEMU it is one ordinary step (nothing is mapped there), so it counts as one.
-A step over ``tw`` ends at the program handler's entry on QEMU; KVM's step is the hardware's
-instruction-complete event, which comes only once the handler's first instruction completed
-(docs/stepping.md), so QEMU's stop at that entry has no counterpart and is left out. QEMU is
-therefore only a reference here for what the trace computes, not for where steps stop around an
+Two things may differ by design and the guest avoids them: MSR (HV adds MSR[GS]) and SRR1 (QEMU puts
+Book3S cause bits there, docs/reference/peers.md §1.5). An MMIO store leaves KVM_RUN as
+KVM_EXIT_MMIO instead of a step exit; on QEMU it is one ordinary step (nothing is mapped there), so
+it counts as one. A step over ``tw`` ends at the program handler's entry on QEMU; KVM's step is the
+hardware's instruction-complete event, which comes only once the handler's first instruction
+completed (docs/stepping.md), so QEMU's stop at that entry has no counterpart and is left out. QEMU
+is therefore only a reference here for what the trace computes, not for where steps stop around an
 exception: the fidelity differential (tests/fidelity) compares at breakpoints instead.
 """
 

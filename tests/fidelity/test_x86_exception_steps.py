@@ -48,7 +48,8 @@ TF_IN_FRAME = (
     "x86-kvm-step-tf-in-frame; not reproduced by the emulated host)"
 )
 KVM_CANNOT = {"bp", "intn"}
-"""kvm_pvm: int3 / int n at CPL0 are KVM_EXIT_INTERNAL_ERROR (real-kvm-on-this-machine.md)."""
+"""kvm_pvm: int3 / int n at CPL0 are KVM_EXIT_INTERNAL_ERROR
+(docs/reference/this-machine-kvm.md)."""
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from guestdbg.capabilities import DebugCapabilities
 from guestdbg.errors import BadAddress, InvalidRequest, NotStopped, UnsupportedByArch
-from guestdbg.events import StopKind, StopReason, stop_for_watch
-from guestdbg.gdb.target import GdbRegister, ResumeAction, StopEvent
+from guestdbg.events import ResumeAction, StopEvent, StopKind, StopReason, stop_for_watch
+from guestdbg.gdb.target import GdbRegister
 from guestdbg.kvm.uapi import ByteOrder
 from guestdbg.points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable
 from guestdbg.vcpu import VcpuHandle

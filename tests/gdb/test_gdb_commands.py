@@ -148,3 +148,14 @@ def test_a_packet_error_is_an_invalid_request_for_the_vmm() -> None:
 def test_any_bytes_parse_or_raise_packet_error_and_nothing_else(body: bytes) -> None:
     with contextlib.suppress(PacketError):
         parse_command(body)
+
+
+def test_every_command_the_parser_makes_has_a_handler() -> None:
+    """A packet family added to the parser without a handler would be answered with an
+    internal error; the two tables must name the same command types."""
+    import typing
+
+    from guestdbg.gdb.commands import Command
+    from guestdbg.gdb.handlers import HANDLERS
+
+    assert set(typing.get_args(Command)) == set(HANDLERS)

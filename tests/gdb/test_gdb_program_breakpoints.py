@@ -10,8 +10,8 @@ from memtarget import PC, MemTarget, PpcTestArch
 from rsp_client import ask1
 from test_gdb_stub import connect
 
+from guestdbg.events import ResumeAction
 from guestdbg.gdb.stub import GdbStub
-from guestdbg.gdb.target import ResumeAction
 from guestdbg_booke.gdb_arch import BookeGdbArch
 from guestdbg_x86.gdb_arch import X86GdbArch
 

@@ -20,7 +20,7 @@ from guestdbg.errors import (
     NotStopped,
     UnsupportedByArch,
 )
-from guestdbg.events import StopKind, StopReason
+from guestdbg.events import StopEvent, StopKind, StopReason
 from guestdbg.gdb.commands import PacketError
 from guestdbg.gdb.error_replies import (
     BadChecksum,
@@ -32,7 +32,7 @@ from guestdbg.gdb.error_replies import (
 from guestdbg.gdb.features import StubFeatures
 from guestdbg.gdb.register_codec import RegisterCodec
 from guestdbg.gdb.stop_reply import format_stop_reply
-from guestdbg.gdb.target import GdbRegister, StopEvent, encode_register
+from guestdbg.gdb.target import GdbRegister, encode_register
 from guestdbg.points import PointKind
 
 NO_HW = DebugCapabilities(hw_breakpoints=0, hw_watchpoints=0, single_step=False)

@@ -17,8 +17,8 @@ from memtarget import MemTarget
 from rsp_client import SocketClient, make_packet
 
 from guestdbg.errors import InvalidRequest
+from guestdbg.events import StopEvent
 from guestdbg.gdb.server import GdbServer, RemoteExposureWarning, is_loopback
-from guestdbg.gdb.target import StopEvent
 
 
 def wait_until(cond: Callable[[], bool], what: str, limit: float = 10.0) -> None:

@@ -7,10 +7,11 @@ from memtarget import MSR, PC, MemTarget
 from rsp_client import ask, ask1, make_packet, split_output
 
 from guestdbg.capabilities import DebugCapabilities
+from guestdbg.events import ResumeAction
 from guestdbg.gdb.context import StubState
 from guestdbg.gdb.features import MIN_PACKET_SIZE
 from guestdbg.gdb.stub import GdbStub
-from guestdbg.gdb.target import ResumeAction, target_xml
+from guestdbg.gdb.target import target_xml
 from guestdbg.points import DebugPoint, PointKind
 
 E_INVAL, E_SRCH, E_FAULT, E_NOSPC, E_OPNOTSUPP, E_BUSY = (

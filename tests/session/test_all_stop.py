@@ -7,8 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 from guestdbg_booke import abi
@@ -73,7 +72,7 @@ def test_a_reported_event_stops_every_vcpu(sessions: list[Session], smp: int) ->
     before = snapshot(s)
     time.sleep(0.05)
     assert snapshot(s) == before  # nobody runs after the stop
-    assert not s._running
+    assert not s.control.running
 
 
 @pytest.mark.parametrize("smp", [2, 4])

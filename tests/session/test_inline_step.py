@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.session import Session
 
 from .support import make_vm, symbols

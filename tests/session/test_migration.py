@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from guestdbg.errors import MigrationError
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
@@ -84,12 +83,12 @@ def test_the_guest_handler_runs_exactly_once_across_a_migration(
     sessions: list[Session], moment: str
 ) -> None:
     vm, s = to_pending(sessions)
-    pending = s.runners[0].pending
+    pending = s.ports[0].pending
     assert pending is not None and pending.exception == numbering.PROGRAM
     assert pending.pc == SYM["own_trap"]
     if moment in ("delivered", "handled"):
         assert s.deliver_pending(0)
-        assert s.runners[0].pending is None
+        assert s.ports[0].pending is None
     if moment == "handled":
         s.catch_guest_events = False
         run_to(s, StopKind.HALT)  # the checkpoint after the handler returned
@@ -169,14 +168,15 @@ def test_a_bad_document_is_refused_with_a_clear_error_and_changes_nothing(
     good = EmulatedBookeVm.from_snapshot(copy.deepcopy(snap))
     s2 = Session.restore(good, doc)
     sessions.append(s2)
-    assert s2.runners[0].pending is not None
+    assert s2.ports[0].pending is not None
 
 
 def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(
     sessions: list[Session],
 ) -> None:
     """QEMU claims every status-0 exit while stepping, so the guest loses this exception on
-    each step over it (peers §1.5); here the step ends in the guest's handler instead."""
+    each step over it (``kvm_handle_debug``, docs/reference/kvm-guest-debug-abi.md §5.2); here
+    the step ends in the guest's handler instead."""
     vm = new_vm()
     s = session(vm, sessions)
     s.insert_point(DebugPoint(PointKind.SW_BREAK, SYM["before_trap"], 4))
@@ -231,7 +231,7 @@ def test_every_vcpus_pending_reinjection_survives_migration_exactly_once(
         assert ev is not None and ev.reason.kind is StopKind.GUEST_EVENT
         assert ev.reason.pc == SMP["own_trap"]
         caught.add(ev.vcpu)
-    assert all(r.pending is not None for r in s.runners)
+    assert all(r.pending is not None for r in s.ports)
     if moment == "delivered":
         for i in range(smp):
             assert s.deliver_pending(i)

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guestdbg.errors import UnsupportedByArch
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm.constants import KVM_EXIT_MMIO
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session

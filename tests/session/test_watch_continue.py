@@ -4,8 +4,7 @@ DAC users); otherwise every continue would report the same access again."""
 
 from __future__ import annotations
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 from guestdbg_booke import abi

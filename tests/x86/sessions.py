@@ -3,8 +3,7 @@ a deadline, and read the guest's records."""
 
 from __future__ import annotations
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction, StopEvent
+from guestdbg.events import ResumeAction, StopEvent, StopKind
 from guestdbg.session.session import Session
 
 STOP_TIMEOUT = 10.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from guestdbg.kvm import constants as C
 from guestdbg.numbering import ExceptionId
 from guestdbg.points import DebugPoint, PointKind, PointTable
 from guestdbg.session.session import Session
+from guestdbg.vcpu import VcpuEventsHandle
 from guestdbg_x86 import abi, numbering
 from guestdbg_x86.debugops import X86VcpuDebug
 
@@ -169,3 +171,27 @@ def test_an_injected_vector_must_be_an_x86_exception_other_than_nmi(
     with pytest.raises(UnsupportedByArch, match="0-31 except NMI"):
         ops.inject(Reinject(ExceptionId(numbering.VECTOR, vector), 0))
     assert bytes(m.vcpu.get_vcpu_events()) == events  # type: ignore[attr-defined]
+
+
+class _NoEvents:
+    """A VMM's vCPU handle with only the VcpuHandle calls (no KVM_GET/SET_VCPU_EVENTS)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.vcpu_id = inner.vcpu_id
+        self.kvm_run = inner.kvm_run
+        for name in ("run", "kick", "set_guest_debug", "get_regs", "set_regs", "get_sregs",
+                     "set_sregs", "get_one_reg", "set_one_reg", "translate"):  # fmt: skip
+            setattr(self, name, getattr(inner, name))
+
+
+def test_a_vcpu_without_vcpu_events_is_refused_at_setup_with_the_reason(
+    make_machine: MakeMachine,
+) -> None:
+    m = make_machine("reinject")
+    reg = plugins.load()
+    arch, core = reg.resolve("x86")
+    bare = _NoEvents(m.vcpu)
+    assert not isinstance(bare, VcpuEventsHandle)
+    with pytest.raises(UnsupportedByArch, match=r"KVM_GET/SET_VCPU_EVENTS.*handed back"):
+        reg.vcpu_debug(VcpuDebugRequest(arch, core, m.vm, bare))  # type: ignore[arg-type]

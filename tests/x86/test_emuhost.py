@@ -1,9 +1,9 @@
 """The emulated x86-64 host behaves as the kernel it models (x86.c, vmx.c) where guest
 debugging can see it, behind the same interface as /dev/kvm.
 
-Where kvm_pvm and VMX differ, the model follows VMX (the brief's reference): with USE_HW_BP the
-host's DR0-3 replace the guest's (x86.c ``kvm_update_dr7``), whereas kvm_pvm's emulator checks
-both (real-kvm-on-this-machine.md, and the probe in the report).
+Where kvm_pvm and VMX differ, the model follows VMX, the upstream kernel's hardware path: with
+USE_HW_BP the host's DR0-3 replace the guest's (x86.c ``kvm_update_dr7``), whereas kvm_pvm's
+emulator checks both (measured; docs/reference/this-machine-kvm.md).
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ from collections.abc import Callable
 import pytest
 
 from guestdbg.errors import BadAddress, InvalidRequest, KernelError, NotStopped
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm import constants as C
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session.session import Session
-from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
+from guestdbg.vcpu import DebugRegsHandle, VcpuEventsHandle, VcpuHandle, VmHandle
 from guestdbg_x86 import abi, boot
 from guestdbg_x86.emuhost.factory import create_vm
-from guestdbg_x86.guest_dregs import DebugRegsHandle
 
 from . import machines
 from .machines import Machine

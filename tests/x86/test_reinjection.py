@@ -124,7 +124,7 @@ def test_host_step_over_the_guests_int3_lands_in_the_guests_handler(
     x86_guests: Callable[[str], pathlib.Path],
 ) -> None:
     """A host single-step must not swallow the exception the stepped instruction raises
-    (peers §1.5: QEMU loses a BookE trap this way)."""
+    (docs/stepping.md)."""
     m = machines.emulated(x86_guests("reinject"))
     m.start_at("guest_int3")
     s = Session(m.vm, "x86")

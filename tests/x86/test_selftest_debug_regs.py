@@ -1,9 +1,9 @@
 """The KVM selftest ``tools/testing/selftests/kvm/x86/debug_regs.c``, case by case, on the
-emulated x86 host and on this machine's /dev/kvm (fact sheet §6.1).
+emulated x86 host and on this machine's /dev/kvm (docs/reference/kvm-guest-debug-abi.md §6.1).
 
 Each case sets ``kvm_guest_debug`` exactly as the selftest does and checks the exit it checks.
 What a host cannot do is found by trying, never assumed: on the kvm_pvm host (guest CPL0 code
-runs in KVM's instruction emulator, real-kvm-on-this-machine.md) ``int3`` ends in
+runs in KVM's instruction emulator, docs/reference/this-machine-kvm.md) ``int3`` ends in
 KVM_EXIT_INTERNAL_ERROR, data breakpoints never fire and DR7.GD does not fault; those cases skip
 there, saying what was observed. The emulated host must pass all of them.
 """

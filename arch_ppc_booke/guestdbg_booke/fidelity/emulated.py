@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.plugins import Registry, default_registry
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
@@ -26,8 +25,8 @@ from .trace import END_DONE, REGISTERS, State, Trace, memory_words
 CORE = "e500mc"
 RAM_SIZE = 4 << 20
 """Guest RAM of the emulated VM. A program uses only its image at 1 MiB and its areas after it;
-less RAM than QEMU's ppce500 gives it is invisible to it, and 64 MiB cost 50 ms per VM to
-allocate."""
+less RAM than QEMU's ppce500 gives it is invisible to it, and every program pays for allocating
+its fresh VM's RAM (``emulated`` in the run's timing breakdown, ``Timings``)."""
 
 
 class EmulatedE500mc:

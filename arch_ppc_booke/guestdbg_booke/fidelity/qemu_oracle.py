@@ -2,18 +2,21 @@
 
 QEMU shares none of the emulated host's parts that matter here: its own CPU model version, its
 own interrupt delivery (``powerpc_excp_booke``), its own idea of an illegal instruction. Its
-debugging, though, is not a reference for everything: stepping a trapping instruction loses the
-guest's exception (peers §1.5), so stops are reached only by breakpoints and ``c``. Going on
+debugging, though, is not a reference for everything: its single step over an instruction that
+raises an interrupt stops at the handler's entry, where KVM's stops after the handler's first
+instruction (docs/stepping.md; docs/reference/peers.md §1.5), so stops are reached only by
+breakpoints and ``c``. Going on
 from a breakpoint is: remove it, ``s`` (an ordinary instruction: safe), put it back, ``c`` (a
 ``c`` on a breakpoint would report it again without executing anything).
 
 Round trips dominate, so every stop is three pipelined exchanges: read the state (``g``, the
 four SPRs, the area's memory), remove the breakpoint and step, re-insert and continue.
 
-Each program gets a fresh QEMU process (about 60 ms of the ~140 ms a program costs). Reusing one
-process (``monitor system_reset``, then the next program written with ``M``) was measured and
-rejected: QEMU's reset sets PC, r1, r3, r6 and r7 but leaves every other GPR, CR, LR, CTR and XER
-as the previous program left them, so it is not the state a fresh ``-kernel`` start gives.
+Each program gets a fresh QEMU process, a large share of a program's time (``qemu_start`` in the
+run's timing breakdown, printed by ``bench/fidelity.py``). Reusing one process (``monitor
+system_reset``, then the next program written with ``M``) was measured and rejected: QEMU's reset
+sets PC, r1, r3, r6 and r7 but leaves every other GPR, CR, LR, CTR and XER as the previous program
+left them, so it is not the state a fresh ``-kernel`` start gives.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ reference) and the emulated host (under test), each one VM with one vCPU behind 
 One machine serves many programs, as a VMM reuses its vCPU: :meth:`Machine.load` boots the next
 ELF with :func:`guestdbg_x86.boot.boot` and also zeroes every general register, so a program
 starts from the same state on both however the last one ended (a fresh KVM vCPU's GPRs are 0;
-the loader sets only RIP, RSP and RFLAGS). Creating an emulated VM costs about 15 ms, a tenth
-of a typical program's run, which is why it is not done per program.
+the loader sets only RIP, RSP and RFLAGS). Creating an emulated VM (a Unicorn instance, its
+RAM, its page tables) costs more than loading an ELF into one, which is why it is not done per
+program.
 """
 
 from __future__ import annotations

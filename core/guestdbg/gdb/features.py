@@ -2,7 +2,8 @@
 
 Never more: a feature the target lacks is left out of ``qSupported`` and ``vCont?``, and its
 packets get the empty reply ("not supported"), so GDB never relies on something that is not
-there (qiling advertises ``hwbreak+`` and non-stop it does not implement; peers note §4).
+there (qiling advertises ``hwbreak+`` and non-stop it does not implement:
+docs/reference/peers.md §4).
 Software breakpoints are always offered: the point table takes them on every arch.
 """
 

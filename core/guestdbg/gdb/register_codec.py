@@ -11,8 +11,7 @@ from collections.abc import Sequence
 
 from .commands.common import PacketError
 from .target import GdbArch
-
-_HEXDIGITS = b"0123456789abcdefABCDEF"
+from .wire import HEXDIGITS
 
 
 class RegisterCodec:
@@ -58,7 +57,7 @@ class RegisterCodec:
             )
         if not text.strip(b"x"):
             return None
-        if text.translate(None, _HEXDIGITS):
+        if text.translate(None, HEXDIGITS):
             raise PacketError(f"bad hex value for register {regnum}")
         return int.from_bytes(bytes.fromhex(text.decode("ascii")), self.byteorder)
 

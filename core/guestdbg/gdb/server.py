@@ -2,8 +2,9 @@
 
 Security: the default is a Unix socket (mode 0600) or TCP on a loopback address. Any other
 address needs ``allow_remote=True`` and is announced with a warning, because whoever reaches
-the port can read and write guest memory (QEMU ``-s`` listens on every interface; peers note
-§5.16). There is no authentication; put it behind a Unix socket or an SSH tunnel.
+the port can read and write guest memory (QEMU ``-s`` listens on every interface;
+docs/reference/peers.md §5). There is no authentication; put it behind a Unix socket or an SSH
+tunnel.
 
 Lifecycle: on accept the guest is stopped (``target.attach``). ``D``, ``k``, or the connection
 lost at any moment (guest running or not) detach exactly once, after which the next GDB may
@@ -34,6 +35,7 @@ import stat
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import GuestDebugError, InvalidRequest
@@ -89,8 +91,16 @@ class GdbServer:
         poll_interval: float = POLL_INTERVAL,
         spin: float = SPIN,
         run_length: bool = False,
+        on_attach: Callable[[], None] | None = None,
+        on_detach: Callable[[], None] | None = None,
     ) -> None:
+        """``on_attach()`` runs on the server's thread once a GDB is attached (the guest
+        stopped), ``on_detach()`` once it has been detached (every point removed, the guest
+        running on): a VMM's hooks for "a debugger came" and "it left". An exception in one is
+        logged and changes nothing else."""
         self.target = target
+        self.on_attach = on_attach
+        self.on_detach = on_detach
         self.packet_size = packet_size
         self.run_length = run_length
         self.spin = spin
@@ -244,6 +254,7 @@ class GdbServer:
             return
         self.stub = stub
         self.connection = conn
+        self._notify(self.on_attach, "on_attach")
         try:
             self._loop(conn, stub)
         except OSError as e:
@@ -259,13 +270,23 @@ class GdbServer:
             self.stub = None
             self.connection = None
             log.info("GDB disconnected; waiting for the next one")
+            self._notify(self.on_detach, "on_detach")
+
+    @staticmethod
+    def _notify(callback: Callable[[], None] | None, name: str) -> None:
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            log.exception("the VMM's %s callback failed", name)
 
     def _recv(self, conn: socket.socket) -> bytes:
-        """The next bytes from GDB. A debugger's next packet usually follows our reply within
-        a few tens of microseconds, while waking a thread blocked in ``recv`` costs about as
-        much again when GDB runs on another core (an IPI in a VM: loopback round trips measured
-        20 us on one core, 85 us across). So poll briefly first, then block - adaptive polling,
-        as the kernel's busy-poll does; it costs at most ``spin`` of CPU per packet."""
+        """The next bytes from GDB. A debugger's next packet usually follows our reply almost
+        at once, while waking a thread blocked in ``recv`` costs a cross-core wake-up (an IPI,
+        dear in a VM) when GDB runs on another core; ``bench/vs_qemu.py`` measures both. So
+        poll briefly first, then block - adaptive polling, as the kernel's busy-poll does; it
+        costs at most ``spin`` of CPU per packet."""
         if self.spin > 0:
             data = _spin_recv(conn, self.spin)
             if data is not None:

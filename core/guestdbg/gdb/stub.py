@@ -49,9 +49,9 @@ class GdbStub:
         packet_size: int = DEFAULT_PACKET_SIZE,
         run_length: bool = False,
     ) -> None:
-        """``run_length``: compress text replies (``c*N``). Off by default: measured here it
-        costs 20 us per ``g`` reply to save 51 bytes, and 0.9 ms per 2 KiB ``m`` reply, which
-        a local socket carries faster than Python encodes; worth it only on slow links."""
+        """``run_length``: compress text replies (``c*N``). Off by default: encoding in Python
+        costs more per reply than a local socket takes to carry the bytes it saves; worth it
+        only on slow links."""
         if packet_size < MIN_PACKET_SIZE:
             raise ValueError(f"packet_size must be at least {MIN_PACKET_SIZE}")
         self.ctx = StubContext.for_target(target, packet_size)

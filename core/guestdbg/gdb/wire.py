@@ -19,7 +19,8 @@ ESCAPE = 0x7D
 INTERRUPT = 0x03
 """Ctrl-C from GDB, sent raw between packets (manual, "Interrupts")."""
 _MUST_ESCAPE = b"#$}*"
-_HEXDIGITS = b"0123456789abcdefABCDEF"
+HEXDIGITS = b"0123456789abcdefABCDEF"
+"""What ``bytes.translate(None, HEXDIGITS)`` leaves empty: the hex digits of either case."""
 
 RLE_MIN_RUN = 4
 """Shorter runs are not shortened by ``c*N`` (3 bytes)."""
@@ -239,7 +240,7 @@ class PacketReader:
         if len(body) > self.max_body or b"#" in body or b"$" in body:
             return None
         digits = data[n - 2 :]
-        ok = not digits.translate(None, _HEXDIGITS) and int(digits, 16) == sum(body) & 0xFF
+        ok = not digits.translate(None, HEXDIGITS) and int(digits, 16) == sum(body) & 0xFF
         return Frame(body, ok)
 
     @staticmethod
@@ -270,7 +271,7 @@ class PacketReader:
         self._kept = 0
         ok = (
             len(digits) == 2
-            and not digits.translate(None, _HEXDIGITS)
+            and not digits.translate(None, HEXDIGITS)
             and int(digits, 16) == self._csum & 0xFF
         )
         return Frame(body, ok, oversized)

@@ -19,54 +19,58 @@ word present in the migrated memory) and raises :class:`MigrationError` before c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from ..arch import ArchInfo, CoreInfo
 from ..errors import GuestDebugError, MigrationError
 from ..events import Reinject
 from ..numbering import ExceptionId
 from ..points import DebugPoint, PointKind, PointTable
 from ..vcpu import VmHandle
+from .debug_state import DebugState
+from .port import VcpuPort
 
-if TYPE_CHECKING:
-    from .session import Session
+__all__ = ["FORMAT", "VERSION", "Document", "MigrationError", "apply", "read", "save"]
 
 FORMAT = "guestdbg/debug-state"
 VERSION = 1
 
 
-def save(s: Session) -> dict[str, Any]:
-    """The session's debug state; the VM must be stopped (a running vCPU's state is moving)."""
-    s._require_stopped()
+def save(
+    state: DebugState, arch: ArchInfo, core: CoreInfo, ports: Sequence[VcpuPort]
+) -> dict[str, Any]:
+    """The debug state of a stopped VM (a running vCPU's state is moving)."""
     points: list[dict[str, Any]] = []
-    for e in s.points.sw.values():
+    for e in state.points.sw.values():
         points.append(_point_doc(e.point, e.refs, e.gpa, e.original, e.inserted))
-    for h in s.points.hw_breaks.values():
+    for h in state.points.hw_breaks.values():
         t = h.trap
         if t is not None:
             points.append(_point_doc(h.point, h.refs, t.gpa, t.original, t.inserted))
         else:
             points.append(_point_doc(h.point, h.refs))
-    for w in s.points.watches.values():
+    for w in state.points.watches.values():
         points.append(_point_doc(w.point, w.refs))
     vcpus = []
-    for r, saved in zip(s.runners, s.saved_guest, strict=True):
+    for p, saved in zip(ports, state.saved_guest, strict=True):
         pending = None
-        if r.pending is not None:
+        if p.pending is not None:
             pending = {
-                "exception": r.pending.exception.to_json(),
-                "pc": r.pending.pc,
-                "payload": dict(r.pending.payload),
+                "exception": p.pending.exception.to_json(),
+                "pc": p.pending.pc,
+                "payload": dict(p.pending.payload),
             }
-        vcpus.append({"index": r.index, "pending": pending, "saved_guest": dict(saved)})
+        vcpus.append({"index": p.index, "pending": pending, "saved_guest": dict(saved)})
     return {
         "format": FORMAT,
         "version": VERSION,
-        "arch": s.arch.name,
-        "core": s.core.name,
-        "policy": s.policy,
-        "attached": s.attached,
-        "catch_guest_events": s.catch_guest_events,
+        "arch": arch.name,
+        "core": core.name,
+        "policy": state.policy,
+        "attached": state.attached,
+        "catch_guest_events": state.catch_guest_events,
         "points": points,
         "vcpus": vcpus,
     }
@@ -102,12 +106,21 @@ def _need(doc: Mapping[str, Any], key: str, typ: type, where: str) -> Any:
     return value
 
 
-def restore(
-    vm: VmHandle, doc: object, *, registry: object | None = None, **session_options: Any
-) -> Session:
-    """A new session on ``vm`` carrying the document's debug state (validated first)."""
-    from .session import Session
+@dataclass(frozen=True)
+class Document:
+    """A document's top level, checked for format, version and field types."""
 
+    arch: str
+    core: str
+    policy: str
+    attached: bool
+    catch_guest_events: bool
+    points: list[Any]
+    vcpus: list[Any]
+
+
+def read(doc: object) -> Document:
+    """Check a document's format, version and top-level fields (MigrationError if not)."""
     if not isinstance(doc, Mapping):
         raise MigrationError("a debug-state document is a JSON object")
     if doc.get("format") != FORMAT:
@@ -117,41 +130,41 @@ def restore(
         raise MigrationError(
             f"debug-state version {version!r} is not supported (this guestdbg reads {VERSION})"
         )
-    arch = _need(doc, "arch", str, "document")
-    core = _need(doc, "core", str, "document")
-    policy = _need(doc, "policy", str, "document")
-    attached = _need(doc, "attached", bool, "document")
-    catch = _need(doc, "catch_guest_events", bool, "document")
-    point_docs = _need(doc, "points", list, "document")
-    vcpu_docs = _need(doc, "vcpus", list, "document")
-    try:
-        s = Session(
-            vm, arch, core, policy=policy, registry=registry, attach=False, **session_options
-        )
-    except GuestDebugError as e:
-        raise MigrationError(f"cannot rebuild the session: {e}") from e
-    try:
-        plan = _plan(s, point_docs, vcpu_docs, vm)
-    except MigrationError:
-        s.close()
-        raise
-    points, pendings, saved = plan
-    s.points = points
-    for f in s.filters:
-        f.points = points
-    for r, pending in zip(s.runners, pendings, strict=True):
-        r.pending = pending
-    s.saved_guest = saved
-    s.attached = attached
-    s.catch_guest_events = catch
-    return s
+    return Document(
+        arch=_need(doc, "arch", str, "document"),
+        core=_need(doc, "core", str, "document"),
+        policy=_need(doc, "policy", str, "document"),
+        attached=_need(doc, "attached", bool, "document"),
+        catch_guest_events=_need(doc, "catch_guest_events", bool, "document"),
+        points=_need(doc, "points", list, "document"),
+        vcpus=_need(doc, "vcpus", list, "document"),
+    )
+
+
+def apply(
+    doc: Document, state: DebugState, ports: Sequence[VcpuPort], arch: ArchInfo, vm: VmHandle
+) -> None:
+    """Give a new session's state what the document holds, after validating all of it against
+    the destination VM; MigrationError before anything changes."""
+    points, pendings, saved = _plan(state, len(ports), arch, doc.points, doc.vcpus, vm)
+    state.points.adopt(points)
+    for p, pending in zip(ports, pendings, strict=True):
+        p.pending = pending
+    state.saved_guest[:] = saved
+    state.attached = doc.attached
+    state.catch_guest_events = doc.catch_guest_events
 
 
 def _plan(
-    s: Session, point_docs: list[Any], vcpu_docs: list[Any], vm: VmHandle
+    state: DebugState,
+    vcpus: int,
+    arch: ArchInfo,
+    point_docs: list[Any],
+    vcpu_docs: list[Any],
+    vm: VmHandle,
 ) -> tuple[PointTable, list[Reinject | None], list[Mapping[str, int]]]:
-    table = PointTable(s.caps)
-    insn = s.trap_writer.insn
+    table = PointTable(state.caps)
+    insn = state.trap_writer.insn
     for n, pd in enumerate(point_docs):
         where = f"points[{n}]"
         if not isinstance(pd, Mapping):
@@ -201,10 +214,8 @@ def _plan(
                 "word; the memory and the document are from different moments"
             )
         entry.original, entry.gpa, entry.inserted = original, gpa, True
-    if len(vcpu_docs) != len(s.runners):
-        raise MigrationError(
-            f"the document has {len(vcpu_docs)} vCPUs, the VM has {len(s.runners)}"
-        )
+    if len(vcpu_docs) != vcpus:
+        raise MigrationError(f"the document has {len(vcpu_docs)} vCPUs, the VM has {vcpus}")
     pendings: list[Reinject | None] = []
     saved: list[Mapping[str, int]] = []
     for n, vd in enumerate(vcpu_docs):
@@ -227,7 +238,7 @@ def _plan(
             exc = ExceptionId.from_json(_need(pd, "exception", Mapping, f"{where}.pending"))
         except GuestDebugError as e:
             raise MigrationError(f"{where}.pending.exception: {e}") from e
-        if exc.space not in s.arch.numbering.spaces:
+        if exc.space not in arch.numbering.spaces:
             raise MigrationError(f"{where}.pending: numberspace {exc.space!r} is not this arch's")
         payload = _need(pd, "payload", Mapping, f"{where}.pending")
         if not all(isinstance(k, str) and type(v) is int for k, v in payload.items()):

@@ -1,7 +1,8 @@
 """Monitor commands (GDB ``monitor ...``): a fixed whitelist, never arbitrary code.
 
 QEMU pipes ``monitor`` into its full HMP, so anyone who reaches the stub runs any command
-(peers §1.1). Here each command is a function in :data:`COMMANDS`; anything else is refused.
+(docs/reference/peers.md §1.1). Here each command is a function in :data:`COMMANDS`; anything
+else is refused.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def _catch(s: Session, args: list[str]) -> str:
 def _vcpus(s: Session, args: list[str]) -> str:
     """list the vCPUs and their pending reinjections"""
     out = []
-    for r in s.runners:
-        pending = f" pending {r.pending.exception}" if r.pending else ""
-        out.append(f"{s.vcpu_name(r.index)} exits={r.exits}{pending}")
+    for p in s.ports:
+        pending = f" pending {p.pending.exception}" if p.pending else ""
+        out.append(f"{s.vcpu_name(p.index)} exits={p.exits}{pending}")
     return "\n".join(out) + "\n"
 
 

@@ -10,18 +10,15 @@ completes when the handler returns to a planted address.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import UnsupportedByArch
-from ..events import StopKind, StopReason
-from ..gdb.target import ResumeAction, StopEvent
+from ..events import ResumeAction, StopEvent, StopKind, StopReason
 from ..points import DEFAULT_SPACE, DebugPoint, PointKind, SwEntry
-from .runner import RUN
-
-if TYPE_CHECKING:
-    from .session import Session
+from .control import RUN, RunControl
+from .debug_state import DebugState
+from .port import VcpuPort
 
 
 @dataclass
@@ -34,79 +31,78 @@ class PlantedStep:
 
 
 class PlantedSteps:
-    """The session's planted-trap steps in flight, at most one per vCPU."""
+    """The planted-trap steps in flight, at most one per vCPU."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, state: DebugState, control: RunControl, ports: Sequence[VcpuPort]) -> None:
+        self.state = state
+        self.control = control
+        self.ports = ports
         self.active: dict[int, PlantedStep] = {}
+        control.on_park = self.finish
 
-    def resume(self, actions: Mapping[int, ResumeAction]) -> None:
-        """Resume when steps are planted traps: a step, or a step over a host trap before a
-        continue, runs that vCPU alone until it reaches one of the planted addresses."""
-        s = self.session
+    def resume(self, actions: Mapping[int, ResumeAction], arch_name: str) -> None:
+        """A step, or a step over a host trap before a continue, runs that vCPU alone until
+        it reaches one of the planted addresses; anything else starts as asked."""
         for i in sorted(actions):
-            act = actions[i]
-            over = s._point_under_pc(i)
-            if act.step:
-                self.begin(i, then=None)
+            if actions[i].step:
+                self._begin(i, None, arch_name)
                 return
-            if over is not None:
-                self.begin(i, then=actions)
+            if self.ports[i].point_under_pc(False) is not None:
+                self._begin(i, actions, arch_name)
                 return
-        s._start(actions)
+        self.control.resume(actions, {})
 
-    def begin(self, vcpu: int, then: Mapping[int, ResumeAction] | None) -> None:
-        s = self.session
-        r = s.runners[vcpu]
-        step_targets = getattr(r.ops, "step_targets", None)
+    def _begin(self, vcpu: int, then: Mapping[int, ResumeAction] | None, arch_name: str) -> None:
+        st = self.state
+        port = self.ports[vcpu]
+        step_targets = getattr(port.ops, "step_targets", None)
         if step_targets is None:
-            raise UnsupportedByArch(f"{s.arch.name} cannot plant single-step traps")
-        pc = r.ops.pc()
-        trap = s.points.trap_at(DEFAULT_SPACE, pc)
-        suspended = trap if trap is not None and s.trap_writer.suspend(trap) else None
+            raise UnsupportedByArch(f"{arch_name} cannot plant single-step traps")
+        pc = port.ops.pc()
+        trap = st.points.trap_at(DEFAULT_SPACE, pc)
+        suspended = trap if trap is not None and st.trap_writer.suspend(trap) else None
         planted: list[DebugPoint] = []
         try:
             targets = set(step_targets())  # reads the instruction: the original word by now
             for a in sorted(targets):
-                if s.points.trap_at(DEFAULT_SPACE, a) is None:
-                    p = DebugPoint(PointKind.SW_BREAK, a, s.caps.sw_break_size)
-                    s.insert_point(p)
+                if st.points.trap_at(DEFAULT_SPACE, a) is None:
+                    p = DebugPoint(PointKind.SW_BREAK, a, st.caps.sw_break_size)
+                    st.insert(p, port.handle)
                     planted.append(p)
         except Exception:
             for p in planted:
-                s.remove_point(p)
+                st.remove(p)
             if suspended is not None:
-                s.trap_writer.rearm(suspended)
+                st.trap_writer.rearm(suspended)
             raise
         self.active[vcpu] = PlantedStep(planted, suspended, targets, then)
-        with s._cv:
-            s.stop_all = False
-            s._running.add(vcpu)
-            r.start(RUN)
+        with self.control.cv:
+            self.control.stop_all = False
+            self.control.give(vcpu, RUN)
 
     def finish(self, vcpu: int) -> None:
-        """Runs on the vCPU's thread when its planted-trap step ends, before it counts as
-        stopped: remove the planted traps, re-arm a suspended one, turn the hit into a step."""
-        s = self.session
-        ctx = self.active.pop(vcpu)
+        """When the vCPU parks (control's lock held), before it counts as stopped: remove the
+        planted traps, re-arm a suspended one, turn the hit into a step."""
+        ctx = self.active.pop(vcpu, None)
+        if ctx is None:
+            return
+        st = self.state
         for p in ctx.planted:
-            gone = s.points.remove(p)
+            gone = st.points.remove(p)
             if isinstance(gone, SwEntry):
-                s.trap_writer.remove(gone)
+                st.trap_writer.remove(gone)
         if ctx.suspended is not None:
-            s.trap_writer.rearm(ctx.suspended)
-        resume_others = False
-        with s._cv:
-            for n, ev in enumerate(s._stops):
-                if ev.vcpu != vcpu:
-                    continue
-                hit = ev.reason.kind in (StopKind.SW_BREAK, StopKind.HW_BREAK)
-                if hit and ev.reason.pc in ctx.targets:
-                    if ctx.then is None:
-                        s._stops[n] = StopEvent(vcpu, StopReason(StopKind.STEP, ev.reason.pc))
-                    else:
-                        del s._stops[n]
-                        resume_others = not s._stops
-                break
-        if resume_others and ctx.then is not None:
-            s._start(ctx.then)
+            st.trap_writer.rearm(ctx.suspended)
+        stops = self.control.stops
+        for n, ev in enumerate(stops):
+            if ev.vcpu != vcpu:
+                continue
+            hit = ev.reason.kind in (StopKind.SW_BREAK, StopKind.HW_BREAK)
+            if hit and ev.reason.pc in ctx.targets:
+                if ctx.then is None:
+                    stops[n] = StopEvent(vcpu, StopReason(StopKind.STEP, ev.reason.pc))
+                else:
+                    del stops[n]
+                    if not stops:
+                        self.control.resume(ctx.then, {})
+            break

@@ -1,56 +1,55 @@
 """A debug session over one VM: all-stop across vCPUs, as GDB's all-stop mode expects.
 
-* A reported event stops every vCPU: the reporting vCPU's thread posts the stop and kicks the
-  others out of KVM_RUN (a signal on real KVM). Events that other vCPUs hit before they notice
-  are queued, not lost, and reported one per resume, bhyve-style; a queued breakpoint stop whose
-  point was removed meanwhile is dropped (the vCPU never executed the trapped instruction).
-* One vCPU can step while the others stay stopped: vCPUs not named in a resume stay parked.
-* Resuming a vCPU that sits on a host breakpoint steps it over on that vCPU alone, with every
-  other vCPU still stopped, so none runs past a temporarily removed trap word.
-* Point changes only touch bookkeeping (and trap words in memory); each vCPU recomputes its
-  ``kvm_guest_debug`` once, before its next KVM_RUN (see :meth:`Runner.sync_debug`).
+The session is the debugger's side (the GDB stub's ``DebugTarget``): points, registers,
+memory, resume/stop, attach/detach, migration, monitor. The vCPUs' side is one
+:class:`~.port.VcpuPort` per vCPU, driven by whichever thread runs that vCPU:
+
+* ``vcpu_threads="vmm"``: the VMM keeps its own vCPU threads and calls ``session.port(i)``'s
+  ``before_run()``/``after_exit()`` around every KVM_RUN (see :mod:`.port`). The VM runs freely
+  until a debugger attaches (``attach()``, or a GDB connecting to the stub); attaching kicks every
+  vCPU and waits until each has parked, or fails with NotStopped within ``attach_timeout``.
+* ``vcpu_threads="session"`` (default): the session starts a thread per vCPU that runs that same
+  loop with ``exit_handler`` as the device model (:mod:`.threads`); the VM is stopped from the
+  start.
+
+How the pieces share state: :class:`~.debug_state.DebugState` (points, trap words, attach,
+policy) and :class:`~.control.RunControl` (all-stop: commands, queued stops, step-over order)
+are handed to each port; nothing reaches into the session.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..arch import ArchInfo, ArchVcpuDebug, CoreInfo, OwnershipPolicy, VcpuDebugRequest
-from ..errors import InvalidRequest, NotStopped, UnsupportedByArch
-from ..events import StopKind, StopReason
+from ..capabilities import DebugCapabilities
+from ..errors import GuestDebugError, InvalidRequest, MigrationError, NotStopped
+from ..events import ResumeAction, StopEvent, StopKind, StopReason
 from ..filter import FilterStats, ReinjectionFilter
-from ..gdb.target import GdbArch, ResumeAction, StopEvent
+from ..gdb.target import GdbArch
 from ..kvm.constants import KVM_EXIT_MMIO
-from ..points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable, SwEntry
+from ..plugins import Registry, default_registry
+from ..points import DebugPoint, PointTable
 from ..vcpu import VmHandle
-from . import lifetime, traps
+from . import lifetime, migration, traps
+from .control import RunControl
+from .debug_state import DebugState, SessionStats
+from .monitor import run_monitor
 from .planted_steps import PlantedSteps
-from .runner import RUN, STEP, STEP_OVER, Runner, StepOver, Watchdog
+from .port import VcpuPort
+from .threads import ExitHandler, OwnedThreads
 
 log = logging.getLogger(__name__)
 
-ExitHandler = Callable[[int, int, memoryview], bool]
-"""``handler(vcpu_index, exit_reason, kvm_run) -> keep running?`` for exits that are not the
-debugger's (MMIO, I/O, HLT...): the VMM's own device model."""
+__all__ = ["ExitHandler", "Session", "SessionStats", "default_exit_handler"]
 
-
-@dataclass
-class SessionStats:
-    set_guest_debug_calls: int = 0
-    injected: int = 0
-    stops_reported: int = 0
-    stops_dropped: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-_WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
 _UNSEEN_STOPS = frozenset({StopKind.INTERRUPT, StopKind.HALT, StopKind.GUEST_EVENT})
 """Stops that say nothing about a point under the PC: the vCPU has not hit it yet."""
+VCPU_THREADS = ("session", "vmm")
+_SESSIONS: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
+"""Open sessions by ``id(vm)``: one debugger per VM."""
 
 
 def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
@@ -61,6 +60,8 @@ def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
 class Session:
     """Debug state and run control for one VM. Implements the GDB stub's ``DebugTarget``."""
 
+    closed: bool
+
     def __init__(
         self,
         vm: VmHandle,
@@ -68,55 +69,71 @@ class Session:
         core: str | None = None,
         *,
         policy: str = OwnershipPolicy.HOST_PRIORITY,
-        registry: object | None = None,
+        registry: Registry | None = None,
         exit_handler: ExitHandler | None = None,
         catch_guest_events: bool = False,
-        attach: bool = True,
+        attach: bool | None = None,
+        vcpu_threads: str = "session",
+        attach_timeout: float = 2.0,
     ) -> None:
-        from ..plugins import Registry, default_registry
-
-        reg = registry if isinstance(registry, Registry) else default_registry()
+        """``attach``: stop the VM and take the debug facility now (default: yes with the
+        session's own threads, no with the VMM's, whose threads may not run yet)."""
+        if registry is not None and not isinstance(registry, Registry):
+            raise InvalidRequest(f"registry must be a guestdbg.plugins.Registry, not {registry!r}")
+        if policy not in OwnershipPolicy.ALL:
+            raise InvalidRequest(f"unknown ownership policy {policy!r}; use {OwnershipPolicy.ALL}")
+        if vcpu_threads not in VCPU_THREADS:
+            raise InvalidRequest(f"vcpu_threads must be one of {VCPU_THREADS}")
+        if vcpu_threads == "vmm" and exit_handler is not None:
+            raise InvalidRequest("with the VMM's own vCPU threads its device model is its own")
+        if not vm.vcpus:
+            raise InvalidRequest("the VM has no vCPUs")
+        other = _SESSIONS.get(id(vm))
+        if other is not None and not other.closed:
+            raise InvalidRequest("this VM already has a debug session: close it first")
+        reg = registry or default_registry()
         if isinstance(arch, ArchInfo):
             info, core_info = arch, arch.core(core)
         else:
             info, core_info = reg.resolve(arch)
             if core is not None:
                 core_info = info.core(core)
-        if policy not in OwnershipPolicy.ALL:
-            raise InvalidRequest(f"unknown ownership policy {policy!r}; use {OwnershipPolicy.ALL}")
         self.vm = vm
         self.arch: ArchInfo = info
         self.core: CoreInfo = core_info
         self.registry = reg
-        self.policy = policy
-        self.exit_handler = exit_handler or default_exit_handler
-        self.catch_guest_events = catch_guest_events
-        self.stats = SessionStats()
+        self.vcpu_threads = vcpu_threads
+        self.attach_timeout = attach_timeout if vcpu_threads == "vmm" else None
         self.ops: list[ArchVcpuDebug] = [
             reg.vcpu_debug(VcpuDebugRequest(info, core_info, vm, v, policy)) for v in vm.vcpus
         ]
-        if not self.ops:
-            raise InvalidRequest("the VM has no vCPUs")
-        self.caps = self.ops[0].caps
-        self.points = PointTable(self.caps)
-        self.trap_writer = traps.TrapWriter(vm, self.ops[0].sw_break_insn)
-        self.filters = [ReinjectionFilter(self.points, ops.guest_verdict) for ops in self.ops]
-        self.runners = [
-            Runner(self, i, v, ops, f)
-            for i, (v, ops, f) in enumerate(zip(vm.vcpus, self.ops, self.filters, strict=True))
-        ]
+        self.caps: DebugCapabilities = self.ops[0].caps
+        self.state = DebugState(
+            self.caps,
+            traps.TrapWriter(vm, self.ops[0].sw_break_insn),
+            policy,
+            len(self.ops),
+            catch_guest_events,
+            core_info.name,
+        )
+        handles = vm.vcpus
+        self.control = RunControl(len(handles), lambda i: handles[i].kick())
+        self.ports = [
+            VcpuPort(i, v, ops, ReinjectionFilter(self.state.points, ops.guest_verdict),
+                     self.state, self.control)
+            for i, (v, ops) in enumerate(zip(handles, self.ops, strict=True))
+        ]  # fmt: skip
+        self.planted = PlantedSteps(self.state, self.control, self.ports)
         self._gdb_arch: GdbArch | None = None
-        self._cv = threading.Condition(threading.Lock())
-        self._running: set[int] = set()
-        self._stops: collections.deque[StopEvent] = collections.deque()
-        self.planted = PlantedSteps(self)
-        self.watchdog = Watchdog()
-        self._deferred: dict[int, ResumeAction] = {}
-        self.stop_all = False
-        self.attached = False
-        self.saved_guest: list[Mapping[str, int]] = [{} for _ in self.ops]
+        self.closed = False
+        self._threads: OwnedThreads | None = None
+        if vcpu_threads == "session":
+            self._threads = OwnedThreads(self.ports, exit_handler or default_exit_handler)
+        else:
+            self.control.release_all()  # the VMM's threads run freely until a debugger attaches
+        _SESSIONS[id(vm)] = self
         lifetime.track(self)
-        if attach:
+        if attach if attach is not None else vcpu_threads == "session":
             self.attach()
 
     # -- identity ---------------------------------------------------------------------------
@@ -127,32 +144,67 @@ class Session:
             self._gdb_arch = self.registry.gdb_arch(self.arch, self.core)
         return self._gdb_arch
 
-    def vcpu_count(self) -> int:
-        return len(self.runners)
+    @property
+    def points(self) -> PointTable:
+        return self.state.points
 
-    def vcpu_name(self, vcpu: int) -> str:
-        r = self._runner(vcpu)
-        state = "running" if vcpu in self._running else "stopped"
-        return f"vCPU {r.index} ({self.core.name}, {state})"
+    @property
+    def stats(self) -> SessionStats:
+        return self.state.stats
+
+    @property
+    def policy(self) -> str:
+        return self.state.policy
+
+    @property
+    def attached(self) -> bool:
+        return self.state.attached
+
+    @property
+    def saved_guest(self) -> list[Mapping[str, int]]:
+        return self.state.saved_guest
+
+    @property
+    def trap_writer(self) -> traps.TrapWriter:
+        return self.state.trap_writer
 
     @property
     def traps_active(self) -> bool:
-        """True while any trap word is in guest memory (the arch then asks KVM to exit on it)."""
-        return bool(self.points.sw) or any(e.via_sw for e in self.points.hw_breaks.values())
+        return self.state.traps_active
+
+    @property
+    def catch_guest_events(self) -> bool:
+        return self.state.catch_guest_events
+
+    @catch_guest_events.setter
+    def catch_guest_events(self, on: bool) -> None:
+        self.state.catch_guest_events = on
+
+    def port(self, vcpu: int) -> VcpuPort:
+        """The port a VMM's vCPU thread calls around KVM_RUN (``vcpu_threads="vmm"``)."""
+        return self._port(vcpu)
+
+    def vcpu_count(self) -> int:
+        return len(self.ports)
+
+    def vcpu_name(self, vcpu: int) -> str:
+        p = self._port(vcpu)
+        state = "running" if vcpu in self.control.running else "stopped"
+        return f"vCPU {p.index} ({self.core.name}, {state})"
 
     def filter_stats(self) -> FilterStats:
         total = FilterStats()
-        for f in self.filters:
-            total.add(f.stats)
+        for p in self.ports:
+            total.add(p.filter.stats)
         return total
 
-    def _runner(self, vcpu: int) -> Runner:
-        if not 0 <= vcpu < len(self.runners):
-            raise InvalidRequest(f"no vCPU {vcpu}; the VM has {len(self.runners)}")
-        return self.runners[vcpu]
+    def _port(self, vcpu: int) -> VcpuPort:
+        if not 0 <= vcpu < len(self.ports):
+            raise InvalidRequest(f"no vCPU {vcpu}; the VM has {len(self.ports)}")
+        return self.ports[vcpu]
 
     def _require_stopped(self) -> None:
-        if self._running:
+        if self.control.running:
             raise NotStopped("the VM is running; stop it first")
 
     # -- attach / detach --------------------------------------------------------------------
@@ -160,18 +212,18 @@ class Session:
     def attach(self) -> StopEvent:
         """A debugger connects: stop the VM (if running), drop stops queued for a previous
         debugger, take the debug facility as the policy says, and return the stop to report
-        (INTERRUPT when the guest had to be stopped, HALT when it was already parked)."""
-        with self._cv:
-            was_running = sorted(self._running)
-        self.stop()
-        with self._cv:
-            self._stops.clear()
-        if not self.attached:
-            self.saved_guest = [dict(ops.attach(self.policy)) for ops in self.ops]
-            self.attached = True
+        (INTERRUPT when the guest had to be stopped, HALT when it was already parked).
+
+        With the VMM's threads, a vCPU that does not park within ``attach_timeout`` makes this
+        raise NotStopped and the VM runs on, undebugged."""
+        was_running = sorted(self.control.running)
+        self.control.stop(self.attach_timeout)
+        if not self.state.attached:
+            self.state.saved_guest[:] = [dict(ops.attach()) for ops in self.ops]
+            self.state.attached = True
         who = was_running[0] if was_running else 0
         kind = StopKind.INTERRUPT if was_running else StopKind.HALT
-        return StopEvent(who, StopReason(kind, self.runners[who].ops.pc()))
+        return StopEvent(who, StopReason(kind, self.ports[who].ops.pc()))
 
     def detach(self) -> None:
         """Remove every point, clear hardware debug state on every vCPU, let the guest run.
@@ -179,99 +231,52 @@ class Session:
         Guest memory ends byte-identical to what it would be without the debugger (every trap
         word restored, unless the guest itself overwrote it).
         """
-        self.stop()
-        for entry in list(self.points.traps()):
-            self.trap_writer.remove(entry)
-        self.points.clear()
-        self.attached = False
-        for r, saved in zip(self.runners, self.saved_guest, strict=True):
-            r.step = False
-            r.masked = frozenset()
-            r.sync_debug()
-            r.ops.detach(saved)
-        with self._cv:
-            self._stops.clear()
-        self._start({i: ResumeAction() for i in range(len(self.runners))})
+        self.control.stop(self.attach_timeout)
+        self.state.remove_all()
+        self.state.attached = False
+        for p, saved in zip(self.ports, self.state.saved_guest, strict=True):
+            p.step = False
+            p.masked = frozenset()
+            p.sync_debug()
+            p.ops.detach(saved)
+        self.control.release_all()
 
     def close(self) -> None:
-        """Stop and forget the vCPU threads (the VM itself belongs to the VMM)."""
-        self.stop()
-        for r in self.runners:
-            r.quit()
+        """The session ends; the VM stays the VMM's. guestdbg's own vCPU threads stop (the VM
+        is left stopped); the VMM's threads run on, undebugged."""
+        if self.closed:
+            return
+        if self._threads is not None:
+            self.control.stop()
+            self.control.close()
+            self._threads.join()
+        else:
+            self.control.release_all()
+        self.closed = True
 
     # -- points -----------------------------------------------------------------------------
-
-    def _normalise(self, point: DebugPoint) -> DebugPoint:
-        """GDB's breakpoint "kind" is a size hint; a trap is always the arch's trap word."""
-        if self._needs_trap(point) and point.length != self.caps.sw_break_size:
-            return DebugPoint(point.kind, point.addr, self.caps.sw_break_size, point.space)
-        return point
-
-    def _needs_trap(self, point: DebugPoint) -> bool:
-        return point.kind is PointKind.SW_BREAK or (
-            point.kind is PointKind.HW_BREAK and self.caps.hw_break_via_sw
-        )
 
     def insert_point(self, point: DebugPoint) -> None:
         """Add one reference to a point; a refused point changes nothing."""
         self._require_stopped()
-        point = self._normalise(point)
-        if point.kind.is_watch and not self.caps.watch_kinds:
-            raise UnsupportedByArch(
-                f"no hardware watchpoints for the host under the {self.policy} policy: the "
-                "guest keeps its data-address compares"
-                if self.policy != OwnershipPolicy.HOST_PRIORITY
-                else f"{self.core.name} offers no hardware watchpoints"
-            )
-        self.points.check(point)
-        if not self._needs_trap(point) or self._trap_entry_for(point) is not None:
-            self.points.insert(point)
-            return
-        shared = self.points.trap_at(point.space, point.addr)  # a hbreak served by the same word
-        probe = SwEntry(point)
-        if shared is not None and shared.inserted:
-            probe.original, probe.gpa, probe.inserted = shared.original, shared.gpa, True
-        else:
-            self.trap_writer.insert(self.runners[0].handle, probe)  # BadAddress: nothing written
-        self.points.insert(point)
-        entry = self._trap_entry_for(point)
-        assert entry is not None
-        entry.original, entry.gpa, entry.inserted = probe.original, probe.gpa, True
-
-    def _trap_entry_for(self, point: DebugPoint) -> SwEntry | None:
-        if point.kind is PointKind.SW_BREAK:
-            return self.points.sw.get((point.space, point.addr))
-        if point.kind is PointKind.HW_BREAK:
-            hw = self.points.hw_breaks.get((point.space, point.addr))
-            return hw.trap if hw is not None else None
-        return None
+        self.state.insert(point, self.ports[0].handle)
 
     def remove_point(self, point: DebugPoint) -> str | None:
         """Remove one reference; returns a note when a trap word could not be restored."""
         self._require_stopped()
-        gone = self.points.remove(self._normalise(point))
-        if gone is None:
-            return None
-        entry = gone if isinstance(gone, SwEntry) else gone.trap
-        if entry is None:
-            return None
-        other = self.points.trap_at(entry.point.space, entry.point.addr)
-        if other is not None and other.inserted:
-            entry.inserted = False  # the word stays: another point still traps there
-            return None
-        return self.trap_writer.remove(entry)
+        return self.state.remove(point)
 
     # -- registers and memory ---------------------------------------------------------------
 
     def read_registers(self, vcpu: int) -> list[int | None]:
         self._require_stopped()
-        return self.gdb_arch.read_registers(self._runner(vcpu).handle)
+        return self.gdb_arch.read_registers(self._port(vcpu).handle)
 
     def read_some_registers(self, vcpu: int, regnums: Sequence[int]) -> Mapping[int, int | None]:
         """Only the registers named (the stub's expedited ones), if the arch can read a subset
         cheaply; else a full read."""
         self._require_stopped()
-        handle = self._runner(vcpu).handle
+        handle = self._port(vcpu).handle
         some = getattr(self.gdb_arch, "read_some_registers", None)
         if some is not None:
             result: Mapping[int, int | None] = some(handle, regnums)
@@ -281,253 +286,143 @@ class Session:
 
     def write_registers(self, vcpu: int, values: Mapping[int, int]) -> None:
         self._require_stopped()
-        self.gdb_arch.write_registers(self._runner(vcpu).handle, values)
+        self.gdb_arch.write_registers(self._port(vcpu).handle, values)
+
+    def register_names(self) -> list[str]:
+        """The arch's register names, in GDB's order (``r0``... ``pc``, ``rax``... ``rip``)."""
+        return [r.name for r in self.gdb_arch.registers]
+
+    def read_named_registers(
+        self, vcpu: int, names: Iterable[str] | None = None
+    ) -> dict[str, int | None]:
+        """Registers by name (all of them by default); None where the vCPU cannot say."""
+        index = self._register_index(names)
+        values = self.read_registers(vcpu)
+        return {name: values[n] for name, n in index.items()}
+
+    def write_named_registers(self, vcpu: int, values: Mapping[str, int]) -> None:
+        """Write registers by name; an unknown name changes nothing."""
+        index = self._register_index(values)
+        self.write_registers(vcpu, {index[name]: value for name, value in values.items()})
+
+    def _register_index(self, names: Iterable[str] | None) -> dict[str, int]:
+        known = {r.name: n for n, r in enumerate(self.gdb_arch.registers)}
+        if names is None:
+            return known
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise InvalidRequest(f"no register(s) {unknown} on {self.core.name}")
+        return {n: known[n] for n in wanted}
 
     def read_memory(self, vcpu: int, addr: int, length: int) -> bytes:
         if length < 0 or addr < 0:
             raise InvalidRequest("negative address or length")
-        r = self._runner(vcpu)
+        st = self.state
         return traps.shadow_read(
-            self.points, self.vm, r.handle, addr, length, self.trap_writer.insn
+            st.points, self.vm, self._port(vcpu).handle, addr, length, st.trap_writer.insn
         )
 
     def write_memory(self, vcpu: int, addr: int, data: bytes) -> None:
         self._require_stopped()
         if addr < 0:
             raise InvalidRequest("negative address")
-        r = self._runner(vcpu)
-        traps.shadow_write(self.points, self.vm, r.handle, addr, data, self.trap_writer.insn)
+        st = self.state
+        traps.shadow_write(
+            st.points, self.vm, self._port(vcpu).handle, addr, data, st.trap_writer.insn
+        )
 
     # -- run control ------------------------------------------------------------------------
 
     def resume(self, actions: Mapping[int, ResumeAction]) -> None:
         """Run the named vCPUs (step or continue); vCPUs not named stay stopped.
 
-        When one vCPU is named, it runs on the caller's thread for up to the watchdog's limit
-        (50 ms) - most steps and hits end well within it - and on its own thread after that;
-        so this call may take that long, and the stop is then usually ready for ``wait_stop``.
+        With the session's own threads a resume of one vCPU runs on the caller's thread for up
+        to the watchdog's limit (50 ms) - most steps and hits end well within it - and on the
+        vCPU's thread after that; so this call may take that long, and the stop is then usually
+        ready for ``wait_stop``.
         """
         if not actions:
             raise InvalidRequest("a resume must name at least one vCPU")
         for i in actions:
-            self._runner(i)
-        with self._cv:
+            self._port(i)
+        c = self.control
+        with c.cv:
             self._require_stopped()
-            self._drop_stale_stops()
-            if self._stops:
+            self.state.stats.stops_dropped += c.drop_stale_stops(self.state.points)
+            if c.stops:
                 return  # report the queued stop first; nothing runs
-            self.stop_all = False
         if self.caps.step_via_sw:
-            self.planted.resume(actions)
+            self.planted.resume(actions, self.arch.name)
             return
-        overs = {i: o for i in sorted(actions) if (o := self._point_under_pc(i)) is not None}
-        if len(actions) == 1:
-            ((i, act),) = actions.items()
-            with self._cv:
-                self.stop_all = False
-                self._running.add(i)
-            self.runners[i].run_inline(STEP if act.step else RUN, overs.get(i), self.watchdog)
-            return
-        if len(overs) == 1:
-            # The common case, done on the vCPU's own thread: it steps over the point while the
-            # others are parked, then calls step_over_done, which starts them.
-            ((i, over),) = overs.items()
-            with self._cv:
-                self.stop_all = False
-                self._deferred = {j: a for j, a in actions.items() if j != i}
-                self._running.add(i)
-                self.runners[i].start(STEP if actions[i].step else RUN, over)
-            return
-        started: dict[int, ResumeAction] = {}
-        for i in sorted(actions):
-            act = actions[i]
-            if i in overs:
-                self._step_over(i, overs[i], report=act.step)
-                with self._cv:
-                    if self._stops:
-                        return
-                if act.step:
-                    continue
-            started[i] = act
-        self._start(started)
-
-    def step_over_done(self, vcpu: int) -> bool:
-        """Called on a vCPU's thread once it stepped over the point under its PC: start the
-        vCPUs that waited for it; False when a stop arrived meanwhile (the vCPU parks)."""
-        with self._cv:
-            deferred, self._deferred = self._deferred, {}
-            if self.stop_all or self._stops:
-                return False
-            for j, act in deferred.items():
-                self._running.add(j)
-                self.runners[j].start(STEP if act.step else RUN)
-            return True
-
-    def _start(self, actions: Mapping[int, ResumeAction]) -> None:
-        with self._cv:
-            self.stop_all = False
-            for i, act in actions.items():
-                self._running.add(i)
-                self.runners[i].start(STEP if act.step else RUN)
-
-    def _point_under_pc(self, vcpu: int) -> StepOver | None:
-        """What the vCPU would hit again before executing anything, if the debugger has already
-        seen it stopped there: a trap word or an IAC at its PC, or (on arches whose watchpoints
-        fire before the access) the watchpoint it just reported at this PC. A point the
-        debugger was not told about is not stepped over: the vCPU hits it and it is reported."""
-        pts = self.points
-        r = self.runners[vcpu]
-        if r.seen_at is None:
-            return None
-        last = r.last_stop
-        watch_again = (
-            self.caps.watch_before_access
-            and last is not None
-            and last.kind in _WATCH_STOPS
-            and last.address is not None
-            and (DEFAULT_SPACE, last.address) in pts.watch_addrs
-        )
-        if not pts.sw and not pts.hw_breaks and not watch_again:
-            return None
-        pc = r.ops.pc()
-        if pc != r.seen_at:
-            return None
-        masked: set[DebugPoint] = set()
-        trap = pts.trap_at(DEFAULT_SPACE, pc)
-        if trap is not None and not trap.inserted:
-            trap = None
-        hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
-        if hw is not None and not hw.via_sw:
-            masked.add(hw.point)
-        if watch_again and last is not None and last.pc == pc and last.address is not None:
-            masked.update(e.point for e in pts.watch_addrs[(DEFAULT_SPACE, last.address)])
-        if trap is None and not masked:
-            return None
-        return trap, frozenset(masked), pc
-
-    def _step_over(self, vcpu: int, over: StepOver, report: bool) -> None:
-        """Step one vCPU over what is under its PC while the caller waits (used when several
-        vCPUs need it: they go one after the other, everyone else parked)."""
-        r = self.runners[vcpu]
-        with self._cv:
-            self._running.add(vcpu)
-            r.start(STEP if report else STEP_OVER, over)
-            while vcpu in self._running:
-                self._cv.wait()
+        before_access = self.caps.watch_before_access
+        overs = {
+            i: o for i in sorted(actions) if (o := self.ports[i].point_under_pc(before_access))
+        }
+        inline = self._threads is not None and len(actions) == 1
+        if inline:
+            ((i, _),) = actions.items()
+            port = self.ports[i]
+            port.inline, port.overdue = True, False
+        c.resume(actions, overs)
+        if inline:
+            assert self._threads is not None
+            self._threads.run_inline(port)
 
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
         """The next stop once every vCPU is parked (None on timeout)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
-            while not (self._stops and not self._running):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cv.wait(remaining)
-            ev = self._stops.popleft()
-        self.stats.stops_reported += 1
+        ev = self.control.wait_stop(timeout)
+        if ev is None:
+            return None
+        self.state.stats.stops_reported += 1
         if ev.reason.kind not in _UNSEEN_STOPS:
-            self.runners[ev.vcpu].seen_at = ev.reason.pc
+            self.ports[ev.vcpu].seen_at = ev.reason.pc
         if ev.reason.pc < 0:
-            pc = self.runners[ev.vcpu].ops.pc()
+            pc = self.ports[ev.vcpu].ops.pc()
             ev = StopEvent(ev.vcpu, StopReason(ev.reason.kind, pc, ev.reason.address))
         return ev
 
     def interrupt(self) -> None:
         """Stop every vCPU; the next ``wait_stop`` reports it (unless an event got there first)."""
-        with self._cv:
-            if not self._stops:
-                who = min(self._running) if self._running else 0
-                self._stops.append(StopEvent(who, StopReason(StopKind.INTERRUPT, -1)))
-            self._halt_all_locked()
-            self._cv.notify_all()
+        self.control.interrupt()
 
     def stop(self) -> None:
         """Stop everything and wait; queued stops are discarded (used by attach/detach)."""
-        with self._cv:
-            if not self._running:
-                return
-            self._halt_all_locked()
-            while self._running:
-                self._cv.wait()
-            self._stops.clear()
-
-    def _halt_all_locked(self) -> None:
-        self.stop_all = True
-        for i in self._running:
-            self.runners[i].handle.kick()
-
-    # -- called from vCPU threads -----------------------------------------------------------
-
-    def post(self, ev: StopEvent, error: str | None = None) -> None:
-        with self._cv:
-            if error:
-                self.stats.errors.append(error)
-            self._stops.append(ev)
-            if not self.stop_all:
-                self.stop_all = True
-                for i in self._running:
-                    if i != ev.vcpu:
-                        self.runners[i].handle.kick()
-            self._cv.notify_all()
-
-    def runner_done(self, index: int) -> None:
-        if index in self.planted.active:
-            self.planted.finish(index)
-        with self._cv:
-            self._running.discard(index)
-            self._cv.notify_all()
-
-    def vmm_exit(self, index: int, reason: int) -> bool:
-        return self.exit_handler(index, reason, self.runners[index].handle.kvm_run)
-
-    def _drop_stale_stops(self) -> None:
-        """Drop queued breakpoint stops whose point is gone: that vCPU never executed the
-        trapped instruction, so resuming it simply runs it."""
-        keep: collections.deque[StopEvent] = collections.deque()
-        for ev in self._stops:
-            kind = ev.reason.kind
-            if (
-                kind is StopKind.SW_BREAK
-                and self.points.trap_at(DEFAULT_SPACE, ev.reason.pc) is None
-            ):
-                self.stats.stops_dropped += 1
-                continue
-            if (
-                kind is StopKind.HW_BREAK
-                and (DEFAULT_SPACE, ev.reason.pc) not in self.points.hw_breaks
-            ):
-                self.stats.stops_dropped += 1
-                continue
-            keep.append(ev)
-        self._stops = keep
+        self.control.stop(self.attach_timeout)
 
     # -- migration ----------------------------------------------------------------------------
 
     def save_state(self) -> dict[str, object]:
         """The versioned debug-state document (see :mod:`guestdbg.session.migration`)."""
-        from .migration import save
-
-        return save(self)
+        self._require_stopped()
+        return migration.save(self.state, self.arch, self.core, self.ports)
 
     @classmethod
     def restore(cls, vm: VmHandle, doc: object, **options: object) -> Session:
-        from .migration import restore
-
-        return restore(vm, doc, **options)
+        """A new session on ``vm`` carrying the document's debug state (validated first;
+        MigrationError before anything changes)."""
+        plan = migration.read(doc)
+        try:
+            s = cls(vm, plan.arch, plan.core, policy=plan.policy, attach=False, **options)  # type: ignore[arg-type]
+        except GuestDebugError as e:
+            raise MigrationError(f"cannot rebuild the session: {e}") from e
+        try:
+            migration.apply(plan, s.state, s.ports, s.arch, vm)
+        except MigrationError:
+            s.close()
+            raise
+        return s
 
     def deliver_pending(self, vcpu: int) -> bool:
         """Deliver a vCPU's pending reinjection now (without running it); True if there was one.
         The VMM may call this before saving the VM so that no pending state travels."""
         self._require_stopped()
-        r = self._runner(vcpu)
-        had = r.pending is not None
-        r.deliver_pending()
+        p = self._port(vcpu)
+        had = p.pending is not None
+        p.deliver_pending()
         return had
 
     # -- monitor ----------------------------------------------------------------------------
 
     def monitor(self, command: str) -> str:
-        from .monitor import run_monitor
-
         return run_monitor(self, command)

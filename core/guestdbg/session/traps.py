@@ -5,7 +5,7 @@ invisible to the guest and honest to the debugger: the original word is saved be
 written; removal restores it only if the trap word is still there (the guest may have rewritten
 its own code: then the guest's word wins and the caller is told); and every memory read the
 debugger makes shows the original words, never the traps (users see trap bytes in disassembly
-otherwise, peers §5.11).
+otherwise, docs/reference/peers.md §5).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..arch import ArchInfo, CoreInfo
-from ..gdb.target import ResumeAction, StopEvent
+from ..events import ResumeAction, StopEvent
 from ..plugins import Registry
 from ..session.session import Session
 from .profile import ConformanceProfile

@@ -3,7 +3,7 @@
 # a stack frame (lwz, rotates, xor, a nested call), a trap the guest's own program handler
 # takes (it reads SRR0 and ESR into GPRs and skips the trap), and a system call its handler
 # counts. No instruction here reads the MSR, SRR1 or the timebase: those differ by design
-# between QEMU's TCG and a KVM host (MSR[GS] on HV; QEMU's SRR1 cause bits, peers §1.5).
+# between QEMU's TCG and a KVM host (MSR[GS] on HV; QEMU's SRR1 cause bits, docs/reference/peers.md §1.5).
     .include "hostio.inc"
     .include "spr.inc"
 

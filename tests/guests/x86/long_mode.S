@@ -3,7 +3,7 @@
  *
  * No firmware: the test loads this image at guest-physical 0 and puts the vCPU straight into
  * 64-bit long mode at CPL0 with KVM_SET_SREGS (CR3 = pml4, GDTR = gdt, IDTR = idt, CS = 0x10,
- * data = 0x18), the recipe of real-kvm-on-this-machine.md. Everything stays at CPL0 because a
+ * data = 0x18), the recipe of docs/reference/this-machine-kvm.md. Everything stays at CPL0 because a
  * kvm_pvm host only debugs code it emulates, and only with instructions KVM's emulator knows:
  * no int3 / int n; hlt ends each scenario with a clean KVM_EXIT_HLT.
  *

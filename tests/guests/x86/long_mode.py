@@ -1,9 +1,10 @@
 """Build, load and enter ``long_mode.S``: the x86-64 guest of the real-/dev/kvm tests and bench.
 
-GNU as (through ``gcc -c``, which runs the C preprocessor a ``.S`` needs) and ld link the image
-at guest-physical 0; the loader copies its PT_LOAD segments into guest RAM and returns the symbol
+GNU as (through ``gcc -c``, which runs the C preprocessor a ``.S`` needs) and ld link the image at
+guest-physical 0; the loader copies its PT_LOAD segments into guest RAM and returns the symbol
 table, so callers name addresses instead of restating them. ``enter_long_mode`` is the recipe of
-real-kvm-on-this-machine.md ("What a test suite needs to do"): 64-bit CPL0 straight from reset.
+docs/reference/this-machine-kvm.md ("What a test suite on this host does"): 64-bit CPL0 straight
+from reset.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ are capped at 64 bits (16 digits): addresses and lengths beyond that are not a t
 from __future__ import annotations
 
 from ...errors import InvalidRequest
+from ..wire import HEXDIGITS
 
-_HEXDIGITS = b"0123456789abcdefABCDEF"
 MAX_HEX_DIGITS = 16
 
 THREAD_ALL = -1
@@ -23,14 +23,14 @@ class PacketError(InvalidRequest):
 
 
 def parse_hex(text: bytes, what: str = "number") -> int:
-    if not text or len(text) > MAX_HEX_DIGITS or text.translate(None, _HEXDIGITS):
+    if not text or len(text) > MAX_HEX_DIGITS or text.translate(None, HEXDIGITS):
         raise PacketError(f"bad hex {what}: {text[:40]!r}")
     return int(text, 16)
 
 
 def parse_hex_bytes(text: bytes) -> bytes:
     """Hex pairs as bytes (``M`` data, ``qRcmd`` text)."""
-    if len(text) % 2 or text.translate(None, _HEXDIGITS):
+    if len(text) % 2 or text.translate(None, HEXDIGITS):
         raise PacketError(f"bad hex data: {text[:40]!r}")
     return bytes.fromhex(text.decode("ascii"))
 

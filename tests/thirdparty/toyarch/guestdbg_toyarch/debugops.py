@@ -139,7 +139,7 @@ class ToyVcpuDebug:
     def pc(self) -> int:
         return self._reg_pc.get(self.vcpu.get_regs())
 
-    def attach(self, policy: str) -> Mapping[str, int]:
+    def attach(self) -> Mapping[str, int]:
         return {}
 
     def detach(self, saved: Mapping[str, int]) -> None:

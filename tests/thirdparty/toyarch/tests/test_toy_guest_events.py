@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 from guestdbg.errors import InvalidRequest
-from guestdbg.events import StopKind
-from guestdbg.gdb.target import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
 

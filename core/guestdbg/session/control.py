@@ -1,0 +1,219 @@
+"""All-stop run control across one VM's vCPUs: who may run, the stops waiting to be reported,
+and the order in which vCPUs step over the points under their PCs.
+
+GDB's all-stop mode, as KVM VMMs implement it (QEMU's ``vm_stop``, bhyve's per-vCPU events):
+
+* A reported stop stops every vCPU: the reporting vCPU posts it and every other running vCPU is
+  kicked out of KVM_RUN (the VMM's own kick: a signal on ``/dev/kvm``). Events that other vCPUs
+  hit before they notice are queued, not lost, and reported one per resume; a queued breakpoint
+  stop whose point was removed meanwhile is dropped (that vCPU never executed the trapped
+  instruction, so resuming it simply runs into the point again, or not).
+* A resume names the vCPUs to run; the others stay parked.
+* vCPUs that must step over a host point under their PC do so one at a time, each alone, before
+  any resumed vCPU runs on: nobody runs past a trap word put back for another's step-over.
+
+A vCPU runs while it holds a :class:`Command` and parks (in its port's ``before_run``) while it
+holds none. Everything here is guarded by one condition variable, on which parked vCPU threads
+wait; it is reentrant so a callback run while a vCPU parks may take it again.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..errors import NotStopped
+from ..events import ResumeAction, StopEvent, StopKind, StopReason
+from ..points import DEFAULT_SPACE, DebugPoint, PointTable, SwEntry
+
+
+@dataclass(frozen=True, slots=True)
+class StepOver:
+    """What a vCPU must step over before it can go on from its PC."""
+
+    trap: SwEntry | None
+    """The trap word under the PC, put back to the original word for one step."""
+    masked: frozenset[DebugPoint]
+    """Hardware points left out of this vCPU's registers for that step: an IAC at the PC, a
+    DAC that fires before the access it watches."""
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What a resume asked one vCPU to do."""
+
+    step: bool = False
+    """Stop after one instruction (else run until something stops the VM)."""
+    over: StepOver | None = None
+    """Step over this point first, alone. With ``step`` the step-over is the step."""
+
+
+RUN = Command()
+
+
+class RunControl:
+    def __init__(self, vcpus: int, kick: Callable[[int], None]) -> None:
+        self.cv = threading.Condition(threading.RLock())
+        self.kick = kick
+        """``kick(index)``: get that vCPU out of KVM_RUN (``VcpuHandle.kick``)."""
+        self.commands: list[Command | None] = [None] * vcpus
+        self.running: set[int] = set()
+        """vCPUs not parked: holding a command, or on their way to park."""
+        self.stops: collections.deque[StopEvent] = collections.deque()
+        self.stop_all = False
+        """A stop was posted or asked for: every vCPU parks at its next chance."""
+        self.closed = False
+        """The session is closed: guestdbg's own vCPU threads end."""
+        self._queue: list[tuple[int, Command]] = []
+        """Step-overs still to do after the current one, in order."""
+        self._after: dict[int, Command] = {}
+        """What each resumed vCPU does once every step-over is done."""
+        self.on_park: Callable[[int], None] | None = None
+        """Called (lock held) when a vCPU parks, before it counts as stopped (planted steps
+        turn their hit into the step here)."""
+
+    # -- giving and taking commands ---------------------------------------------------------
+
+    def resume(self, actions: Mapping[int, ResumeAction], overs: Mapping[int, StepOver]) -> None:
+        """Run the named vCPUs: first each one with a point under its PC steps over it, one at
+        a time, alone; then every resumed vCPU goes on (a step-over that was the step asked for
+        is reported and ends the resume)."""
+        with self.cv:
+            self.stop_all = False
+            self._queue, self._after = [], {}
+            queue = [(i, Command(actions[i].step, overs[i])) for i in sorted(actions) if i in overs]
+            after = {i: Command(a.step) for i, a in actions.items() if not (i in overs and a.step)}
+            if not queue:
+                for i, cmd in after.items():
+                    self.give(i, cmd)
+                return
+            (first, cmd), self._queue = queue[0], queue[1:]
+            self._after = after
+            self.give(first, cmd)
+
+    def give(self, index: int, cmd: Command) -> None:
+        with self.cv:
+            self.commands[index] = cmd
+            self.running.add(index)
+            self.cv.notify_all()
+
+    def over_done(self, index: int) -> None:
+        """``index`` stepped over its point and its trap word is back: the next step-over, or
+        once they are all done every resumed vCPU (``index`` too) goes on."""
+        with self.cv:
+            if self.stop_all or self.stops:
+                self.park(index)
+                return
+            if self._queue:
+                self.park(index)  # its turn to run comes with everyone else's
+                nxt, cmd = self._queue.pop(0)
+                self.give(nxt, cmd)
+                return
+            after, self._after = self._after, {}
+            if index not in after:
+                self.park(index)
+            for i, cmd in after.items():
+                self.give(i, cmd)
+
+    def park(self, index: int) -> None:
+        """The vCPU stopped running (its thread waits for a command)."""
+        with self.cv:
+            self.commands[index] = None
+            if index in self.running:
+                self.running.discard(index)
+                if self.on_park is not None:
+                    self.on_park(index)  # may give it (and others) a command again
+            self.cv.notify_all()
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def post(self, ev: StopEvent) -> None:
+        """A vCPU's stop to report: every other running vCPU is stopped."""
+        with self.cv:
+            self.stops.append(ev)
+            if not self.stop_all:
+                self._halt_all_locked(but=ev.vcpu)
+            self.cv.notify_all()
+
+    def interrupt(self) -> None:
+        """Stop every vCPU; the next ``wait_stop`` reports it (unless an event got there first)."""
+        with self.cv:
+            if not self.stops:
+                who = min(self.running) if self.running else 0
+                self.stops.append(StopEvent(who, StopReason(StopKind.INTERRUPT, -1)))
+            self._halt_all_locked()
+            self.cv.notify_all()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop everything and wait until every vCPU parked; queued stops are discarded.
+        Raises NotStopped, and lets the vCPUs run on, if some did not park within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cv:
+            if not self.running:
+                self.stops.clear()
+                return
+            self._halt_all_locked()
+            while self.running:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    late = sorted(self.running)
+                    self.release_all()
+                    raise NotStopped(
+                        f"vCPU(s) {late} did not stop within {timeout} s: a VMM's vCPU thread "
+                        "must call its port's after_exit() and before_run() around every "
+                        "KVM_RUN, and its kick must get it out of KVM_RUN"
+                    )
+                self.cv.wait(left)
+            self.stops.clear()
+
+    def _halt_all_locked(self, but: int | None = None) -> None:
+        self.stop_all = True
+        self._queue, self._after = [], {}
+        for i in self.running:
+            if i != but:
+                self.kick(i)
+
+    def release_all(self) -> None:
+        """Every vCPU runs on, nobody debugging it (detach; a refused attach)."""
+        with self.cv:
+            self.stop_all = False
+            self.stops.clear()
+            for i in range(len(self.commands)):
+                self.give(i, RUN)
+
+    def close(self) -> None:
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
+        """The next stop once every vCPU is parked (None on timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cv:
+            while not (self.stops and not self.running):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self.cv.wait(remaining)
+            return self.stops.popleft()
+
+    def drop_stale_stops(self, points: PointTable) -> int:
+        """Drop queued breakpoint stops whose point is gone; returns how many."""
+        with self.cv:
+            keep: collections.deque[StopEvent] = collections.deque()
+            for ev in self.stops:
+                kind, pc = ev.reason.kind, ev.reason.pc
+                if kind is StopKind.SW_BREAK and points.trap_at(DEFAULT_SPACE, pc) is None:
+                    continue
+                if kind is StopKind.HW_BREAK and (DEFAULT_SPACE, pc) not in points.hw_breaks:
+                    continue
+                keep.append(ev)
+            dropped = len(self.stops) - len(keep)
+            self.stops = keep
+            return dropped

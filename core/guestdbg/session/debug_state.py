@@ -1,0 +1,124 @@
+"""What the host debugger has set up in one VM: the state every vCPU's port reads.
+
+The points (and the trap words in guest memory that serve some of them), whether a debugger is
+attached, the ownership policy and the guest's own debug settings saved at attach, and the
+counters the monitor shows. One object, handed to whoever needs it (the ports, the migration
+document, the monitor), instead of a session they reach into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..arch import OwnershipPolicy
+from ..capabilities import DebugCapabilities
+from ..errors import UnsupportedByArch
+from ..points import DebugPoint, PointKind, PointTable, SwEntry
+from ..vcpu import VcpuHandle
+from .traps import TrapWriter
+
+
+@dataclass
+class SessionStats:
+    set_guest_debug_calls: int = 0
+    injected: int = 0
+    stops_reported: int = 0
+    stops_dropped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class DebugState:
+    def __init__(
+        self,
+        caps: DebugCapabilities,
+        trap_writer: TrapWriter,
+        policy: str,
+        vcpus: int,
+        catch_guest_events: bool = False,
+        core_name: str = "this core",
+    ) -> None:
+        self.caps = caps
+        self.core_name = core_name
+        self.points = PointTable(caps)
+        self.trap_writer = trap_writer
+        self.policy = policy
+        self.catch_guest_events = catch_guest_events
+        """Stop before each guest-owned event is re-injected (``monitor catch on``)."""
+        self.attached = False
+        self.saved_guest: list[Mapping[str, int]] = [{} for _ in range(vcpus)]
+        """Per vCPU, the guest's own debug settings the arch saved at attach."""
+        self.stats = SessionStats()
+
+    @property
+    def traps_active(self) -> bool:
+        """True while any trap word is in guest memory (the arch then asks KVM to exit on it)."""
+        pts = self.points
+        return bool(pts.sw) or any(e.via_sw for e in pts.hw_breaks.values())
+
+    # -- points -----------------------------------------------------------------------------
+
+    def normalise(self, point: DebugPoint) -> DebugPoint:
+        """GDB's breakpoint "kind" is a size hint; a trap is always the arch's trap word."""
+        if self.needs_trap(point) and point.length != self.caps.sw_break_size:
+            return DebugPoint(point.kind, point.addr, self.caps.sw_break_size, point.space)
+        return point
+
+    def needs_trap(self, point: DebugPoint) -> bool:
+        return point.kind is PointKind.SW_BREAK or (
+            point.kind is PointKind.HW_BREAK and self.caps.hw_break_via_sw
+        )
+
+    def insert(self, point: DebugPoint, vcpu: VcpuHandle) -> None:
+        """Add one reference to a point (its trap word written through ``vcpu``'s address
+        translation); a refused point changes nothing."""
+        point = self.normalise(point)
+        if point.kind.is_watch and not self.caps.watch_kinds:
+            raise UnsupportedByArch(
+                f"no hardware watchpoints for the host under the {self.policy} policy: the "
+                "guest keeps its data-address compares"
+                if self.policy != OwnershipPolicy.HOST_PRIORITY
+                else f"{self.core_name} offers no hardware watchpoints"
+            )
+        self.points.check(point)
+        if not self.needs_trap(point) or self._trap_entry_for(point) is not None:
+            self.points.insert(point)
+            return
+        shared = self.points.trap_at(point.space, point.addr)  # a hbreak served by the same word
+        probe = SwEntry(point)
+        if shared is not None and shared.inserted:
+            probe.original, probe.gpa, probe.inserted = shared.original, shared.gpa, True
+        else:
+            self.trap_writer.insert(vcpu, probe)  # BadAddress: nothing written
+        self.points.insert(point)
+        entry = self._trap_entry_for(point)
+        assert entry is not None
+        entry.original, entry.gpa, entry.inserted = probe.original, probe.gpa, True
+
+    def _trap_entry_for(self, point: DebugPoint) -> SwEntry | None:
+        if point.kind is PointKind.SW_BREAK:
+            return self.points.sw.get((point.space, point.addr))
+        if point.kind is PointKind.HW_BREAK:
+            hw = self.points.hw_breaks.get((point.space, point.addr))
+            return hw.trap if hw is not None else None
+        return None
+
+    def remove(self, point: DebugPoint) -> str | None:
+        """Remove one reference; returns a note when a trap word could not be restored."""
+        gone = self.points.remove(self.normalise(point))
+        if gone is None:
+            return None
+        entry = gone if isinstance(gone, SwEntry) else gone.trap
+        if entry is None:
+            return None
+        other = self.points.trap_at(entry.point.space, entry.point.addr)
+        if other is not None and other.inserted:
+            entry.inserted = False  # the word stays: another point still traps there
+            return None
+        return self.trap_writer.remove(entry)
+
+    def remove_all(self) -> None:
+        """Every trap word back to the guest's, every point gone (detach)."""
+        for entry in list(self.points.traps()):
+            self.trap_writer.remove(entry)
+        self.points.clear()

@@ -1,0 +1,312 @@
+"""One vCPU's side of a debug session: the two calls its thread makes around every KVM_RUN.
+
+A VMM keeps its own vCPU threads. Each calls its port before every ``KVM_RUN`` and with every
+exit, and guestdbg answers::
+
+    while True:
+        port.before_run()                  # parks here while the debugger holds the VM
+        reason = vcpu.run()                # KVM_RUN
+        nxt = port.after_exit(reason)
+        if nxt is Next.DEVICE and not device_model(reason):
+            port.halt("the device model stopped the guest")
+
+``before_run`` returns once the vCPU may run, with its ``kvm_guest_debug`` programmed and any
+re-injection of the guest's own event delivered; while the debugger holds the VM stopped it
+blocks (the vCPU is *parked*). ``after_exit`` judges a debug exit (report it to the debugger,
+re-inject it into the guest, or drop a stale one) and returns :attr:`Next.DEVICE` for exits that
+are the VMM's own (MMIO, I/O, HLT...). To stop every vCPU, guestdbg kicks the others through
+``VcpuHandle.kick`` - the VMM's own signal - and each parks at its next ``before_run``. When
+guestdbg runs the vCPU threads itself (:mod:`.threads`) they run exactly this loop.
+
+Everything a debug exit costs is in :meth:`VcpuPort.after_exit` and :meth:`VcpuPort.before_run`,
+top to bottom: plain calls and dict look-ups (hooks were resolved when the session was built).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+from ..arch import ArchVcpuDebug
+from ..events import Reinject, Report, StopEvent, StopKind, StopReason
+from ..filter import ReinjectionFilter
+from ..kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_INTR
+from ..points import DEFAULT_SPACE, DebugPoint
+from ..vcpu import VcpuHandle
+from .control import Command, RunControl, StepOver
+from .debug_state import DebugState
+
+log = logging.getLogger(__name__)
+
+_WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
+
+
+class Next(enum.Enum):
+    """What the vCPU thread does after an exit."""
+
+    RUN = "run"
+    """guestdbg dealt with the exit: call ``before_run`` and KVM_RUN again."""
+    DEVICE = "device"
+    """Not the debugger's exit: the VMM's device model handles it, then the loop goes on."""
+    HANDOVER = "handover"
+    """Only for guestdbg's own threads: an inline run goes on on the vCPU's thread."""
+
+
+class _Phase(enum.Enum):
+    PARKED = "parked"
+    RUN = "run"
+    STEP = "step"
+    OVER = "over"
+    """Stepping over the point under the PC, alone, the point out of the way."""
+
+
+class VcpuPort:
+    """Run control and exit judgement for one vCPU, whichever thread drives it."""
+
+    def __init__(
+        self,
+        index: int,
+        handle: VcpuHandle,
+        ops: ArchVcpuDebug,
+        filt: ReinjectionFilter,
+        state: DebugState,
+        control: RunControl,
+    ) -> None:
+        self.index = index
+        self.handle = handle
+        self.ops = ops
+        self.filter = filt
+        self.state = state
+        self.control = control
+        self.step = False
+        """Host single-step armed for what this vCPU does now."""
+        self.masked: frozenset[DebugPoint] = frozenset()
+        """Hardware points left out of this vCPU's registers while it steps over them."""
+        self.origin: int | None = None
+        """The PC a host step started from (a step that did not leave it trapped there)."""
+        self.last_stop: StopReason | None = None
+        """What this vCPU last posted (a before-access watch needs a step-over to go on)."""
+        self.seen_at: int | None = None
+        """The PC of this vCPU's last stop the debugger was told about, while it has not run
+        since. Only a point the debugger has seen this vCPU stopped at is stepped over on the
+        next resume; a vCPU whose queued hit was dropped (GDB removed its breakpoints at the
+        stop and put them back) must hit the point again and be reported."""
+        self.pending: Reinject | None = None
+        """The guest's own event, decided but not yet delivered (plain, serializable state)."""
+        self.exits = 0
+        self.inline = False
+        """Driven by a caller's thread for now (guestdbg's inline runs), not the vCPU's own."""
+        self.overdue = False
+        """Set by the watchdog when an inline run went on too long."""
+        self._applied: tuple[object, ...] | None = None
+        self._after_guest_debug: Callable[[], None] | None = getattr(ops, "after_guest_debug", None)
+        self._phase = _Phase.PARKED
+        self._cmd: Command | None = None
+        self._suspended = False
+
+    # -- the vCPU thread's calls ------------------------------------------------------------
+
+    def before_run(self, inline: bool = False) -> bool:
+        """Call before every KVM_RUN. Blocks while the vCPU is parked; returns True once it
+        may run (debug state programmed, pending re-injection delivered). Returns False only to
+        guestdbg's own threads: the session closed (``inline=False``) or an inline run is over
+        (``inline=True``)."""
+        c = self.control
+        with c.cv:
+            while True:
+                cmd = c.commands[self.index]
+                if cmd is not None and c.stop_all and self._phase is not _Phase.OVER:
+                    self._park_locked()  # another vCPU stopped the VM
+                    continue
+                if cmd is not None and self.inline == inline:
+                    break
+                if inline or (c.closed and cmd is None):
+                    return False
+                c.cv.wait()
+        if cmd is not self._cmd:
+            self._take(cmd)
+        try:
+            self.sync_debug()
+            self.deliver_pending()
+        except Exception as e:
+            self.fail(e)
+            return self.before_run(inline)
+        return True
+
+    def after_exit(self, reason: int) -> Next:
+        """Call with every KVM_RUN's exit reason (``kvm_run`` holds the rest)."""
+        self.exits += 1
+        if reason == KVM_EXIT_DEBUG:
+            try:
+                self._debug_exit()
+            except Exception as e:
+                self.fail(e)
+            return Next.RUN
+        if reason == KVM_EXIT_INTR:
+            if self.overdue and self.inline:
+                self.handover()
+                return Next.HANDOVER
+            return Next.RUN
+        return Next.DEVICE
+
+    def halt(self, why: str = "") -> None:
+        """The VMM stops the guest (its device model cannot go on): a HALT stop, and this vCPU
+        parks at its next ``before_run``."""
+        if why:
+            log.info("vCPU %d halted: %s", self.index, why)
+        self._stop(StopReason(StopKind.HALT, -1))
+
+    def fail(self, e: Exception) -> None:
+        """An ioctl failed on this vCPU: stop the VM and say why, rather than lose the thread."""
+        log.exception("vCPU %d failed", self.index)
+        self.state.stats.errors.append(str(e))
+        self._stop(StopReason(StopKind.HALT, -1))
+
+    # -- the exit path ----------------------------------------------------------------------
+
+    def _debug_exit(self) -> None:
+        ev = self.ops.decode_exit(self.handle.kvm_run)
+        verdict = self.filter.decide(ev, self.step, self.origin)
+        kind = type(verdict)
+        if kind is Report:
+            stop: StopReason = verdict.reason  # type: ignore[union-attr]
+            if self._phase is _Phase.OVER:
+                self._end_over()
+                if stop.kind is StopKind.STEP and not self._cmd_step():
+                    self.filter.stats.step_over_taken()  # the session's own step: not a stop
+                    self._phase = _Phase.PARKED
+                    self.control.over_done(self.index)
+                    return
+            self._stop(stop)
+            return
+        if kind is Reinject:
+            self.pending = verdict  # type: ignore[assignment]
+            if self.state.catch_guest_events:
+                self._stop(StopReason(StopKind.GUEST_EVENT, ev.pc))
+
+    def _cmd_step(self) -> bool:
+        return self._cmd is not None and self._cmd.step
+
+    def _stop(self, stop: StopReason) -> None:
+        if self._phase is _Phase.OVER:
+            self._end_over()
+        self.last_stop = stop
+        c = self.control
+        with c.cv:
+            c.post(StopEvent(self.index, stop))
+            self._park_locked()
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _take(self, cmd: Command) -> None:
+        """Start what a resume asked of this vCPU."""
+        self._cmd = cmd
+        self.seen_at = None
+        over = cmd.over
+        if over is not None:
+            self._phase = _Phase.OVER
+            self.step = True
+            self.origin = over.pc
+            self.masked = over.masked
+            self._suspended = over.trap is not None and self.state.trap_writer.suspend(over.trap)
+        elif cmd.step:
+            self._phase = _Phase.STEP
+            self.step = True
+            self.origin = self.ops.pc()
+        else:
+            self._phase = _Phase.RUN
+            self.step = False
+            self.origin = None
+
+    def _end_over(self) -> None:
+        """The step-over's step is done: the point is back before anything else runs."""
+        cmd = self._cmd
+        if self._suspended and cmd is not None and cmd.over is not None:
+            trap = cmd.over.trap
+            assert trap is not None
+            self.state.trap_writer.rearm(trap)
+        self._suspended = False
+        self.masked = frozenset()
+        self._phase = _Phase.STEP if self._cmd_step() else _Phase.RUN
+
+    def _park_locked(self) -> None:
+        self._phase = _Phase.PARKED
+        self._cmd = None
+        self.step = False
+        self.control.park(self.index)
+
+    def handover(self) -> None:
+        """An inline run goes on on guestdbg's vCPU thread (which waits for ``inline`` off)."""
+        c = self.control
+        with c.cv:
+            self.inline = self.overdue = False
+            c.cv.notify_all()
+
+    # -- debug state ------------------------------------------------------------------------
+
+    def sync_debug(self) -> None:
+        """Send KVM_SET_GUEST_DEBUG if the host's debug state changed since the last one.
+
+        Costs one tuple compare when nothing changed, so a batch of point changes costs one
+        ioctl per vCPU, applied where KVM requires it (this vCPU not in KVM_RUN)."""
+        st = self.state
+        pts = st.points
+        key = (pts.hw_generation, st.traps_active, self.step, self.masked, st.attached)
+        if key == self._applied:
+            return
+        if st.attached:
+            hw = pts.hw_points()
+            if self.masked:
+                hw = [p for p in hw if p not in self.masked]
+            dbg = self.ops.encode_guest_debug(hw, self.step, st.traps_active)
+        else:
+            dbg = self.ops.encode_guest_debug([], False, False)
+        self._applied = key
+        if dbg is None:
+            return
+        self.handle.set_guest_debug(dbg)
+        if self._after_guest_debug is not None:
+            self._after_guest_debug()
+        st.stats.set_guest_debug_calls += 1
+
+    def deliver_pending(self) -> None:
+        if self.pending is not None:
+            self.ops.inject(self.pending)
+            self.pending = None
+            self.state.stats.injected += 1
+
+    def point_under_pc(self, watch_before_access: bool) -> StepOver | None:
+        """What this vCPU would hit again before executing anything, if the debugger has
+        already seen it stopped there: a trap word or an IAC at its PC, or (on arches whose
+        watchpoints fire before the access) the watchpoint it just reported at this PC. A point
+        the debugger was not told about is not stepped over: the vCPU hits it and it is
+        reported."""
+        if self.seen_at is None:
+            return None
+        pts = self.state.points
+        last = self.last_stop
+        watch_again = (
+            watch_before_access
+            and last is not None
+            and last.kind in _WATCH_STOPS
+            and last.address is not None
+            and (DEFAULT_SPACE, last.address) in pts.watch_addrs
+        )
+        if not pts.sw and not pts.hw_breaks and not watch_again:
+            return None
+        pc = self.ops.pc()
+        if pc != self.seen_at:
+            return None
+        masked: set[DebugPoint] = set()
+        trap = pts.trap_at(DEFAULT_SPACE, pc)
+        if trap is not None and not trap.inserted:
+            trap = None
+        hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
+        if hw is not None and not hw.via_sw:
+            masked.add(hw.point)
+        if watch_again and last is not None and last.pc == pc and last.address is not None:
+            masked.update(e.point for e in pts.watch_addrs[(DEFAULT_SPACE, last.address)])
+        if trap is None and not masked:
+            return None
+        return StepOver(trap, frozenset(masked), pc)
