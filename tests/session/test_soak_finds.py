@@ -44,11 +44,12 @@ def smp() -> Iterator[tuple[Session, dict[str, int]]]:
     strict=True,
     reason="issue 13 soak: when two vCPUs hit breakpoints together, the second stop is queued "
     "and Session.resume reports it on the next resume even when that resume does not name its "
-    "vCPU (session.py resume: `if self._stops: return`). GDB steps one thread over a "
-    "breakpoint with vCont;s:N and, given another thread's stop, dies: infrun.c:5988 "
-    "internal-error: finish_step_over: Assertion `ecs->event_thread->control.trap_expected' "
-    "failed (gdb-multiarch 13.1). gdbserver keeps such a status pending until its thread is "
-    "resumed. Session code: reported to the lead, not fixed here",
+    "vCPU (Session.resume: `if c.stops: return`, whatever vCPUs the actions name). GDB steps "
+    "one thread over a breakpoint with vCont;s:N and, given another thread's stop, dies: "
+    "infrun.c:5988 internal-error: finish_step_over: Assertion "
+    "`ecs->event_thread->control.trap_expected' failed (gdb-multiarch 13.1). gdbserver keeps "
+    "such a status pending until its thread is resumed. Session code: reported to the lead, "
+    "not fixed here",
 )
 def test_a_resume_reports_no_stop_of_a_vcpu_it_did_not_resume(
     smp: tuple[Session, dict[str, int]],
