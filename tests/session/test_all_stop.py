@@ -31,6 +31,14 @@ def all_run(s: Session) -> dict[int, ResumeAction]:
     return {i: ResumeAction() for i in range(s.vcpu_count())}
 
 
+def slot_counts(s: Session) -> list[int]:
+    """Each vCPU's pass count in guest memory (it moves only while that vCPU runs)."""
+    return [
+        int.from_bytes(s.vm.read_phys(SYM["slots"] + 16 * i, 4), "big")
+        for i in range(s.vcpu_count())
+    ]
+
+
 def snapshot(s: Session) -> list[tuple[int, int]]:
     """(PC, r4) of every vCPU, read straight from the vCPUs."""
     out = []
@@ -142,8 +150,14 @@ def test_a_batch_of_point_changes_costs_one_set_guest_debug_per_vcpu(
     s.insert_point(DebugPoint(PointKind.HW_BREAK, SYM["_start"] + 8, 4))
     s.insert_point(DebugPoint(PointKind.WATCH_WRITE, SYM["slots"] + 64, 4))
     assert s.stats.set_guest_debug_calls == calls  # nothing sent while bookkeeping
+    before = slot_counts(s)
     s.resume(all_run(s))
-    time.sleep(0.02)
+    # Every vCPU must get to run (and so to sync) before the interrupt: on a loaded machine a
+    # fixed 20 ms was not enough for four vCPU threads (issue 13: 1 call seen instead of 4).
+    deadline = time.monotonic() + 10  # a hang guard, not a timing assertion
+    while any(a == b for a, b in zip(slot_counts(s), before, strict=True)):
+        assert time.monotonic() < deadline, f"a vCPU never ran: {before} -> {slot_counts(s)}"
+        time.sleep(0.002)
     s.interrupt()
     assert s.wait_stop(10) is not None
     assert s.stats.set_guest_debug_calls - calls == smp
