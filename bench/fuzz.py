@@ -15,7 +15,8 @@ A crash does not stop the run. ``--merge`` then adds to the repository corpus on
 inputs that reach code it did not (libFuzzer's ``-merge=1``), which keeps it small.
 
 One line per target, then as the last line the totals:
-``targets=<int> inputs=<int> crashes=<int> hangs=<int>``.
+``targets=<int> inputs=<int> crashes=<int> hangs=<int>``; the exit status is 1 when either
+count is not 0.
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def main() -> int:
         f"targets={len(results)} inputs={totals['inputs']} "
         f"crashes={totals['crashes']} hangs={totals['hangs']}"
     )
-    return 0
+    return 1 if totals["crashes"] or totals["hangs"] else 0
 
 
 if __name__ == "__main__":

@@ -67,16 +67,16 @@ def test_a_short_coverage_guided_run_of_every_target_finds_nothing(tmp_path: Pat
          "--work", str(tmp_path)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
     m = re.fullmatch(r"targets=(\d+) inputs=(\d+) crashes=(\d+) hangs=(\d+)", last)
-    assert m, out.stdout
+    assert m, out.stdout + out.stderr
     targets, inputs, crashes, hangs = map(int, m.groups())
     assert targets == len(READY) and inputs >= runs * len(READY)
     assert (crashes, hangs) == (0, 0), out.stdout + "".join(
         p.read_text() for p in tmp_path.glob("*/*/*.txt")
     )
     assert "agent_expr: pending" in out.stdout
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # -- what the fuzzing found ----------------------------------------------------------------
