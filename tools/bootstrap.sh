@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 PY="${PYTHON:-python3}"
-if ! "$PY" -c "import guestdbg, guestdbg_booke, guestdbg_x86, pytest, hypothesis, pygdbmi, unicorn" 2>/dev/null \
+if ! "$PY" -c "import guestdbg, guestdbg_booke, guestdbg_x86, pytest, hypothesis, pygdbmi, unicorn, atheris" 2>/dev/null \
    || [ "$("$PY" -c 'import guestdbg,os;print(os.path.dirname(guestdbg.__file__))')" != "$here/core/guestdbg" ]; then
   echo "bootstrap: pip install -e '$here[test]'" >&2
   "$PY" -m pip install -q --disable-pip-version-check -e "$here[test]" >&2

@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from guestdbg.demo.elf_info import symbols
@@ -19,11 +21,27 @@ pytestmark = NEEDS_GDB
 GUESTDBG = [sys.executable, "-m", "guestdbg"]
 
 
+@contextmanager
+def sigint_not_ignored() -> Iterator[None]:
+    """A shell ignores SIGINT in what it starts in the background (``./test.sh &``, ``nohup``),
+    and a child inherits an ignored signal: ``guestdbg serve`` would then never see the test's
+    Ctrl-C (issue 13: the 10-run loop failed here for that alone). A handled signal is reset
+    to its default in the child, so the child gets Python's own SIGINT handling back."""
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
     guest = elf("demo")
     done = symbols(guest)["round_done"]
     cmd = [*GUESTDBG, "serve", "--elf", str(guest), "--gdb", "127.0.0.1:0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with sigint_not_ignored():
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline() + proc.stdout.readline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -235,16 +236,18 @@ def test_random_bytes_over_sockets_never_break_the_detach_once_lifecycle(
     with GdbServer(target, ("127.0.0.1", 0)) as srv:
         srv.start()
         for r in range(rounds):
+            # Drawn before sending, so every round sends the same bytes however early the
+            # server hangs up (after a D or k the rest of a round is refused).
+            chunks = [_fuzz_chunk(rng) for _ in range(150)]
             sock = socket.create_connection(srv.bound_address)  # type: ignore[arg-type]
             drained = threading.Thread(target=_drain, args=(sock,), daemon=True)
             drained.start()
             try:
-                for _ in range(150):
-                    sock.sendall(_fuzz_chunk(rng))
+                for chunk in chunks:
+                    sock.sendall(chunk)
             except OSError:
                 pass  # the stub closed the connection after a D or k
-            sock.close()
-            drained.join(10)
+            _hang_up(sock, drained)
             wait_until(_detached(target, r + 1), f"detach of round {r}")
         assert target.count.attach == rounds
         assert target.count.detach_refused == 0
@@ -253,6 +256,41 @@ def test_random_bytes_over_sockets_never_break_the_detach_once_lifecycle(
         assert c.ask(b"?").startswith(b"T02thread:1;")
         assert len(c.ask(b"g")) == 38 * 8
         c.sock.close()
+
+
+def test_a_debugger_that_hangs_up_while_its_reader_waits_is_detached(
+    server: GdbServer, target: MemTarget
+) -> None:
+    """The fuzz test's hang-up, with the server already idle in ``recv`` before it comes.
+
+    Regression (issue 13): the fuzz test hung up with ``close()`` alone while its reader
+    thread was blocked in ``recv`` on the same socket. On Linux that closes the descriptor but
+    not the socket (the blocked call holds it), so no FIN leaves until the server sends
+    something; a server that had already answered everything waited for GDB, GDB's reader
+    waited for the server, and under load the test gave up on the detach. ``_hang_up``
+    shuts the socket down first, as a debugger that exits does."""
+    sock = socket.create_connection(server.bound_address)  # type: ignore[arg-type]
+    c = SocketClient(sock)
+    c.handshake()
+    assert c.ask(b"?").startswith(b"T02")  # answered: the server now blocks in recv
+    sock.settimeout(None)
+    reader = threading.Thread(target=_drain, args=(sock,), daemon=True)
+    reader.start()
+    wait_until(lambda: server.stub is not None and server.stub.state.value == "idle", "idle")
+    _hang_up(sock, reader)
+    assert not reader.is_alive()
+    wait_until(_detached(target, 1), "detach after the hang-up")
+    wait_until(lambda: server.stub is None, "connection teardown")
+
+
+def _hang_up(sock: socket.socket, reader: threading.Thread) -> None:
+    """Disconnect like a debugger that exits. ``shutdown`` sends the FIN even while
+    ``reader`` is blocked in ``recv`` on this socket (``close`` alone would not: the blocked
+    call keeps the socket open) and wakes ``reader``."""
+    with contextlib.suppress(OSError):  # already reset by a server that hung up first
+        sock.shutdown(socket.SHUT_RDWR)
+    reader.join(10)
+    sock.close()
 
 
 def _detached(target: MemTarget, times: int) -> Callable[[], bool]:

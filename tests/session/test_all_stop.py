@@ -31,6 +31,22 @@ def all_run(s: Session) -> dict[int, ResumeAction]:
     return {i: ResumeAction() for i in range(s.vcpu_count())}
 
 
+def slot_counts(s: Session) -> list[int]:
+    """Each vCPU's pass count in guest memory (it moves only while that vCPU runs)."""
+    return [
+        int.from_bytes(s.vm.read_phys(SYM["slots"] + 16 * i, 4), "big")
+        for i in range(s.vcpu_count())
+    ]
+
+
+def wait_all_ran(s: Session, before: list[int]) -> None:
+    """Until every vCPU's pass count moved (a hang guard, not a timing assertion)."""
+    deadline = time.monotonic() + 10
+    while any(a == b for a, b in zip(slot_counts(s), before, strict=True)):
+        assert time.monotonic() < deadline, f"a vCPU never ran: {before} -> {slot_counts(s)}"
+        time.sleep(0.002)
+
+
 def snapshot(s: Session) -> list[tuple[int, int]]:
     """(PC, r4) of every vCPU, read straight from the vCPUs."""
     out = []
@@ -142,8 +158,11 @@ def test_a_batch_of_point_changes_costs_one_set_guest_debug_per_vcpu(
     s.insert_point(DebugPoint(PointKind.HW_BREAK, SYM["_start"] + 8, 4))
     s.insert_point(DebugPoint(PointKind.WATCH_WRITE, SYM["slots"] + 64, 4))
     assert s.stats.set_guest_debug_calls == calls  # nothing sent while bookkeeping
+    before = slot_counts(s)
     s.resume(all_run(s))
-    time.sleep(0.02)
+    # Every vCPU must get to run (and so to sync) before the interrupt: on a loaded machine a
+    # fixed 20 ms was not enough for four vCPU threads (issue 13: 1 call seen instead of 4).
+    wait_all_ran(s, before)
     s.interrupt()
     assert s.wait_stop(10) is not None
     assert s.stats.set_guest_debug_calls - calls == smp
@@ -151,8 +170,9 @@ def test_a_batch_of_point_changes_costs_one_set_guest_debug_per_vcpu(
 
 def test_interrupt_stops_a_running_vm_and_names_a_vcpu(sessions: list[Session]) -> None:
     s = open_session(sessions, 2)
+    before = slot_counts(s)
     s.resume(all_run(s))
-    time.sleep(0.02)
+    wait_all_ran(s, before)  # else a vCPU may still be at _start, before the loop
     s.interrupt()
     ev = s.wait_stop(10)
     assert ev is not None and ev.reason.kind is StopKind.INTERRUPT

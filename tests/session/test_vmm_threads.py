@@ -39,6 +39,17 @@ def slot(vm: object, vcpu: int) -> int:
     return int.from_bytes(raw, "big")
 
 
+def runs_on(vm: object, vcpu: int, after: int) -> bool:
+    """Whether the vCPU's pass count moves past ``after``: polled up to a hang guard, not a
+    fixed sleep (on a loaded 2-core machine a thread can wait longer than 20 ms for a core)."""
+    deadline = time.monotonic() + 10
+    while slot(vm, vcpu) <= after:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 def never_called(index: int, reason: int, run: memoryview) -> bool:
     raise AssertionError(f"the counting guest made a device exit ({reason}) on vCPU {index}")
 
@@ -57,17 +68,14 @@ def test_attaching_while_the_vmms_threads_run_parks_every_one(
     vmm: tuple[object, Session, VcpuThreads],
 ) -> None:
     vm, s, _ = vmm
-    first = slot(vm, 1)
-    time.sleep(0.02)
-    assert slot(vm, 1) > first, "the VMM's threads run the guest before anyone attaches"
+    assert runs_on(vm, 1, slot(vm, 1)), "the VMM's threads run the guest before anyone attaches"
     ev = s.attach()
     assert ev.reason.kind is StopKind.INTERRUPT
     held = (pcs(vm), slot(vm, 0), slot(vm, 1))
     time.sleep(0.05)
     assert (pcs(vm), slot(vm, 0), slot(vm, 1)) == held, "a parked vCPU ran"
     s.detach()
-    time.sleep(0.02)
-    assert slot(vm, 0) > held[1] and slot(vm, 1) > held[2], "detach lets them run on"
+    assert runs_on(vm, 0, held[1]) and runs_on(vm, 1, held[2]), "detach lets them run on"
 
 
 def test_breakpoints_steps_and_all_stop_through_the_ports(
@@ -112,11 +120,9 @@ def test_an_attach_the_vmms_threads_never_answer_fails_and_the_vm_runs_on() -> N
         started = time.monotonic()
         with pytest.raises(NotStopped, match=r"vCPU\(s\) \[0\] did not stop within 0.3 s"):
             s.attach()
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # gave up, did not block (a guard, not a timing)
         assert not s.attached
-        first = slot(vm, 0)
-        time.sleep(0.02)
-        assert slot(vm, 0) > first
+        assert runs_on(vm, 0, slot(vm, 0))
     finally:
         quit.set()
         s.close()
