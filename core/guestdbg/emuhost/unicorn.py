@@ -95,8 +95,24 @@ class EngineError(GuestDebugError):
     """Unicorn failed in a way the model does not expect (a bug here, not a guest event)."""
 
 
+TCG_BUFFER_SIZE = 4 << 20
+"""Bytes of translated code one engine keeps before it starts over (Unicorn's default is
+1 GiB). Translated code is never freed one block at a time: when the model arms or disarms an
+instruction breakpoint (or passes one to step over it), the blocks around it are dropped from
+the lookup tables and translated again into fresh buffer space, which only a full flush
+reclaims when the buffer is full. With the default, a long debug session grew the process by
+about 2 KiB per vCPU for every breakpoint change, up to 1 GiB per vCPU (found by
+``bench/soak.py``). 4 MiB holds the translations of any guest here many times over, so the
+flush it causes every few thousand changes costs a retranslation of a small working set; the
+suite checks that running on through such flushes stays exact (``-accel tcg,tb-size`` is
+QEMU's name for the same knob)."""
+
+
 def new_uc(arch: int, mode: int) -> Uc:
-    return _UC_CLASS(arch, mode)
+    """A Unicorn CPU with a bounded code buffer (:data:`TCG_BUFFER_SIZE`)."""
+    uc = _UC_CLASS(arch, mode)
+    uc.ctl_set_tcg_buffer_size(TCG_BUFFER_SIZE)
+    return uc
 
 
 def errno_of(err: Exception) -> int:
