@@ -4,7 +4,8 @@ migration-document loader (``migration``), and the agent-expression interpreter 
 (``agent_expr``, listed as pending until then).
 
 Usage: ``python bench/fuzz.py [--runs N] [--targets a,b] [--jobs J] [--hang-seconds S]
-[--seed S] [--work DIR] [--merge]``. Defaults: 1,000,000 inputs per target, every ready target,
+[--seed S] [--work DIR] [--merge | --merge-only DIR]``.
+Defaults: 1,000,000 inputs per target, every ready target,
 two at a time (one process each, ``--jobs``), an input running over 5 s is a hang.
 
 Each target starts from its corpus in the repository (``tests/fuzz/corpus/<target>/``, read
@@ -12,7 +13,8 @@ only) and writes what it finds under ``--work`` (a temporary folder unless given
 in ``<target>/corpus/``, each crash and hang, once per place in the code, in
 ``<target>/crashes/`` and ``<target>/hangs/`` (the input, and a ``.txt`` with the traceback).
 A crash does not stop the run. ``--merge`` then adds to the repository corpus only the new
-inputs that reach code it did not (libFuzzer's ``-merge=1``), which keeps it small.
+inputs that reach code it did not (libFuzzer's ``-merge=1``), which keeps it small;
+``--merge-only DIR`` does only that, for the work folder of an earlier run.
 
 One line per target, then as the last line the totals:
 ``targets=<int> inputs=<int> crashes=<int> hangs=<int>``; the exit status is 1 when either
@@ -124,8 +126,13 @@ def worker(target: Target, runs: int, hang_seconds: float, seed: int, work: Path
     atheris.Fuzz()
 
 
-def merge_worker(target: Target, work: Path) -> None:
-    """libFuzzer's ``-merge=1``: the repository corpus gains only inputs that add coverage."""
+def merge_worker(target: Target, work: Path, libfuzzer_args: list[str]) -> None:
+    """libFuzzer's ``-merge=1``: the repository corpus gains only inputs that add coverage.
+
+    libFuzzer merges in child processes it starts by running its own ``argv[0]`` again with
+    ``-merge_inner=1`` and a control file (so a crashing input cannot end the merge). For a
+    Python harness that ``argv[0]`` is :func:`merge`'s wrapper script, which comes back here
+    with libFuzzer's arguments; the outer call gets none and asks for the merge."""
     import logging
 
     import atheris
@@ -139,10 +146,21 @@ def merge_worker(target: Target, work: Path) -> None:
             one(data)
 
     target.corpus.mkdir(parents=True, exist_ok=True)
-    args = [sys.argv[0], "-merge=1", f"-max_len={target.max_len}", str(target.corpus)]
-    args.append(str(work / target.name / "corpus"))
-    atheris.Setup(args, test_one_input)
+    outer = ["-merge=1", f"-max_len={target.max_len}", str(target.corpus)]
+    outer.append(str(work / target.name / "corpus"))
+    atheris.Setup([str(merge_wrapper(target, work)), *(libfuzzer_args or outer)], test_one_input)
     atheris.Fuzz()
+
+
+def merge_wrapper(target: Target, work: Path) -> Path:
+    """An executable that runs this file's merge worker for ``target`` (see ``merge_worker``)."""
+    path = work / target.name / "merge-worker"
+    path.write_text(
+        f"#!/bin/sh\nexec {sys.executable} {SELF} --merge-worker {target.name} "
+        f'--work {work} -- "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
 
 
 def target_mutator(target: Target):  # type: ignore[no-untyped-def]
@@ -248,9 +266,10 @@ def run_target(
 
 def merge(target: Target, work: Path) -> int:
     before = len(list(target.corpus.iterdir())) if target.corpus.is_dir() else 0
-    cmd = [sys.executable, str(SELF), "--merge-worker", target.name, "--work", str(work)]
-    out = subprocess.DEVNULL
-    subprocess.run(cmd, stdout=out, stderr=out, cwd=work, env=child_env(), check=True)
+    log = work / f"{target.name}.merge.log"
+    with open(log, "wb") as out:
+        subprocess.run([str(merge_wrapper(target, work))], stdout=out, stderr=subprocess.STDOUT,
+                       cwd=work, env=child_env(), check=True)  # fmt: skip
     return len(list(target.corpus.iterdir())) - before
 
 
@@ -263,15 +282,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1, help="libFuzzer's -seed (0: random)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--merge", action="store_true", help="add what adds coverage to the corpus")
+    ap.add_argument("--merge-only", type=Path, default=None,
+                    help="no fuzzing: merge an earlier run's work folder")  # fmt: skip
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--merge-worker", default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a, rest = ap.parse_known_args()
     if a.worker:
         worker(TARGETS[a.worker], a.runs, a.hang_seconds, a.seed, a.work)
         return 0
     if a.merge_worker:
-        merge_worker(TARGETS[a.merge_worker], a.work)
+        merge_worker(TARGETS[a.merge_worker], a.work, [r for r in rest if r != "--"])
         return 0
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     names = [n for n in a.targets.split(",") if n] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -281,6 +304,11 @@ def main() -> int:
         if not t.ready:
             print(f"{t.name}: {t.status} (nothing to fuzz yet; see tests/fuzz/fuzz_targets.py)")
     ready = [t for t in chosen if t.ready]
+    if a.merge_only:
+        for t in ready:
+            print(f"{t.name}: merged {merge(t, a.merge_only.resolve())} input(s) into "
+                  f"{t.corpus.relative_to(ROOT)}")  # fmt: skip
+        return 0
     work = (a.work or Path(tempfile.mkdtemp(prefix="guestdbg-fuzz-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max(1, a.jobs)) as pool:
