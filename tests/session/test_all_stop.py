@@ -66,17 +66,21 @@ def test_every_pass_of_a_shared_breakpoint_is_reported_once_in_order(
     s = open_session(sessions, smp)
     s.insert_point(DebugPoint(PointKind.SW_BREAK, SYM["shared_bp"], 4))
     seen: dict[int, list[int]] = defaultdict(list)
-    for _ in range(12 * smp):
+    resumes = 0
+    while resumes < 12 * smp or len(seen) < smp:
+        # Every vCPU must report eventually. How soon is the host scheduler's business: a vCPU
+        # thread scheduled late finds the all-stop kick of another vCPU's hit waiting and makes
+        # no progress in that round (as on KVM), so under load it can take many rounds.
+        assert resumes < 200 * smp, f"vCPUs {set(range(smp)) - set(seen)} never reported"
         s.resume(all_run(s))
+        resumes += 1
         ev = s.wait_stop(10)
         assert ev is not None and ev.reason.kind is StopKind.SW_BREAK
         assert ev.reason.pc == SYM["shared_bp"]
         seen[ev.vcpu].append(R4.get(s.vm.vcpus[ev.vcpu].get_regs()))
-    assert set(seen) <= set(range(smp))
+    assert set(seen) == set(range(smp))
     for vcpu, values in seen.items():
         assert values == list(range(1, len(values) + 1)), (vcpu, values)
-    if smp > 1:
-        assert len(seen) > 1, "only one vCPU ever reported: the others were starved"
 
 
 @pytest.mark.parametrize("smp", [1, 2, 4])
