@@ -113,7 +113,8 @@ def test_the_core_name_selects_the_cores_instruction_set_in_gdbs_disassembly(
     tmp_path: Path,
 ) -> None:
     """``tlbwe`` (in the demo's host-I/O mapping) is BookE's: under ``powerpc:common64``, QEMU's
-    name for any 64-bit PowerPC, GDB shows the same word as Book3S's ``tlbld``."""
+    name for any 64-bit PowerPC, GDB shows the same word as Book3S's ``tlbld``. AltiVec's
+    ``vadduwm`` is an instruction of e6500 and not of e5500, which has no AltiVec."""
     elf = demo_elf(64)
     tlbwe = next(
         int(line.split(":")[0], 16)
@@ -137,6 +138,16 @@ def test_the_core_name_selects_the_cores_instruction_set_in_gdbs_disassembly(
     assert re.search(r"\ttlbwe\s*$", seen["powerpc:e5500"], re.MULTILINE), seen
     assert re.search(r"\ttlbwe\s*$", seen["powerpc:e6500"], re.MULTILINE), seen
     assert re.search(r"\ttlbld\s", seen["powerpc:common64"]), seen
+
+    vector_elf = build64(ROOT / "tests" / "e2e" / "guests" / "altivec64.S", BUILD)
+    vec_loop = symbols(vector_elf)["vec_loop"]
+    shown = {}
+    for core in ("e5500", "e6500"):
+        xml = tmp_path / f"vec_{core}.xml"
+        xml.write_text(target_xml(gdb_arch_for(core)))
+        shown[core] = gdb(f"set tdesc filename {xml}", f"x/i {vec_loop:#x}", elf=vector_elf)
+    assert re.search(r"\tvadduwm\s+v3,v3,v1", shown["e6500"]), shown
+    assert re.search(r"\t\.long 0x", shown["e5500"]), shown
 
 
 # -- the stub, with the e6500 description, over a live vCPU ------------------------------------
