@@ -18,16 +18,21 @@ from __future__ import annotations
 import pytest
 from emuhost.machine import Machine
 
-from guestdbg.arch import CoreInfo, VcpuDebugRequest
+from guestdbg.arch import CoreInfo, OwnershipPolicy, VcpuDebugRequest
+from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError, InvalidRequest, KernelError
-from guestdbg.events import EventKind, Reinject
+from guestdbg.events import EventKind, Reinject, ResumeAction
 from guestdbg.gdb.target import encode_register
 from guestdbg.kvm.constants import KVM_EXIT_DEBUG
+from guestdbg.plugins import default_registry
 from guestdbg.points import DebugPoint, PointKind
+from guestdbg.session import Session
+from guestdbg.testing.build_dir import build_dir
 from guestdbg_booke import abi, numbering, regs
 from guestdbg_booke.debugops import BookeVcpuDebug
 from guestdbg_booke.emuhost.vcpu import EmulatedBookeVcpu
 from guestdbg_booke.gdb_arch import gdb_arch_for
+from guestdbg_booke.guests.build import PACKAGE_DIR, build64
 from guestdbg_booke.plugin import INFO
 
 L = abi.layout()
@@ -237,3 +242,40 @@ def test_every_core_the_plugin_lists_has_a_layout_of_its_width() -> None:
         assert pc.bitsize == core.register_bits, core.name
     unknown = CoreInfo("e6501", "a core the plugin does not know", INFO.cores[0].caps, 64)
     assert gdb_arch_for(unknown).architecture == "powerpc:common64"
+
+
+# -- on the 64-bit emulated hosts, when installed ------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", OwnershipPolicy.ALL)
+@pytest.mark.parametrize("core", ["e5500", "e6500"])
+def test_a_64bit_guest_steps_around_its_loop_in_64bit_mode_under_both_policies(
+    core: str, policy: str
+) -> None:
+    """Host-priority steps with DBCR0[IC]; guest-priority plants traps where ``successors``
+    says the instruction goes, computed in the mode MSR[CM] gives (§9.4): around the
+    conformance loop, the ``b code0`` back edge included."""
+    reg = default_registry()
+    if f"{core}-unicorn" not in [h.name for h in reg.emulated_hosts()]:
+        pytest.skip(f"no emulated {core} host: {core}-unicorn is not registered")
+    elf = build64(PACKAGE_DIR / "conformance.S", build_dir("ppc_booke"))
+    sym = symbols(elf)
+    s = Session(reg.emulated_host(core).create_vm(str(elf)), "ppc_booke", core, policy=policy)
+    try:
+        at = DebugPoint(PointKind.HW_BREAK, sym["code2"], 4)
+        s.insert_point(at)
+        s.resume({0: ResumeAction()})
+        ev = s.wait_stop(10)
+        assert ev is not None and ev.reason.pc == sym["code2"]
+        s.remove_point(at)
+        pcs = []
+        for _ in range(4):
+            s.resume({0: ResumeAction(step=True)})
+            ev = s.wait_stop(10)
+            assert ev is not None
+            pcs.append(ev.reason.pc)
+        assert pcs == [sym["code3"], sym["code0"], sym["code1"], sym["code2"]]
+        msr = L.field(REGS, "msr").get(s.vm.vcpus[0].get_regs())
+        assert msr & regs.MSR_CM
+    finally:
+        s.close()
