@@ -21,8 +21,17 @@ def test_both_arches_are_discovered_through_entry_points() -> None:
     assert {"ppc_booke", "x86"} <= set(reg.arches)
     booke = reg.arches["ppc_booke"]
     assert booke.kvm_host_arch == "powerpc"
-    assert [c.name for c in booke.cores] == ["e500mc", "e500v2"]
+    assert [c.name for c in booke.cores] == ["e500mc", "e5500", "e6500", "e500v2"]
     assert booke.core("e500mc").caps.hw_breakpoints == 2
+    # KVMPPC_BOOKE_IAC_NUM/DAC_NUM are 2/2 for every Freescale BookE core, 64-bit ones too
+    assert {c.caps for c in booke.cores} == {booke.core("e500mc").caps}
+    assert {c.name: c.register_bits for c in booke.cores} == {
+        "e500mc": 32,
+        "e5500": 64,
+        "e6500": 64,
+        "e500v2": 32,
+    }
+    assert reg.arches["x86"].core(None).register_bits == 64
     assert reg.arches["x86"].core(None).caps.shared_slots
 
 
@@ -30,6 +39,16 @@ def test_core_name_resolves_to_its_arch() -> None:
     reg = plugins.load()
     info, core = reg.resolve("e500v2")
     assert (info.name, core.name) == ("ppc_booke", "e500v2")
+    info, core = reg.resolve("e6500")
+    assert (info.name, core.name, core.register_bits) == ("ppc_booke", "e6500", 64)
+
+
+def test_a_core_of_no_known_width_is_refused() -> None:
+    from guestdbg.arch import CoreInfo
+
+    caps = plugins.load().arches["x86"].core(None).caps
+    with pytest.raises(GuestDebugError, match="register_bits must be 8, 16, 32, 64 or 128"):
+        CoreInfo("odd", "a 48-bit core", caps, 48)
 
 
 def test_unknown_arch_is_a_clear_error() -> None:

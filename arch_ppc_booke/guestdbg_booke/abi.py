@@ -1,7 +1,10 @@
 """The PowerPC KVM uapi as the BookE plugin uses it (``arch/powerpc/include/uapi/asm/kvm.h``).
 
-32-bit big-endian PowerPC, SysV ABI (``__u64`` aligned to 8), powerpc ``_IOC`` encoding. Names
-follow the header so the ABI truth test can compare each declaration with the real one.
+Big-endian PowerPC, powerpc ``_IOC`` encoding. Every field is a fixed-width ``__u32``/``__u64``
+and ``__u64`` is 8-aligned in both the 32-bit SysV ABI and the 64-bit one, so one layout serves
+the 32-bit cores' kernels (e500v2, e500mc) and the 64-bit kernels of e5500 and e6500: the ABI
+truth test compiles it for both (``tests/test_abi_truth.py``, ``tests/booke/test_abi64.py``).
+Names follow the header so each declaration is compared with the real one.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ KVM_REG_PPC_DAC2 = 0x1030000000000007
 KVM_REG_PPC_EPCR = 0x1020000000000085
 KVM_REG_PPC_DEBUG_INST = 0x102000000000008B
 KVM_REG_PPC_DBSR = 0x10200000000000BB
+
+# Floating point and AltiVec (PPC | size | index). BookE answers FPR/FPSCR through the core's ops
+# and VR0-31/VSCR in powerpc.c ``kvm_vcpu_ioctl_get_one_reg`` (-ENXIO without CPU_FTR_ALTIVEC,
+# -EINVAL without CONFIG_ALTIVEC); VRSAVE in booke.c ``kvmppc_get_one_reg`` on every core
+# (docs/reference/kvm-guest-debug-abi.md §9.3).
+KVM_REG_PPC_FPR0 = 0x1030000000000020
+KVM_REG_PPC_FPSCR = 0x1030000000000080
+KVM_REG_PPC_VR0 = 0x1040000000000040
+KVM_REG_PPC_VR31 = 0x104000000000005F
+KVM_REG_PPC_VSCR = 0x1020000000000081
+KVM_REG_PPC_VRSAVE = 0x10200000000000B4
 
 # kvm_sregs u.e.features / update_special
 KVM_SREGS_E_BASE = 1 << 0

@@ -1,5 +1,9 @@
 """The BookE plugin's answer to ``guestdbg_conformance``: ``guests/conformance.S`` on the
-emulated e500 host of the core, and the guest's own debug events as KVM BookE reports them.
+emulated e500 host of the core (built 64-bit, in 64-bit mode, on e5500 and e6500),
+and the guest's own debug events as KVM BookE reports them.
+
+A core whose emulated host is not installed gets :class:`ProfileUnavailable`, and the kit skips
+that core's checks with the reason (the 64-bit hosts come with their own package change).
 
 The guest's own event that reaches userspace and goes back to the guest is the breakpoint word
 (status 0, address = PC; booke.c ``kvmppc_handle_exit`` with USE_SW_BP): the plugin re-injects
@@ -22,15 +26,19 @@ from guestdbg.errors import UnknownArch
 from guestdbg.kvm.constants import KVM_EXIT_DEBUG
 from guestdbg.kvm.uapi import AbiLayout
 from guestdbg.testing.build_dir import build_dir
-from guestdbg.testing.profile import ConformanceProfile, GuestEventCase
+from guestdbg.testing.profile import ConformanceProfile, GuestEventCase, ProfileUnavailable
 from guestdbg.vcpu import VmHandle
 
 from . import abi, numbering
 from .emuhost.factory import HOSTS
-from .guests.build import PACKAGE_DIR, build
+from .guests.build import PACKAGE_DIR, build, build64
+from .plugin import INFO
 
 OUTSIDE_RAM = 0xF0000000
 """Above the 64 MiB of RAM and the host-I/O page; the boot TLB entry does not map it."""
+OUTSIDE_RAM_64 = 0x1_0010_0000
+"""For the 64-bit guest, which runs in 64-bit mode: above 4 GiB, unmapped. Cut to 32 bits it
+would be ``_start``, so a plugin that truncated addresses would accept a breakpoint there."""
 
 
 def debug_exit_image(address: int, status: int) -> Callable[[AbiLayout], bytes]:
@@ -47,10 +55,20 @@ def debug_exit_image(address: int, status: int) -> Callable[[AbiLayout], bytes]:
 
 
 def profile(core: str) -> ConformanceProfile:
+    try:
+        wide = INFO.core(core).register_bits == 64
+    except UnknownArch:
+        raise UnknownArch(f"the BookE plugin has no core {core!r}") from None
     host = next((h for h in HOSTS if h.core == core), None)
     if host is None:
-        raise UnknownArch(f"the BookE plugin has no emulated host for core {core!r}")
-    elf = build(PACKAGE_DIR / "conformance.S", build_dir("ppc_booke"))
+        raise ProfileUnavailable(
+            f"no emulated host for core {core!r} is installed (the BookE plugin's hosts: "
+            f"{', '.join(h.name for h in HOSTS)})"
+        )
+    if wide:
+        elf = build64(PACKAGE_DIR / "conformance.S", build_dir("ppc_booke"))
+    else:
+        elf = build(PACKAGE_DIR / "conformance.S", build_dir("ppc_booke"))
     sym = symbols(elf)
 
     def make_vm() -> VmHandle:
@@ -75,6 +93,6 @@ def profile(core: str) -> ConformanceProfile:
         make_vm=make_vm,
         code_addrs=[sym[f"code{n}"] for n in range(4)],
         data_addr=sym["watched"],
-        outside_ram=OUTSIDE_RAM,
+        outside_ram=OUTSIDE_RAM_64 if wide else OUTSIDE_RAM,
         guest_events=[own_break, own_ehpriv, stale_iac],
     )

@@ -20,6 +20,13 @@ What the kernel does, and so what this module must do in userspace
   guest's writes to IAC/DAC/DBCR (``kvmppc_booke_emulate_mtspr``), so the guest cannot have armed
   it; it is a match from a point the host just removed.
 
+Width (e500mc and e500v2 are 32-bit, e5500 and e6500 64-bit; ``CoreInfo.register_bits``): every
+address KVM carries is a ``__u64`` (``bp[].addr``, the exit's ``address``, ``kvm_regs``), so
+nothing here truncates. What differs on a 64-bit core is the computation mode: an injected
+interrupt is entered with MSR[CM] = EPCR[ICM], as ``kvmppc_booke_irqprio_deliver`` does under
+CONFIG_64BIT, and a planted-trap step computes its targets in the mode MSR[CM] gives
+(``successors``; docs/reference/kvm-guest-debug-abi.md §9).
+
 Ownership of the debug facility (``OwnershipPolicy``):
 
 * host-priority (default, QEMU-compatible): the host programs IAC/DAC through
@@ -93,12 +100,13 @@ def guest_priority_caps(caps: DebugCapabilities) -> DebugCapabilities:
 
 
 class BookeVcpuDebug:
-    """``ArchVcpuDebug`` for e500mc (BookE-HV) and e500v2 (BookE-PR)."""
+    """``ArchVcpuDebug`` for e500mc, e5500, e6500 (BookE-HV) and e500v2 (BookE-PR)."""
 
     def __init__(self, request: VcpuDebugRequest) -> None:
         self.vcpu: VcpuHandle = request.vcpu
         self.vm = request.vm
         self.core = request.core.name
+        self.core_bits = request.core.register_bits
         self.policy = request.policy
         lay = abi.layout()
         self._lay = lay
@@ -138,6 +146,8 @@ class BookeVcpuDebug:
         self._s_ivor_syscall = lay.field(sr, "u", "e", "ivor_low", 8)
         self._s_csrr0 = lay.field(sr, "u", "e", "csrr0")
         self._s_mcsrr0 = lay.field(sr, "u", "e", "mcsrr0")
+        self._s_csrr1 = lay.field(sr, "u", "e", "csrr1")
+        self._s_mcsrr1 = lay.field(sr, "u", "e", "mcsrr1")
         self._lr = lay.field("struct kvm_regs", "lr")
         self._ctr = lay.field("struct kvm_regs", "ctr")
         self._enabled = False
@@ -232,22 +242,25 @@ class BookeVcpuDebug:
 
     def inject(self, r: Reinject) -> None:
         """Deliver a program interrupt as ``kvmppc_booke_irqprio_deliver`` does for PROGRAM:
-        SRR0/SRR1 = the faulting PC and MSR, ESR = the syndrome, MSR &= CE|ME|DE, and
-        NIP = IVPR | IVOR6. Everything goes through GET/SET_REGS and GET/SET_SREGS, which is
-        all the kernel lets userspace reach (QEMU does the same through ppc_cpu_do_interrupt)."""
+        SRR0/SRR1 = the faulting PC and MSR (all 64 bits of SRR0 on a 64-bit core), ESR = the
+        syndrome, MSR &= CE|ME|DE, plus MSR[CM] when the guest's EPCR[ICM] asks for 64-bit
+        interrupts (64-bit cores), and NIP = IVPR | IVOR6. Everything goes through
+        GET/SET_REGS, GET/SET_SREGS and ONE_REG (EPCR), which is all the kernel lets userspace
+        reach (QEMU does the same through ppc_cpu_do_interrupt)."""
         if r.exception != numbering.PROGRAM:
             raise UnsupportedByArch(
                 f"only program interrupts can be injected through the KVM BookE API, not "
                 f"{numbering.TABLE.describe(r.exception)}"
             )
         v = self.vcpu
+        cm = regs.MSR_CM if self._epcr() & regs.SPRN_EPCR_ICM else 0
         rg = v.get_regs()
         sr = v.get_sregs()
         msr = self._msr.get(rg)
         self._srr0.put(rg, r.payload.get("srr0", r.pc))
         self._srr1.put(rg, msr)
         self._pc.put(rg, self._s_ivpr.get(sr) | self._s_ivor_program.get(sr))
-        self._msr.put(rg, msr & (regs.MSR_CE | regs.MSR_ME | regs.MSR_DE))
+        self._msr.put(rg, msr & (regs.MSR_CE | regs.MSR_ME | regs.MSR_DE) | cm)
         self._s_esr.put(sr, r.payload.get("esr", regs.ESR_PIL))
         self._s_features.put(sr, abi.KVM_SREGS_E_BASE)  # write back only the ESR's group
         self._s_update.put(sr, 0)
@@ -256,6 +269,17 @@ class BookeVcpuDebug:
 
     def pc(self) -> int:
         return self._pc.get(self.vcpu.get_regs())
+
+    def _epcr(self) -> int:
+        """The guest's EPCR on a 64-bit core, 0 on a 32-bit one. The kernel keeps and reports
+        it only under CONFIG_64BIT (booke.c ``kvmppc_get_one_reg``), which a 64-bit core's host
+        has; a kernel that refuses the id has no EPCR[ICM] to apply either."""
+        if self.core_bits != 64:
+            return 0
+        try:
+            return self.vcpu.get_one_reg(abi.KVM_REG_PPC_EPCR)
+        except GuestDebugError:
+            return 0
 
     def after_guest_debug(self) -> None:
         """Write the registers back after KVM_SET_GUEST_DEBUG turned guest debugging on or off:
@@ -286,6 +310,12 @@ class BookeVcpuDebug:
             mcsrr0=self._s_mcsrr0.get(sr),
             ivpr=self._s_ivpr.get(sr),
             ivor_syscall=self._s_ivor_syscall.get(sr),
+            core_bits=self.core_bits,
+            msr=self._msr.get(rg),
+            srr1=self._srr1.get(rg),
+            csrr1=self._s_csrr1.get(sr),
+            mcsrr1=self._s_mcsrr1.get(sr),
+            epcr=self._epcr(),
         )
         return successors.successors(int.from_bytes(word, "big"), cpu)
 

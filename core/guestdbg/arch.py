@@ -43,6 +43,22 @@ class CoreInfo:
     description: str
     caps: DebugCapabilities
     """Static capabilities (what the listing shows); a live vCPU may report fewer."""
+    register_bits: int = 64
+    """Width of the core's general-purpose registers and effective addresses, in bits.
+
+    One CPU family can have cores of both widths (PowerPC BookE: e500mc is 32-bit, e5500 and
+    e6500 are 64-bit, under the same KVM code); the plugin reads this to size what it shows
+    GDB and to compute addresses (a 32-bit core's branch targets wrap at 2**32), and
+    ``guestdbg plugins`` states it. The core itself computes nothing with it."""
+
+    def __post_init__(self) -> None:
+        if self.register_bits not in (8, 16, 32, 64, 128):
+            from .errors import InvalidRequest
+
+            raise InvalidRequest(
+                f"core {self.name!r}: register_bits must be 8, 16, 32, 64 or 128, "
+                f"not {self.register_bits!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def _plugins(args: argparse.Namespace) -> int:
     for info in reg.arches.values():
         print(f"{info.name}: {info.description} (KVM host arch {info.kvm_host_arch})")
         for core in info.cores:
-            print(f"  core {core.name}: {core.description}")
+            print(f"  core {core.name}: {core.description} ({core.register_bits}-bit)")
             for key, value in core.caps.describe().items():
                 print(f"    {key}: {value}")
             if args.probe:

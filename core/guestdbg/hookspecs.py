@@ -79,7 +79,8 @@ def guestdbg_gdb_arch(arch: ArchInfo, core: CoreInfo) -> GdbArch | None:
     Called once when a GDB stub is set up. Return a :class:`~guestdbg.gdb.target.GdbArch`: the
     target description XML (GDB feature names), the register list in ``g`` packet order, which
     registers are PC, SP and the status register to expedite in stop replies, and how each is
-    read from and written to a vCPU. Return ``None`` for another plugin's arch.
+    read from and written to a vCPU; per core, so cores of one arch may differ in width and
+    register files (``CoreInfo.register_bits``). Return ``None`` for another plugin's arch.
     """
 
 
@@ -129,7 +130,9 @@ def guestdbg_conformance(arch: ArchInfo, core: CoreInfo) -> ConformanceProfile |
     ``kvm_run`` images the kernel writes for them, each with the exception this plugin documents
     ``guest_verdict`` re-injects. Import :mod:`guestdbg.testing.profile` inside the hook, so
     that loading the plugin for a session does not import the kit. Return ``None`` for another
-    plugin's arch, or when the plugin offers no host the kit can run.
+    plugin's arch, or when the plugin offers no host the kit can run. Raise
+    :class:`~guestdbg.testing.profile.ProfileUnavailable` when this core's host is missing from
+    this installation only (the kit skips the core's VM checks with the message).
     """
 
 

@@ -55,3 +55,50 @@ def test_returns_and_sc_follow_their_save_registers_and_vector() -> None:
 def test_rfdi_cannot_be_stepped_because_dsrr0_has_no_kvm_interface() -> None:
     with pytest.raises(UnsupportedByArch, match="DSRR0"):
         successors(RFDI, cpu(0x100))
+
+
+# -- 64-bit cores: the computation mode (docs/reference/kvm-guest-debug-abi.md §9.4) ---------
+
+B_FWD, B_BACK, BEQ_FWD, BLR = 0x48000010, 0x4BFFFFF0, 0x41820008, 0x4E800020
+"""``b .+0x10``, ``b .-0x10``, ``beq .+8``, ``blr`` (Power ISA Book I encodings)."""
+CM, ICM = 1 << 31, 0x02000000
+
+
+def cpu64(pc: int, msr: int, **regs: int) -> CpuView:
+    values = dict(lr=0x2000, ctr=0x3000, srr0=0x4000, csrr0=0x5000, mcsrr0=0x6000)
+    values.update(ivpr=0x100000, ivor_syscall=0x800)
+    values.update(regs)
+    return CpuView(pc=pc, core_bits=64, msr=msr, **values)
+
+
+def test_in_64bit_mode_branches_and_fall_through_cross_4gib_without_wrapping() -> None:
+    assert successors(B_FWD, cpu64(0xFFFFFFF8, CM)) == [0x1_0000_0008]
+    assert successors(B_BACK, cpu64(0x4, CM)) == [0xFFFF_FFFF_FFFF_FFF4]
+    assert successors(BEQ_FWD, cpu64(0xFFFFFFFC, CM)) == [0x1_0000_0000, 0x1_0000_0004]
+    assert successors(BLR, cpu64(0x100, CM, lr=0x1_2345_6788)) == [0x104, 0x1_2345_6788]
+
+
+def test_in_32bit_mode_a_64bit_core_wraps_at_4gib_like_a_32bit_core() -> None:
+    """MSR[CM] = 0: the high-order 32 bits of the next address are 0."""
+    assert successors(B_FWD, cpu64(0xFFFFFFF8, 0)) == [0x8]
+    assert successors(B_BACK, cpu64(0x4, 0)) == [0xFFFFFFF4]
+    assert successors(BEQ_FWD, cpu64(0xFFFFFFFC, 0)) == [0x0, 0x4]
+    assert successors(BLR, cpu64(0x100, 0, lr=0x1_2345_6788)) == [0x104, 0x2345_6788]
+    # a 32-bit core has no CM: bit 31 of its MSR changes nothing
+    assert successors(B_FWD, cpu(0xFFFFFFF8, msr=CM)) == [0x8]
+
+
+def test_a_return_from_interrupt_continues_in_the_mode_of_the_restored_msr() -> None:
+    wide = 0x1_0000_0100
+    assert successors(RFI, cpu64(0x100, CM, srr0=wide, srr1=CM)) == [wide]
+    assert successors(RFI, cpu64(0x100, CM, srr0=wide, srr1=0)) == [0x100]
+    assert successors(RFCI, cpu64(0x100, 0, csrr0=wide, csrr1=CM)) == [wide]
+
+
+def test_sc_enters_its_vector_in_the_mode_epcr_icm_gives() -> None:
+    high_ivpr = 0xFFFF_FFFF_0010_0000
+    assert successors(SC, cpu64(0x100, CM, ivpr=high_ivpr, epcr=ICM)) == [
+        0x104,
+        0xFFFF_FFFF_0010_0800,
+    ]
+    assert successors(SC, cpu64(0x100, CM, ivpr=high_ivpr, epcr=0)) == [0x104, 0x100800]

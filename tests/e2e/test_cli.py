@@ -36,10 +36,11 @@ def sigint_not_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
-def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
-    guest = elf("demo")
-    done = symbols(guest)["round_done"]
-    cmd = [*GUESTDBG, "serve", "--elf", str(guest), "--gdb", "127.0.0.1:0"]
+@contextmanager
+def serving(guest: Path, *options: str) -> Iterator[tuple[str, str]]:
+    """``guestdbg serve --elf guest`` in a subprocess: (the address GDB connects to, the
+    banner). On leaving, Ctrl-C must end it cleanly (exit status 130, no traceback)."""
+    cmd = [*GUESTDBG, "serve", *options, "--elf", str(guest), "--gdb", "127.0.0.1:0"]
     with sigint_not_ignored():
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -47,21 +48,7 @@ def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
         banner = proc.stdout.readline() + proc.stdout.readline()
         m = re.search(r"target remote (127\.0\.0\.1:\d+)", banner)
         assert m, banner
-        assert "-ex 'set endian big'" in banner  # a tdesc has no byte order (phase 1)
-        with GdbMi(guest) as g:
-            g.check("set endian big")
-            r = g.check(f"target remote {m.group(1)}")
-            assert r.stopped is not None and r.stop_pc == 0x100000 and r.stop_thread == 1
-            g.check("break *round_done")
-            r = g.check("continue")
-            assert (r.stop_reason, r.stop_pc, r.stop_thread) == ("breakpoint-hit", done, 1)
-            assert "detached" in g.check("detach").console
-        with GdbMi(guest) as g:  # a second debugger, on a running guest
-            g.check("set endian big")
-            r = g.check(f"target remote {m.group(1)}")
-            assert r.stopped is not None and r.stop_thread == 1
-            total = g.check("x/1dw &total").console
-            assert re.search(r":\s+5050$", total.strip()), total
+        yield m.group(1), banner
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=20)[0]
         assert proc.returncode == 130, rest
@@ -70,6 +57,27 @@ def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_subprocess_serves_gdb_twice_and_ends_cleanly_on_ctrl_c() -> None:
+    guest = elf("demo")
+    done = symbols(guest)["round_done"]
+    with serving(guest) as (where, banner):
+        assert "-ex 'set endian big'" in banner  # a tdesc has no byte order (phase 1)
+        with GdbMi(guest) as g:
+            g.check("set endian big")
+            r = g.check(f"target remote {where}")
+            assert r.stopped is not None and r.stop_pc == 0x100000 and r.stop_thread == 1
+            g.check("break *round_done")
+            r = g.check("continue")
+            assert (r.stop_reason, r.stop_pc, r.stop_thread) == ("breakpoint-hit", done, 1)
+            assert "detached" in g.check("detach").console
+        with GdbMi(guest) as g:  # a second debugger, on a running guest
+            g.check("set endian big")
+            r = g.check(f"target remote {where}")
+            assert r.stopped is not None and r.stop_thread == 1
+            total = g.check("x/1dw &total").console
+            assert re.search(r":\s+5050$", total.strip()), total
 
 
 def test_serve_refuses_a_missing_elf_in_one_line() -> None:
@@ -144,3 +152,26 @@ def test_plugins_into_a_reader_that_stops_early_ends_without_a_traceback() -> No
     )  # fmt: skip
     assert "Traceback" not in out.stderr, out.stderr
     assert out.stdout.strip() in ("rc=0", "rc=141")
+
+
+def test_plugins_lists_the_four_booke_cores_with_their_kernel_flavour_and_width() -> None:
+    out = subprocess.run([*GUESTDBG, "plugins"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cores = re.findall(r"^  core (\S+): (.*) \((\d+)-bit\)$", out.stdout, re.M)
+    booke = {name: (text, int(bits)) for name, text, bits in cores if name.startswith("e")}
+    assert list(booke) == ["e500mc", "e5500", "e6500", "e500v2"], out.stdout
+    assert {name: bits for name, (_, bits) in booke.items()} == {
+        "e500mc": 32,
+        "e5500": 64,
+        "e6500": 64,
+        "e500v2": 32,
+    }
+    for hv in ("e500mc", "e5500", "e6500"):
+        assert "BookE-HV" in booke[hv][0], booke[hv]
+    assert "BookE-PR" in booke["e500v2"][0]
+    assert "AltiVec" in booke["e6500"][0] and "AltiVec" not in booke["e5500"][0]
+    # every BookE core lists the same 2 IAC + 2 DAC (KVMPPC_BOOKE_IAC_NUM/DAC_NUM)
+    block = out.stdout[
+        out.stdout.index("  core e500mc:") : out.stdout.index("exception numberspaces: booke")
+    ]
+    assert block.count("hw_breakpoints: 2") == 4 and block.count("hw_watchpoints: 2") == 4

@@ -2,9 +2,12 @@
 
 ``build(source, out_dir)`` assembles one ``.S`` file with ``powerpc-linux-gnu-as -mregnames
 -me500mc`` and links it with ``powerpc-linux-gnu-ld`` and a linker script: ``link.ld`` next to
-the source if there is one, else this package's. Includes are looked up next to the source and in
-this package (``hostio.inc``). The includes, the linker script, the flags and the tools'
-versions go into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
+the source if there is one, else this package's. ``build64`` does the same for the 64-bit cores
+(e5500, e6500): ``-a64 -me6500`` (e6500's instruction set is e5500's plus AltiVec) and
+``ld -m elf64ppc``, a big-endian ELF64; it defines ``GUEST64`` for a source that serves both
+widths (``.ifdef GUEST64``). Includes are looked up next to the source and in this
+package (``hostio.inc``). The includes, the linker script, the flags and the tools' versions go
+into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from pathlib import Path
 
 from guestdbg.guest_build import GuestBuildError, cached_build
 
-__all__ = ["PACKAGE_DIR", "GuestBuildError", "build"]
+__all__ = ["PACKAGE_DIR", "GuestBuildError", "build", "build64"]
 
 AS = "powerpc-linux-gnu-as"
 LD = "powerpc-linux-gnu-ld"
 AS_FLAGS = ("-mregnames", "-me500mc", "-mbig-endian")
 LD_FLAGS = ("--no-warn-rwx-segments", "-N")
+AS_FLAGS_64 = ("-mregnames", "-a64", "-me6500", "-mbig-endian", "--defsym", "GUEST64=1")
+LD_FLAGS_64 = ("-m", "elf64ppc", "--no-warn-rwx-segments", "-N")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -33,14 +38,25 @@ def _linker_script(source: Path) -> Path:
 
 def build(source: Path, out_dir: Path) -> Path:
     """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed)."""
+    return _build(source, out_dir, AS_FLAGS, LD_FLAGS)
+
+
+def build64(source: Path, out_dir: Path) -> Path:
+    """The 64-bit (ELF64) guest built from ``source``, for e5500 and e6500."""
+    return _build(source, out_dir, AS_FLAGS_64, LD_FLAGS_64)
+
+
+def _build(
+    source: Path, out_dir: Path, as_flags: tuple[str, ...], ld_flags: tuple[str, ...]
+) -> Path:
     source = Path(source).resolve()
     script = _linker_script(source)
     includes = _include_dirs(source)
 
     def commands(obj: Path, elf: Path) -> list[list[str]]:
         return [
-            [AS, *AS_FLAGS, *(f"-I{d}" for d in includes), "-o", str(obj), str(source)],
-            [LD, *LD_FLAGS, "-T", str(script), "-o", str(elf), str(obj)],
+            [AS, *as_flags, *(f"-I{d}" for d in includes), "-o", str(obj), str(source)],
+            [LD, *ld_flags, "-T", str(script), "-o", str(elf), str(obj)],
         ]
 
     return cached_build(
@@ -48,7 +64,7 @@ def build(source: Path, out_dir: Path) -> Path:
         out_dir,
         tools=(AS, LD),
         install_hint="install binutils-powerpc-linux-gnu (tools/bootstrap.sh does)",
-        flags=(AS_FLAGS, LD_FLAGS),
+        flags=(as_flags, ld_flags),
         inputs=[script, *(inc for d in includes for inc in sorted(d.glob("*.inc")))],
         commands=commands,
     )

@@ -11,11 +11,21 @@
 # `ehpriv 1`, which KVM turns into the same exit whatever guest_debug says
 # (e500_emulate.c kvmppc_e500_emul_ehpriv). The program handler skips the
 # offending word (SRR0 + 4) and counts it in `programs`, as a guest OS would.
+#
+# Built with `--defsym GUEST64=1` (guests/build.py build64) it is the guest of the 64-bit cores
+# (e5500, e6500): it first enters 64-bit mode (EPCR[ICM], MSR[CM]; boot64.inc) and `watched` is
+# loaded and stored as a doubleword, so every watch length up to 8 is hit.
     .include "spr.inc"
+    .ifdef GUEST64
+    .include "boot64.inc"
+    .endif
 
     .section .text.start, "ax"
     .globl _start
 _start:
+    .ifdef GUEST64
+    ENTER_64BIT r10
+    .endif
     lis r10, _start@h
     mtspr IVPR, r10
     li r11, program_handler - _start
@@ -24,11 +34,19 @@ _start:
     ori r31, r31, watched@l
     .globl code0, code1, code2, code3
 code0:
+    .ifdef GUEST64
+    ld r4, 0(r31)
+    .else
     lwz r4, 0(r31)
+    .endif
 code1:
     addi r4, r4, 1
 code2:
+    .ifdef GUEST64
+    std r4, 0(r31)
+    .else
     stw r4, 0(r31)
+    .endif
 code3:
     b code0
 

@@ -16,14 +16,27 @@
 # The handler tells the two apart by ESR (PTR: a trap; otherwise illegal) and keeps the last
 # ESR it saw in `last_esr`. Each round ends with a host-I/O checkpoint (guest-physical
 # 0xE0000004, KVM_EXIT_MMIO) carrying `rounds`.
+#
+# Built with `--defsym GUEST64=1` (guests/build.py build64) it is the demo of the 64-bit cores
+# (e5500, e6500): it enters 64-bit mode first (EPCR[ICM], MSR[CM]; boot64.inc), `work` keeps a
+# 64-bit stack frame (stdu, std, ld), and each round adds its sum << 24 to the doubleword
+# `total64`, which passes 2**32 after 86 rounds.
     .include "hostio.inc"
     .include "spr.inc"
+    .ifdef GUEST64
+    .include "boot64.inc"
+    .endif
     .set ESR_PTR_HI, 0x0200      # ESR[PTR] = 0x02000000, as an andis. immediate
 
     .section .text.start, "ax"
     .globl _start
 _start:
+    .ifdef GUEST64
+    ENTER_64BIT r10
+    HOSTIO64_MAP r9
+    .else
     HOSTIO_MAP r9
+    .endif
     lis r10, _start@h
     mtspr IVPR, r10
     li r11, program_handler - _start
@@ -35,6 +48,12 @@ main_loop:
     li r3, 100
     bl work
     stw r3, 0(r31)               # total
+    .ifdef GUEST64
+    ld r5, 32(r31)               # total64 += total << 24
+    sldi r3, r3, 24
+    add r5, r5, r3
+    std r5, 32(r31)
+    .endif
     .globl rounds_load
 rounds_load:
     lwz r4, 4(r31)               # rounds
@@ -66,24 +85,40 @@ after_bug:
     nop
     .globl round_done
 round_done:
+    .ifdef GUEST64
+    HOSTIO64_CHECKPOINT_WITH r4, r9
+    .else
     HOSTIO_CHECKPOINT_WITH r4, r9
+    .endif
     b main_loop
 
 # work(n): 1 + 2 + ... + n
     .globl work
 work:
+    .ifdef GUEST64
+    stdu r1, -32(r1)
+    mflr r0
+    std r0, 48(r1)
+    .else
     stwu r1, -16(r1)
     mflr r0
     stw r0, 20(r1)
+    .endif
     li r4, 0
     mtctr r3
 2:  add r4, r4, r3
     addi r3, r3, -1
     bdnz 2b
     mr r3, r4
+    .ifdef GUEST64
+    ld r0, 48(r1)
+    mtlr r0
+    addi r1, r1, 32
+    .else
     lwz r0, 20(r1)
     mtlr r0
     addi r1, r1, 16
+    .endif
     blr
 
     .align 4
@@ -129,3 +164,9 @@ bug_every:
     .globl last_esr
 last_esr:
     .long 0
+    .ifdef GUEST64
+    .long 0                      # pad: total64 is a doubleword at vars + 32
+    .globl total64
+total64:
+    .quad 0
+    .endif

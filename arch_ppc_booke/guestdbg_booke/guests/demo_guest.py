@@ -1,7 +1,9 @@
-"""The BookE plugin's answer to ``guestdbg_demo``: ``demo.S`` and what e500mc KVM does per step.
+"""The BookE plugin's answer to ``guestdbg_demo``: ``demo.S`` (built as a 64-bit ELF running in
+64-bit mode on e5500 and e6500) and what BookE KVM does per step.
 
 The sentences cite what the kernel does (``arch/powerpc/kvm/booke.c``) so a reader of the
-transcript can follow each stop down to the function that produced it.
+transcript can follow each stop down to the function that produced it. They hold for every core:
+the debug path of ``booke.c`` is the same for the 32-bit and the 64-bit ones.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from guestdbg.demo.guest import DemoGuest
 
 from .. import regs
-from .build import PACKAGE_DIR, build
+from ..plugin import INFO
+from .build import PACKAGE_DIR, build, build64
 
 SYMBOLS = {
     "sw_break": "work",
@@ -66,9 +69,11 @@ EXPLAIN = {
 
 
 def demo_guest(core: str) -> DemoGuest:
+    """The demo for ``core``; the 64-bit cores get the same program in 64-bit mode."""
+    wide = INFO.core(core).register_bits == 64
     return DemoGuest(
         source=PACKAGE_DIR / "demo.S",
-        build=build,
+        build=build64 if wide else build,
         symbols=SYMBOLS,
         guest_trap_syndrome=regs.ESR_PIL,
         gdb_setup=("set endian big",),

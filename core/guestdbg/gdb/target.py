@@ -19,7 +19,17 @@ from ..kvm.uapi import ByteOrder
 from ..points import DebugPoint
 from ..vcpu import VcpuHandle
 
-__all__ = ["DebugTarget", "GdbArch", "GdbRegister", "ResumeAction", "StopEvent", "target_xml"]
+__all__ = [
+    "DebugTarget",
+    "GdbArch",
+    "GdbRegister",
+    "GdbType",
+    "GdbUnion",
+    "GdbVector",
+    "ResumeAction",
+    "StopEvent",
+    "target_xml",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,29 @@ class GdbRegister:
     """GDB feature name, e.g. ``org.gnu.gdb.power.core``."""
     type: str = "uint32"
     group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GdbVector:
+    """A ``<vector>`` type of a target description: ``count`` elements of type ``element``
+    (a GDB predefined type such as ``int32`` or ``ieee_single``, or one defined before)."""
+
+    id: str
+    element: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GdbUnion:
+    """A ``<union>`` type: ``(name, type)`` fields over the same bits, as GDB's PowerPC AltiVec
+    feature shows a 128-bit vector register as integer, float and lane views at once."""
+
+    id: str
+    fields: tuple[tuple[str, str], ...]
+
+
+GdbType = GdbVector | GdbUnion
+"""A type a feature defines for its registers (GDB's ``gdb-target.dtd``: vector, union)."""
 
 
 class GdbArch(Protocol):
@@ -55,6 +88,10 @@ class GdbArch(Protocol):
     # registers named, through the fewest ioctls that hold them (PC, SP, MSR and LR all come
     # from one KVM_GET_REGS on BookE); what a target's ``read_some_registers`` would call.
 
+    # Optional: ``types: Mapping[str, Sequence[GdbType]]``, per feature name the types that
+    # feature defines before its registers (a register's ``type`` may then name one): what a
+    # description needs for registers of no predefined type, e.g. AltiVec's ``vec128``.
+
     # Optional: ``program_breakpoint_size: int`` and ``is_program_breakpoint(code) -> bool``:
     # the guest instructions GDB's client takes for the program's own breakpoint and skips
     # instead of executing (PowerPC traps, x86 ``int3``); with them the stub keeps the guest's
@@ -67,6 +104,7 @@ def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
     out.append(f"  <architecture>{escape(arch.architecture)}</architecture>")
     if osabi:
         out.append(f"  <osabi>{escape(osabi)}</osabi>")
+    types: Mapping[str, Sequence[GdbType]] = getattr(arch, "types", {})
     feature = None
     for regnum, reg in enumerate(arch.registers):
         if reg.feature != feature:
@@ -74,6 +112,7 @@ def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
                 out.append("  </feature>")
             feature = reg.feature
             out.append(f'  <feature name="{escape(feature)}">')
+            out.extend(_type_xml(t) for t in types.get(feature, ()))
         attrs = f'name="{escape(reg.name)}" bitsize="{reg.bitsize}" regnum="{regnum}"'
         attrs += f' type="{escape(reg.type)}"'
         if reg.group:
@@ -83,6 +122,15 @@ def target_xml(arch: GdbArch, osabi: str | None = None) -> str:
         out.append("  </feature>")
     out.append("</target>")
     return "\n".join(out) + "\n"
+
+
+def _type_xml(t: GdbType) -> str:
+    if isinstance(t, GdbVector):
+        return f'    <vector id="{escape(t.id)}" type="{escape(t.element)}" count="{t.count}"/>'
+    fields = "".join(
+        f'\n      <field name="{escape(name)}" type="{escape(kind)}"/>' for name, kind in t.fields
+    )
+    return f'    <union id="{escape(t.id)}">{fields}\n    </union>'
 
 
 def encode_register(value: int | None, bitsize: int, byteorder: ByteOrder) -> str:

@@ -33,7 +33,7 @@ from .fixtures import (
     guestdbg_core_name,
     guestdbg_registry,
 )
-from .profile import ConformanceProfile, GuestEventCase
+from .profile import ConformanceProfile, GuestEventCase, ProfileUnavailable
 from .suite import ArchConformance
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "ArchConformance",
     "ConformanceProfile",
     "GuestEventCase",
+    "ProfileUnavailable",
     "conformance_arch",
     "conformance_core",
     "conformance_profile",

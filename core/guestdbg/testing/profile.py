@@ -17,6 +17,13 @@ from ..numbering import ExceptionId
 from ..vcpu import VmHandle
 
 
+class ProfileUnavailable(Exception):
+    """Raised by a plugin's ``guestdbg_conformance`` when it cannot make the profile of one core
+    on this installation (e.g. that core's emulated host is a separate package that is not
+    installed). The kit skips that core's checks that need a profile, with the message, and
+    still runs the rest; an arch's other cores are unaffected."""
+
+
 @dataclass(frozen=True)
 class GuestEventCase:
     """One of the guest's own debug events, as the kernel reports it to userspace."""
