@@ -69,6 +69,22 @@ def mfspr(rt: int, sprn: int) -> int:
     return 0x7C0002A6 | (rt << 21) | ((sprn & 0x1F) << 16) | ((sprn >> 5) << 11)
 
 
+def stvx(vs: int, ra: int, rb: int) -> int:
+    return 0x7C0001CE | (vs << 21) | (ra << 16) | (rb << 11)
+
+
+def lvx(vt: int, ra: int, rb: int) -> int:
+    return 0x7C0000CE | (vt << 21) | (ra << 16) | (rb << 11)
+
+
+def mfvscr(vd: int) -> int:
+    return 0x10000604 | (vd << 21)
+
+
+def mtvscr(vb: int) -> int:
+    return 0x10000644 | (vb << 11)
+
+
 class Priv(enum.Enum):
     """Privileged instructions of e500 Book E that raise a program interrupt in problem state."""
 
@@ -168,10 +184,11 @@ class LoadStore:
     signed: bool = False
     byterev: bool = False
 
-    def ea(self, gpr: list[int]) -> int:
+    def ea(self, gpr: list[int], mask: int = 0xFFFFFFFF) -> int:
+        """The effective address; ``mask`` is the computation mode's (64 bits with MSR[CM])."""
         base = gpr[self.ra] if self.ra or self.update else 0
         off = gpr[self.rb] if self.rb is not None else self.d
-        return (base + off) & 0xFFFFFFFF
+        return (base + off) & mask
 
 
 # (is_store, size, update, signed) by D-form primary opcode
@@ -225,9 +242,10 @@ def load_store(inst: int) -> LoadStore | None:
     return None
 
 
-def branch_taken(inst: int, cr: int, ctr: int) -> bool | None:
+def branch_taken(inst: int, cr: int, ctr: int, mask: int = 0xFFFFFFFF) -> bool | None:
     """Whether ``inst`` is a branch that will be taken (None: not a branch). ``bc`` forms follow
-    the BO encoding: decrement-and-test CTR unless BO[2], test CR[BI] unless BO[0]."""
+    the BO encoding: decrement-and-test CTR unless BO[2], test CR[BI] unless BO[0]; CTR is
+    tested in the computation mode's width ``mask``."""
     op = get_op(inst)
     if op == 18:  # b, ba, bl, bla
         return True
@@ -236,7 +254,7 @@ def branch_taken(inst: int, cr: int, ctr: int) -> bool | None:
         bi = (inst >> 16) & 0x1F
         ctr_ok = True
         if not bo & 0x04 and not (op == OP_19 and get_xop(inst) == 528):
-            ctr_ok = (((ctr - 1) & 0xFFFFFFFF) != 0) != bool(bo & 0x02)
+            ctr_ok = (((ctr - 1) & mask) != 0) != bool(bo & 0x02)
         cond_ok = bool(bo & 0x10) or (bool(cr >> (31 - bi) & 1) == bool(bo & 0x08))
         return ctr_ok and cond_ok
     return None

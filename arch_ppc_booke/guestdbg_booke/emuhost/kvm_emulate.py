@@ -45,8 +45,10 @@ class Emul(enum.Enum):
 
 
 def _rfi(k: Kvm, srr0: int, srr1: int) -> Emul:
-    k.cpu.pc = srr0 & 0xFFFFFFFC
+    """The new NIP is SRR0 in the new MSR's computation mode (the upper half is dropped when
+    MSR[CM] becomes 0 on a 64-bit core)."""
     kvm_msr.guest_write_msr(k.arch, srr1)
+    k.cpu.pc = srr0 & k.arch.ea_mask & ~3
     return Emul.JUMPED
 
 
@@ -135,7 +137,7 @@ def emulate_privileged(k: Kvm, inst: int, kind: Priv) -> Emul:
 
 def _ea_indexed(k: Kvm, inst: int) -> int:
     ra, rb = isa.get_ra(inst), isa.get_rb(inst)
-    return ((k.cpu.gpr(ra) if ra else 0) + k.cpu.gpr(rb)) & 0xFFFFFFFF
+    return ((k.cpu.gpr(ra) if ra else 0) + k.cpu.gpr(rb)) & k.arch.ea_mask
 
 
 def _tlbsx(k: Kvm, inst: int) -> Emul:
