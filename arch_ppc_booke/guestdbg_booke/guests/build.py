@@ -5,6 +5,11 @@
 the source if there is one, else this package's. Includes are looked up next to the source and in
 this package (``hostio.inc``). The includes, the linker script, the flags and the tools'
 versions go into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
+
+A source in a directory named ``ppc64`` is a 64-bit guest for e5500/e6500: ``-a64 -mbig
+-me6500`` (the e6500 instruction set, AltiVec included, is a superset of the e5500's) and
+``ld -m elf64ppc``; those flags are what goes into its hash. Its directory must then bring its
+own ``link.ld`` (a 64-bit output format).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ AS = "powerpc-linux-gnu-as"
 LD = "powerpc-linux-gnu-ld"
 AS_FLAGS = ("-mregnames", "-me500mc", "-mbig-endian")
 LD_FLAGS = ("--no-warn-rwx-segments", "-N")
+AS_FLAGS_64 = ("-mregnames", "-me6500", "-a64", "-mbig")
+LD_FLAGS_64 = ("--no-warn-rwx-segments", "-N", "-m", "elf64ppc")
+DIR_64 = "ppc64"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -31,16 +39,22 @@ def _linker_script(source: Path) -> Path:
     return local if local.exists() else PACKAGE_DIR / "link.ld"
 
 
+def is_64bit(source: Path) -> bool:
+    """Whether ``source`` is a 64-bit guest (it lives in a ``ppc64`` directory)."""
+    return Path(source).resolve().parent.name == DIR_64
+
+
 def build(source: Path, out_dir: Path) -> Path:
     """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed)."""
     source = Path(source).resolve()
     script = _linker_script(source)
     includes = _include_dirs(source)
+    as_flags, ld_flags = (AS_FLAGS_64, LD_FLAGS_64) if is_64bit(source) else (AS_FLAGS, LD_FLAGS)
 
     def commands(obj: Path, elf: Path) -> list[list[str]]:
         return [
-            [AS, *AS_FLAGS, *(f"-I{d}" for d in includes), "-o", str(obj), str(source)],
-            [LD, *LD_FLAGS, "-T", str(script), "-o", str(elf), str(obj)],
+            [AS, *as_flags, *(f"-I{d}" for d in includes), "-o", str(obj), str(source)],
+            [LD, *ld_flags, "-T", str(script), "-o", str(elf), str(obj)],
         ]
 
     return cached_build(
@@ -48,7 +62,7 @@ def build(source: Path, out_dir: Path) -> Path:
         out_dir,
         tools=(AS, LD),
         install_hint="install binutils-powerpc-linux-gnu (tools/bootstrap.sh does)",
-        flags=(AS_FLAGS, LD_FLAGS),
+        flags=(as_flags, ld_flags),
         inputs=[script, *(inc for d in includes for inc in sorted(d.glob("*.inc")))],
         commands=commands,
     )
