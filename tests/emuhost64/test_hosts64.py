@@ -231,3 +231,11 @@ def test_the_guest_reports_done_through_a_zero_extended_hostio_address(core: str
     exits = [m.run() for _ in range(4)]
     assert all(e.reason == KVM_EXIT_MMIO for e in exits)
     assert exits[-1].mmio_addr == HOSTIO_DONE
+
+
+def test_kvm_translate_takes_the_whole_linear_address_on_a_64_bit_host() -> None:
+    """e500_mmu.c kvmppc_core_vcpu_translate: the EA is a gva_t (unsigned long). Bits 32-40 are
+    also PID and AS; the boot mapping has TID 0 and so matches any PID."""
+    addr = FAR + 0x100000
+    assert Machine("traps64", "e5500").vm.vcpus[0].translate(addr) is None
+    assert Machine("traps", "e500mc").vm.vcpus[0].translate(addr) == 0x100000

@@ -184,6 +184,9 @@ class VcpuArch:
     mmio: MmioPending | None = None
     last_inst: int = 0
 
+    def __post_init__(self) -> None:
+        self.tlb.ea_mask = self.ulong
+
     @property
     def hv(self) -> bool:
         """CONFIG_KVM_BOOKE_HV: e500mc, e5500 and e6500 run guests in guest state (kvm_e500mc);

@@ -144,8 +144,11 @@ class EmulatedBookeVcpu(EmulatedVcpu):
 
     def _translate(self, gva: int) -> int | None:
         """KVM_TRANSLATE: ``linear_address`` encodes AS (bit 40), PID (bits 32-39) and the EA,
-        searched in the guest TLB (``kvmppc_core_vcpu_translate``)."""
-        return self.arch.tlb.translate(gva & 0xFFFFFFFF, (gva >> 32) & 0xFF, (gva >> 40) & 1)
+        searched in the guest TLB (``kvmppc_core_vcpu_translate``). The EA is a ``gva_t``, an
+        ``unsigned long``: the low 32 bits on a 32-bit host, the whole value on a 64-bit one
+        (whose bits 32-40 are then both part of the EA and the PID/AS)."""
+        a = self.arch
+        return a.tlb.translate(gva & a.ulong, (gva >> 32) & 0xFF, (gva >> 40) & 1)
 
     # -- migration ------------------------------------------------------------------------------
 

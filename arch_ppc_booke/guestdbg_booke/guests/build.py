@@ -2,14 +2,16 @@
 
 ``build(source, out_dir)`` assembles one ``.S`` file with ``powerpc-linux-gnu-as -mregnames
 -me500mc`` and links it with ``powerpc-linux-gnu-ld`` and a linker script: ``link.ld`` next to
-the source if there is one, else this package's. Includes are looked up next to the source and in
-this package (``hostio.inc``). The includes, the linker script, the flags and the tools'
-versions go into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
+the source if there is one, else this package's. ``build64`` does the same for the 64-bit cores
+(e5500, e6500): ``-a64 -me6500`` (e6500's instruction set is e5500's plus AltiVec) and
+``ld -m elf64ppc``, a big-endian ELF64; it defines ``GUEST64`` for a source that serves both
+widths (``.ifdef GUEST64``). Includes are looked up next to the source and in this
+package (``hostio.inc``). The includes, the linker script, the flags and the tools' versions go
+into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
 
-A source in a directory named ``ppc64`` is a 64-bit guest for e5500/e6500: ``-a64 -mbig
--me6500`` (the e6500 instruction set, AltiVec included, is a superset of the e5500's) and
-``ld -m elf64ppc``; those flags are what goes into its hash. Its directory must then bring its
-own ``link.ld`` (a 64-bit output format).
+``build`` itself picks ``build64`` for a source in a directory named ``ppc64`` (the 64-bit test
+guests, ``tests/guests/ppc64``), so a caller that only has a path gets the right width; such a
+directory brings its own ``link.ld`` (a 64-bit output format).
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from pathlib import Path
 
 from guestdbg.guest_build import GuestBuildError, cached_build
 
-__all__ = ["PACKAGE_DIR", "GuestBuildError", "build"]
+__all__ = ["PACKAGE_DIR", "GuestBuildError", "build", "build64", "is_64bit"]
 
 AS = "powerpc-linux-gnu-as"
 LD = "powerpc-linux-gnu-ld"
 AS_FLAGS = ("-mregnames", "-me500mc", "-mbig-endian")
 LD_FLAGS = ("--no-warn-rwx-segments", "-N")
-AS_FLAGS_64 = ("-mregnames", "-me6500", "-a64", "-mbig")
-LD_FLAGS_64 = ("--no-warn-rwx-segments", "-N", "-m", "elf64ppc")
+AS_FLAGS_64 = ("-mregnames", "-a64", "-me6500", "-mbig-endian", "--defsym", "GUEST64=1")
+LD_FLAGS_64 = ("-m", "elf64ppc", "--no-warn-rwx-segments", "-N")
 DIR_64 = "ppc64"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -40,16 +42,29 @@ def _linker_script(source: Path) -> Path:
 
 
 def is_64bit(source: Path) -> bool:
-    """Whether ``source`` is a 64-bit guest (it lives in a ``ppc64`` directory)."""
+    """Whether ``source`` is a 64-bit guest by its place (a ``ppc64`` directory)."""
     return Path(source).resolve().parent.name == DIR_64
 
 
 def build(source: Path, out_dir: Path) -> Path:
-    """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed)."""
+    """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed); 64-bit for
+    a source in a ``ppc64`` directory."""
+    if is_64bit(source):
+        return build64(source, out_dir)
+    return _build(source, out_dir, AS_FLAGS, LD_FLAGS)
+
+
+def build64(source: Path, out_dir: Path) -> Path:
+    """The 64-bit (ELF64) guest built from ``source``, for e5500 and e6500."""
+    return _build(source, out_dir, AS_FLAGS_64, LD_FLAGS_64)
+
+
+def _build(
+    source: Path, out_dir: Path, as_flags: tuple[str, ...], ld_flags: tuple[str, ...]
+) -> Path:
     source = Path(source).resolve()
     script = _linker_script(source)
     includes = _include_dirs(source)
-    as_flags, ld_flags = (AS_FLAGS_64, LD_FLAGS_64) if is_64bit(source) else (AS_FLAGS, LD_FLAGS)
 
     def commands(obj: Path, elf: Path) -> list[list[str]]:
         return [

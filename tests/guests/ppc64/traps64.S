@@ -67,7 +67,7 @@ done:
     HOSTIO_DONE_WITH r29, r9
     b done
 
-    .align 4
+    .balign 16
 prog_h:
     HANDLER 6, 1
     .align 4
