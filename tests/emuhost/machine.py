@@ -26,6 +26,13 @@ BUILD64 = ROOT / "tests" / "guests" / "build" / "ppc64"
 CORES = ("e500mc", "e500v2")
 CORES64 = ("e5500", "e6500")
 """The 64-bit BookE-HV cores (kvm_e500mc on a 64-bit host)."""
+
+
+def is_hv(core: str) -> bool:
+    """BookE-HV (kvm_e500mc: e500mc, e5500, e6500) rather than BookE-PR (e500v2)."""
+    return core != "e500v2"
+
+
 L = abi.layout()
 RUN = "struct kvm_run"
 REGS = "struct kvm_regs"
