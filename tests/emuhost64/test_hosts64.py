@@ -23,7 +23,7 @@ from guestdbg.kvm.constants import (
     KVM_GUESTDBG_SINGLESTEP,
 )
 from guestdbg_booke import abi, regs
-from guestdbg_booke.emuhost import HOSTIO_DONE, EmulatedBookeVm
+from guestdbg_booke.emuhost import HOSTIO_DONE, EmulatedBookeVm, isa, kvm_emulate
 from guestdbg_booke.emuhost.kvm_uapi import (
     KVM_REG_PPC_EPCR,
     KVM_REG_PPC_VR0,
@@ -239,3 +239,18 @@ def test_kvm_translate_takes_the_whole_linear_address_on_a_64_bit_host() -> None
     addr = FAR + 0x100000
     assert Machine("traps64", "e5500").vm.vcpus[0].translate(addr) is None
     assert Machine("traps", "e500mc").vm.vcpus[0].translate(addr) == 0x100000
+
+
+@pytest.mark.parametrize(("mode", "kept"), [(regs.MSR_CM, FAR | 0xA), (0, 0xA)])
+def test_tlbwe_keeps_a_64_bit_mas2_only_in_64_bit_mode(mode: int, kept: int) -> None:
+    """e500_mmu.c kvmppc_e500_emul_tlbwe: MAS2 is cut to 32 bits when the guest's MSR[CM] is 0
+    (white-box: the guest TLB entry the emulated tlbwe writes)."""
+    m = Machine("traps64", "e5500")
+    a = m.vcpu.arch
+    a.msr = regs.MSR_GS | mode
+    a.mas0, a.mas1, a.mas2, a.mas7_3 = 0x10020000, 0x80000100, FAR | 0xA, 0
+    tlbwe = 0x7C0007A4
+    kind = isa.privileged(tlbwe)
+    assert kind is not None
+    kvm_emulate.emulate_privileged(m.vcpu.kvm, tlbwe, kind)
+    assert a.tlb.tlb1[2][1] == kept

@@ -95,8 +95,8 @@ def emulate_privileged(k: Kvm, inst: int, kind: Priv) -> Emul:
         return _rfi(k, a.dsrr0, a.dsrr1)
     if kind is Priv.RFMCI:
         return _rfi(k, a.mcsrr0, a.mcsrr1)
-    if kind is Priv.TLBWE:
-        a.tlb.write(a.mas0, a.mas1, a.mas2, a.mas7_3)
+    if kind is Priv.TLBWE:  # e500_mmu.c: MAS2 cut to 32 bits when the guest's MSR[CM] is 0
+        a.tlb.write(a.mas0, a.mas1, a.mas2 & a.ea_mask, a.mas7_3)
         return Emul.DONE
     if kind is Priv.TLBRE:  # kvmppc_e500_emul_tlbre: MAS0[NV] too
         mas1, mas2, mas7_3 = a.tlb.read(a.mas0, a.mas2)
