@@ -13,7 +13,7 @@ import errno
 import struct
 
 import pytest
-from emuhost.machine import CORES64, Machine
+from emuhost.machine import CORES64, L, Machine
 
 from guestdbg.errors import InvalidRequest, KernelError
 from guestdbg.kvm.constants import (
@@ -23,7 +23,7 @@ from guestdbg.kvm.constants import (
     KVM_GUESTDBG_SINGLESTEP,
 )
 from guestdbg_booke import abi, regs
-from guestdbg_booke.emuhost import HOSTIO_DONE, EmulatedBookeVm, isa, kvm_emulate
+from guestdbg_booke.emuhost import HOSTIO_BASE, HOSTIO_DONE, EmulatedBookeVm, isa, kvm_emulate
 from guestdbg_booke.emuhost.kvm_uapi import (
     KVM_REG_PPC_EPCR,
     KVM_REG_PPC_VR0,
@@ -254,3 +254,30 @@ def test_tlbwe_keeps_a_64_bit_mas2_only_in_64_bit_mode(mode: int, kept: int) -> 
     assert kind is not None
     kvm_emulate.emulate_privileged(m.vcpu.kvm, tlbwe, kind)
     assert a.tlb.tlb1[2][1] == kept
+
+
+def test_doubleword_mmio_in_64_bit_mode_exits_with_8_bytes_and_loads_them_back(core: str) -> None:
+    """kvmppc_emulate_loadstore decodes ld/std/lwa/stdu too; the loaded value fills the
+    register at the next KVM_RUN (kvmppc_complete_mmio_load, lwa sign-extended)."""
+    m = Machine("mmio64", core)
+    base = HOSTIO_BASE
+    ex = m.run()
+    assert (ex.mmio_addr - base, ex.mmio_write) == (0x100, True)
+    assert ex.mmio_data == ((0x1234 << 36) | 0x5678).to_bytes(8, "big")
+    run = m.vcpu.kvm_run
+    data = L.offsetof("struct kvm_run", "mmio", "data")
+    for offset, reply in ((0x108, 0x0102030405060708), (0x110, 0x80000001)):
+        ex = m.run()
+        assert (ex.mmio_addr - base, ex.mmio_write, len(ex.mmio_data)) == (
+            offset,
+            False,
+            8 if offset == 0x108 else 4,
+        )
+        size = len(ex.mmio_data)
+        run[data : data + size] = reply.to_bytes(size, "big")
+    ex = m.run()  # stdu of r6
+    assert (ex.mmio_addr - base, ex.mmio_data) == (0x118, (0x0102030405060708).to_bytes(8, "big"))
+    assert m.gpr(6) == 0x0102030405060708
+    assert m.gpr(7) == 0xFFFF_FFFF_8000_0001  # lwa: sign-extended to 64 bits
+    assert m.gpr(8) == base + 0x118  # the update form moved the base
+    assert m.run().mmio_addr == HOSTIO_DONE

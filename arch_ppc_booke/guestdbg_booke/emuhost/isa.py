@@ -228,6 +228,23 @@ _XFORM = {
     662: (True, 4, False, False, True),
     790: (False, 2, False, False, True),
     918: (True, 2, False, False, True),
+    # 64-bit cores (e5500, e6500) only: the others raise an illegal instruction before any access
+    21: (False, 8, False, False, False),  # ldx
+    53: (False, 8, True, False, False),  # ldux
+    149: (True, 8, False, False, False),  # stdx
+    181: (True, 8, True, False, False),  # stdux
+    341: (False, 4, False, True, False),  # lwax
+    373: (False, 4, True, True, False),  # lwaux
+    532: (False, 8, False, False, True),  # ldbrx
+    660: (True, 8, False, False, True),  # stdbrx
+}
+# (is_store, size, update, signed) by DS-form primary opcode and XO (the low two bits)
+_DSFORM = {
+    (58, 0): (False, 8, False, False),  # ld
+    (58, 1): (False, 8, True, False),  # ldu
+    (58, 2): (False, 4, False, True),  # lwa
+    (62, 0): (True, 8, False, False),  # std
+    (62, 1): (True, 8, True, False),  # stdu
 }
 
 
@@ -236,6 +253,10 @@ def load_store(inst: int) -> LoadStore | None:
     if op in _DFORM:
         st, size, upd, sgn = _DFORM[op]
         return LoadStore(st, size, get_rt(inst), get_ra(inst), None, get_d(inst), upd, sgn)
+    if (op, inst & 3) in _DSFORM:
+        st, size, upd, sgn = _DSFORM[op, inst & 3]
+        ds = get_d(inst & ~3)
+        return LoadStore(st, size, get_rt(inst), get_ra(inst), None, ds, upd, sgn)
     if op == OP_31 and get_xop(inst) in _XFORM:
         st, size, upd, sgn, rev = _XFORM[get_xop(inst)]
         return LoadStore(st, size, get_rt(inst), get_ra(inst), get_rb(inst), 0, upd, sgn, rev)
