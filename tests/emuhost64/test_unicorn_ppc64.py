@@ -9,6 +9,8 @@ unknown PVR through an injected probe.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -110,6 +112,27 @@ def test_a_unicorn_reading_an_unknown_pvr_is_an_error_every_time_not_a_patch(
         with pytest.raises(EngineError, match="0x12345678"):
             ensure_ppc64_models(lookup=lookup, probe=lambda model: 0x12345678)
     assert looked_up == []
+
+
+def test_concurrent_callers_probe_once_and_all_return(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repair is made under a lock: a second thread waits for the first one's answer instead
+    of probing (or swapping) again."""
+    monkeypatch.setattr(cpu_table, "_once", cpu_table._Once())
+    probed: list[int] = []
+
+    def slow_probe(model: int) -> int:
+        probed.append(model)
+        time.sleep(0.02)
+        return probe_pvr(model)
+
+    threads = [
+        threading.Thread(target=ensure_ppc64_models, kwargs={"probe": slow_probe}) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(probed) == sorted(PPC64_MODELS.values())
 
 
 # -- what the fixed cores do (the probe behind docs/reference/unicorn.md §10) -----------------
