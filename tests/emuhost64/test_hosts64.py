@@ -131,6 +131,14 @@ def test_a_host_write_watch_above_4_gib_exits_before_the_store(core: str) -> Non
     assert m.vm.read_phys(FAR + 0x100, 4) == (0x22).to_bytes(4, "big")
 
 
+def test_the_guests_own_breakpoint_word_above_4_gib_gets_a_64_bit_srr0(core: str) -> None:
+    """Nobody debugs: booke.c queues the program interrupt (ESR[PIL]) and delivers it with the
+    full NIP in SRR0 and MSR[CM] from EPCR[ICM]."""
+    m = far_machine(core)
+    assert m.run_to_done() == 0x22
+    assert log_entries(m, "plog", 2, 4) == [(FAR + 4, MSR_CM_GS, regs.ESR_PIL, MSR_CM_GS)] * 2
+
+
 def test_the_guests_own_iac_on_a_64_bit_address_is_delivered_to_it(core: str) -> None:
     m = far_machine(core, own_iac=True)
     assert m.run_to_done() == 0x22

@@ -1,7 +1,9 @@
 # A 64-bit guest that runs code and data above 4 GiB. The VMM gives it RAM at guest-physical
 # FAR_BASE (4 GiB; the emulated host translates effective = physical). The guest copies `snippet`
-# there and calls it twice in 64-bit mode; the snippet stores r5 at FAR_BASE + 0x100
-# (`FAR_DATA`) and returns. With `OWN_IAC` set (r3 = 1 from the host), the guest first arms its
+# there and calls it twice in 64-bit mode; the snippet stores r5 at FAR_BASE + 0x100, executes
+# the kernel's software-breakpoint word at FAR_BASE + 4 itself (an illegal instruction to the
+# guest: its program handler logs {SRR0, SRR1, ESR, MSR in the handler} to `plog` and skips it)
+# and returns. With `OWN_IAC` set (r3 = 1 from the host), the guest first arms its
 # own IAC1 on FAR_BASE (DBCR0 = IDM | IAC1, MSR[DE]) and its debug handler logs {DSRR0, DBSR,
 # MSR in the handler} to `dlog` and disarms. Reports r5 (the last value stored) through
 # HOSTIO_DONE; `dlog` holds what its own debug handler saw.
@@ -13,7 +15,10 @@
     GUEST64_START
     li r11, dbg_h - _start
     mtspr IVOR15, r11
+    li r11, prog_h - _start
+    mtspr IVOR6, r11
     LI32 r27, dlog
+    LI32 r26, plog
     ENTER_64 r12
     li r4, FAR_HI
     sldi r4, r4, 32              # r4 = FAR_BASE
@@ -57,9 +62,24 @@ done:
 
 snippet:
     stw r5, 0x100(r4)
+    .long 0x00dddd00
     blr
     nop
-    nop
+
+    .align 4
+prog_h:
+    mfspr r20, SRR0
+    std r20, 0(r26)
+    mfspr r21, SRR1
+    std r21, 8(r26)
+    mfspr r22, ESR
+    std r22, 16(r26)
+    mfmsr r23
+    std r23, 24(r26)
+    addi r26, r26, 32
+    addi r20, r20, 4
+    mtspr SRR0, r20
+    rfi
 
     .align 4
 dbg_h:
@@ -81,3 +101,6 @@ dbg_h:
     .globl dlog
 dlog:
     .space 24 * 4
+    .globl plog
+plog:
+    .space 32 * 4
