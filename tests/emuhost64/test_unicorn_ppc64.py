@@ -84,6 +84,28 @@ def test_a_table_of_another_layout_is_refused_naming_what_it_holds_and_is_not_wr
     assert table.swaps == []
 
 
+def test_a_buggy_unicorn_with_another_table_is_refused_by_name_on_every_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the entry point: the probe says "the known bug", the table found is not the one
+    guestdbg knows; the same error comes back later without another look."""
+    monkeypatch.setattr(cpu_table, "_once", cpu_table._Once())
+    names = dict(EXPECTED_NAMES)
+    names[0] = "601_v0"
+    tables = [FakeTable(names, GOOD_PVRS)]
+
+    def lookup() -> cpu_table.CpuTable:
+        return tables.pop()
+
+    def buggy(model: int) -> int:
+        return BUGGY_PVR["e5500" if model == PPC64_MODELS["e5500"] else "e6500"]
+
+    for _ in range(2):
+        with pytest.raises(EngineError, match="601_v0"):
+            ensure_ppc64_models(lookup=lookup, probe=buggy)
+    assert tables == []  # looked up once
+
+
 def test_entries_with_other_pvrs_are_refused_and_not_written() -> None:
     table = FakeTable(dict(EXPECTED_NAMES), {FIRST_PPC64: 0x80240021})
     with pytest.raises(EngineError, match="0x80240021"):
