@@ -21,7 +21,18 @@ from guestdbg_booke.guests import build
 ROOT = Path(__file__).resolve().parents[2]
 GUESTS = ROOT / "tests" / "guests" / "ppc"
 BUILD = ROOT / "tests" / "guests" / "build" / "ppc"
+GUESTS64 = ROOT / "tests" / "guests" / "ppc64"
+BUILD64 = ROOT / "tests" / "guests" / "build" / "ppc64"
 CORES = ("e500mc", "e500v2")
+CORES64 = ("e5500", "e6500")
+"""The 64-bit BookE-HV cores (kvm_e500mc on a 64-bit host)."""
+
+
+def is_hv(core: str) -> bool:
+    """BookE-HV (kvm_e500mc: e500mc, e5500, e6500) rather than BookE-PR (e500v2)."""
+    return core != "e500v2"
+
+
 L = abi.layout()
 RUN = "struct kvm_run"
 REGS = "struct kvm_regs"
@@ -31,7 +42,10 @@ GD = "struct kvm_guest_debug"
 
 @functools.cache
 def guest(name: str) -> Path:
-    return build(GUESTS / f"{name}.S", BUILD)
+    """The ELF of ``tests/guests/ppc/NAME.S``, or of ``tests/guests/ppc64/NAME.S`` (64-bit)."""
+    if (GUESTS / f"{name}.S").exists():
+        return build(GUESTS / f"{name}.S", BUILD)
+    return build(GUESTS64 / f"{name}.S", BUILD64)
 
 
 symbols = functools.cache(image.symbols)

@@ -22,6 +22,8 @@ BP = abi.KVMPPC_DEBUG_BREAKPOINT
 WW = abi.KVMPPC_DEBUG_WATCH_WRITE
 WR = abi.KVMPPC_DEBUG_WATCH_READ
 
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
+
 
 def armed(name: str, core: str, control: int, bps: list[tuple[str, int, int]]) -> Machine:
     """A machine with host debug armed and the registers written back (MSR[DE] forced)."""

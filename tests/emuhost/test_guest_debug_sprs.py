@@ -7,9 +7,11 @@ from __future__ import annotations
 from guestdbg.kvm.constants import KVM_GUESTDBG_ENABLE
 from guestdbg_booke import abi, regs
 
-from .machine import Machine
+from .machine import Machine, is_hv
 
 HOST_SW = KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP
+
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
 
 
 def test_guest_debug_spr_writes_land_when_the_host_is_not_debugging(core: str) -> None:
@@ -31,7 +33,7 @@ def test_guest_debug_spr_writes_are_dropped_and_dbcr0_reads_edm_while_the_host_d
     assert dbcr0 == regs.DBCR0_EDM
     assert (iac1, dac1, dbsr) == (0, 0, 0)
     # what the reads show is the host's qualifier image: 0 on HV, user-only on PR
-    if core == "e500mc":
+    if is_hv(core):
         assert (dbcr1, dbcr2) == (0, 0)
     else:
         assert dbcr1 == regs.DBCR1_IAC1US | regs.DBCR1_IAC2US | regs.DBCR1_IAC3US | (
@@ -63,7 +65,7 @@ def test_hv_msrp_dep_keeps_msr_de_and_pr_hides_it_while_the_host_debugs(core: st
     m.set_debug(HOST_SW)
     m.set_regs(msr=0)
     msr = m.checkpoints()[-1]
-    if core == "e500mc":
+    if is_hv(core):
         assert msr & regs.MSR_DE and msr & regs.MSR_GS
     else:
         assert not msr & regs.MSR_DE

@@ -7,7 +7,9 @@ from guestdbg_booke import regs
 from guestdbg_booke.emuhost import kvm_irq, kvm_state
 from guestdbg_booke.emuhost.kvm_state import IVOR_PRIO
 
-from .machine import Machine
+from .machine import Machine, is_hv
+
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
 
 
 def test_program_delivery_saves_pc_and_msr_and_keeps_ce_me_de(core: str) -> None:
@@ -17,7 +19,7 @@ def test_program_delivery_saves_pc_and_msr_and_keeps_ce_me_de(core: str) -> None
     m.run()
     entry = m.vm.read_phys(m.sym["log"], 20)
     vec, srr0, srr1, _esr, msr = (int.from_bytes(entry[i : i + 4], "big") for i in range(0, 20, 4))
-    gs = regs.MSR_GS if core == "e500mc" else 0
+    gs = regs.MSR_GS if is_hv(core) else 0
     assert (vec, srr0) == (6, m.sym["trap_insn"])
     assert srr1 == old | gs
     assert msr == (old & (regs.MSR_CE | regs.MSR_ME | regs.MSR_DE)) | gs
@@ -52,7 +54,7 @@ def test_debug_waits_for_msr_de_and_async_interrupts_for_msr_ee(core: str) -> No
     k.arch.msr |= regs.MSR_DE
     assert kvm_irq.check_exceptions(k)
     assert k.cpu.pc == k.arch.ivpr | k.arch.ivor[kvm_state.BOOKE_IRQPRIO_DEBUG]
-    saved_msr = k.arch.dsrr1 if core == "e500mc" else k.arch.csrr1
+    saved_msr = k.arch.dsrr1 if is_hv(core) else k.arch.csrr1
     assert saved_msr & regs.MSR_DE
     assert not k.arch.msr & regs.MSR_DE  # debug delivery keeps only MSR[ME]
 

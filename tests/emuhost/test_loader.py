@@ -14,7 +14,9 @@ from guestdbg_booke.emuhost import EmulatedBookeVm, board
 from guestdbg_booke.guests import GuestBuildError, build
 from guestdbg_booke.guests.build import PACKAGE_DIR
 
-from .machine import GUESTS, L, Machine, guest
+from .machine import GUESTS, L, Machine, guest, is_hv
+
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
 
 
 def test_every_vcpu_gets_the_ppce500_boot_state(core: str) -> None:
@@ -28,7 +30,7 @@ def test_every_vcpu_gets_the_ppce500_boot_state(core: str) -> None:
         assert gpr[7] == 64 << 20
         assert [g for i, g in enumerate(gpr) if i not in (1, 3, 6, 7)] == [0] * 28
         msr = m.reg("msr", vcpu=n)
-        assert msr == (regs.MSR_GS if core == "e500mc" else 0)  # HV: kvmppc_set_msr adds GS
+        assert msr == (regs.MSR_GS if is_hv(core) else 0)  # HV: kvmppc_set_msr adds GS
 
 
 def test_a_guest_image_runs_unchanged_on_both_cores(core: str) -> None:

@@ -13,6 +13,8 @@ from guestdbg_booke.emuhost import EmulatedBookeVm
 
 from .machine import RUN, L, Machine, read_exit
 
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
+
 
 def test_a_guest_moved_at_a_breakpoint_finishes_the_same_on_the_new_vm(core: str) -> None:
     m = Machine("loop", core)

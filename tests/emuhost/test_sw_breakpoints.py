@@ -24,6 +24,8 @@ SW = KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP
 DDDD00 = regs.KVMPPC_INST_SW_BREAKPOINT.to_bytes(4, "big")
 EHPRIV1 = regs.KVMPPC_INST_EHPRIV_DEBUG.to_bytes(4, "big")
 
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
+
 
 def log_entries(m: Machine) -> list[tuple[int, int, int, int, int]]:
     raw = m.vm.read_phys(m.sym["log"], 32 * 16)

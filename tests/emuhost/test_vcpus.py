@@ -10,6 +10,8 @@ from guestdbg.kvm.constants import KVM_EXIT_INTR
 
 from .machine import L, Machine
 
+ALSO_64BIT = True  # conftest: also on e5500/e6500, in 32-bit mode
+
 
 def run_in_thread(m: Machine, vcpu: int) -> tuple[threading.Thread, dict[str, int]]:
     out: dict[str, int] = {}

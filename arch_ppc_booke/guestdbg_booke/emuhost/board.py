@@ -45,8 +45,14 @@ DTC_PAD_MASK = 0xFFFFF
 DTB_SIZE = 0x2000
 
 # PVR/SVR of the modelled cores (QEMU's CPU models; the kernel reports the host's mfspr values).
-PVR = {"e500mc": 0x80230020, "e500v2": 0x80210022}
-SVR = {"e500mc": 0x82000020, "e500v2": 0x80340011}
+# e5500/e6500: QEMU's CPU_POWERPC_e5500/e6500 and its POWERPC_SVR_E500 (target/ppc/cpu-models.h).
+PVR = {"e500mc": 0x80230020, "e500v2": 0x80210022, "e5500": 0x80240020, "e6500": 0x80400020}
+SVR = {"e500mc": 0x82000020, "e500v2": 0x80340011, "e5500": 0x40000000, "e6500": 0x40000000}
+WIDTH = {"e500mc": 32, "e500v2": 32, "e5500": 64, "e6500": 64}
+"""Register width of each core, and the width of ``unsigned long`` in the KVM host kernel that
+runs it: e5500/e6500 hosts run a 64-bit kernel (``CONFIG_64BIT``), e500mc/e500v2 a 32-bit one."""
+ALTIVEC = frozenset({"e6500"})
+"""Cores with an AltiVec unit (``CPU_FTR_ALTIVEC``)."""
 
 
 def dt_base(low: int, size: int) -> int:

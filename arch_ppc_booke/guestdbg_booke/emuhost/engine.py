@@ -51,10 +51,15 @@ from guestdbg.emuhost import unicorn as ucc
 from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.emuhost.unicorn import SLICE, EngineError, RegisterBank, UcError
 
-from . import isa
-from .board import PAGE_SIZE, STUB_BASE
+from . import cpu_table, isa
+from .board import PAGE_SIZE, STUB_BASE, WIDTH
 
-CPU_MODELS = {"e500mc": ppc.UC_CPU_PPC32_E500MC, "e500v2": ppc.UC_CPU_PPC32_E500V2_V22}
+CPU_MODELS = {
+    "e500mc": ppc.UC_CPU_PPC32_E500MC,
+    "e500v2": ppc.UC_CPU_PPC32_E500V2_V22,
+    "e5500": ppc.UC_CPU_PPC64_E5500,
+    "e6500": ppc.UC_CPU_PPC64_E6500,
+}
 GPR_IDS = [ppc.UC_PPC_REG_0 + n for n in range(32)]
 FPR_IDS = [ppc.UC_PPC_REG_FPR0 + n for n in range(32)]
 REG_PC = ppc.UC_PPC_REG_PC
@@ -73,6 +78,11 @@ _END = 0xFFFFFFFF
 _XER_STUB = STUB_BASE + 0x100
 _XER_WORDS = (isa.mfspr(3, 1), isa.mtspr(1, 3))
 """``mfxer r3`` and ``mtxer r3`` at ``_XER_STUB`` and ``_XER_STUB + 4``, written once."""
+_VEC_STUB = STUB_BASE + 0x200
+_VEC_DATA = STUB_BASE + 0x800
+"""Where the AltiVec stubs run and the 16-byte slot ``stvx``/``lvx`` go through."""
+_MSR_VEC = 1 << 25
+"""MSR[SPV], AltiVec available on e6500 (the bit e500v2 calls MSR[SPE])."""
 
 PROT_ALL = ucc.UC_PROT_ALL
 PROT_READ = ucc.UC_PROT_READ
@@ -115,7 +125,14 @@ class Engine:
     def __init__(self, core: str, ram: GuestMemory) -> None:
         if core not in CPU_MODELS:
             raise EngineError(f"no Unicorn CPU model for core {core!r}")
-        uc = ucc.new_uc(ucc.UC_ARCH_PPC, ucc.UC_MODE_PPC32 | ucc.UC_MODE_BIG_ENDIAN)
+        self.width = WIDTH[core]  # 64-bit cores run on Unicorn's ppc64 build
+        self.mask = (1 << self.width) - 1
+        """Register width mask: GPRs, CTR, LR and PCs are 64-bit on e5500/e6500."""
+        mode = ucc.UC_MODE_PPC32
+        if self.width == 64:
+            cpu_table.ensure_ppc64_models()  # Unicorn 2.1.4 selects a 401 otherwise
+            mode = ucc.UC_MODE_PPC64
+        uc = ucc.new_uc(ucc.UC_ARCH_PPC, mode | ucc.UC_MODE_BIG_ENDIAN)
         uc.ctl_set_cpu_model(CPU_MODELS[core])
         uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
         ucc.map_guest_memory(uc, ram)
@@ -231,7 +248,7 @@ class Engine:
 
     def set_code_breaks(self, addrs: Iterable[int]) -> None:
         """Exactly these instruction addresses stop a run before they execute."""
-        want = {a & 0xFFFFFFFC for a in addrs}
+        want = {a & self.mask & ~3 for a in addrs}
         if want != self._exits:
             changed = want ^ self._exits
             self._exits = want
@@ -263,7 +280,7 @@ class Engine:
         return self._gpr_batch.read()
 
     def set_gprs(self, values: Iterable[int]) -> None:
-        self._gpr_batch.write(v & 0xFFFFFFFF for v in values)
+        self._gpr_batch.write(v & self.mask for v in values)
 
     def core_regs(self) -> list[int]:
         """GPR0-31, CR, CTR, LR (one batch, ``CORE_IDS`` order), then XER."""
@@ -273,7 +290,8 @@ class Engine:
 
     def set_core_regs(self, values: Iterable[int]) -> None:
         """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order."""
-        *core, xer = (v & 0xFFFFFFFF for v in values)
+        *core, xer = (v & self.mask for v in values)
+        core[32] &= 0xFFFFFFFF  # CR is 32 bits on every core
         self._core_batch.write(core)
         self.set_xer(xer)
 
@@ -296,7 +314,7 @@ class Engine:
         return int(self.uc.reg_read(GPR_IDS[n]))
 
     def set_gpr(self, n: int, value: int) -> None:
-        self.uc.reg_write(GPR_IDS[n], value & 0xFFFFFFFF)
+        self.uc.reg_write(GPR_IDS[n], value & self.mask)
 
     def read(self, reg: int) -> int:
         return int(self.uc.reg_read(reg))
@@ -326,19 +344,22 @@ class Engine:
         self.uc.ctl_remove_cache(STUB_BASE, STUB_BASE + 4)
         return self._exec_stub(STUB_BASE, r3, supervisor=True)
 
-    def _exec_stub(self, addr: int, r3: int | None, supervisor: bool) -> int:
-        """Run the one instruction at ``addr`` on the stub page with r3 = ``r3`` (if given),
-        in supervisor state if asked; return r3 after it. r3, PC and MSR are restored."""
+    def _exec_stub(
+        self, addr: int, r3: int | None, supervisor: bool, count: int = 1, msr: int = 0
+    ) -> int:
+        """Run the ``count`` instructions at ``addr`` on the stub page with r3 = ``r3`` (if
+        given), with the engine MSR ``msr`` if ``supervisor``; return r3 after them. r3, PC and
+        MSR are restored."""
         uc: Any = self.uc
         saved_r3 = uc.reg_read(GPR_IDS[3])
         saved_pc = uc.reg_read(REG_PC)
         if r3 is not None:
             uc.reg_write(GPR_IDS[3], r3)
         if supervisor:
-            uc.reg_write(REG_MSR, 0)
+            uc.reg_write(REG_MSR, msr)
         self._stop = None
         try:
-            uc.emu_start(addr, _END, count=1)
+            uc.emu_start(addr, _END, count=count)
             if self._stop is not None:
                 raise EngineError(f"stub at {addr:#x} raised {self._stop}")
             return int(uc.reg_read(GPR_IDS[3]))
@@ -347,6 +368,38 @@ class Engine:
             uc.reg_write(REG_PC, saved_pc)
             if supervisor and self._msr is not None:
                 uc.reg_write(REG_MSR, self._msr)
+
+    # -- AltiVec (e6500) ----------------------------------------------------------------------
+
+    def _vec_stub(self, *words: int) -> None:
+        """Run ``words`` in supervisor state with AltiVec on and r3 = the 16-byte data slot.
+        Unicorn's register API has no vector registers, so they go through ``stvx``/``lvx``."""
+        self.uc.mem_write(_VEC_STUB, b"".join(w.to_bytes(4, "big") for w in words))
+        self.uc.ctl_remove_cache(_VEC_STUB, _VEC_STUB + 4 * len(words))
+        self._exec_stub(_VEC_STUB, _VEC_DATA, True, count=len(words), msr=_MSR_VEC)
+
+    def vr(self, n: int) -> int:
+        """VRn as a 128-bit big-endian number (``stvx vn,0,r3``)."""
+        self._vec_stub(isa.stvx(n, 0, 3))
+        return int.from_bytes(self.uc.mem_read(_VEC_DATA, 16), "big")
+
+    def set_vr(self, n: int, value: int) -> None:
+        self.uc.mem_write(_VEC_DATA, (value & ((1 << 128) - 1)).to_bytes(16, "big"))
+        self._vec_stub(isa.lvx(n, 0, 3))
+
+    def vscr(self) -> int:
+        """VSCR, the low word of ``mfvscr``'s vector (VR0 is saved and restored around it)."""
+        v0 = self.vr(0)
+        self._vec_stub(isa.mfvscr(0), isa.stvx(0, 0, 3))
+        value = int.from_bytes(self.uc.mem_read(_VEC_DATA + 12, 4), "big")
+        self.set_vr(0, v0)
+        return value
+
+    def set_vscr(self, value: int) -> None:
+        v0 = self.vr(0)
+        self.set_vr(0, value & 0xFFFFFFFF)
+        self._vec_stub(isa.mtvscr(0))
+        self.set_vr(0, v0)
 
 
 class CpuView:

@@ -20,19 +20,21 @@ def _creator(core: str) -> Any:
     return create_vm
 
 
-HOSTS = (
+_DESCRIPTIONS = {
+    "e500mc": "e500mc under Unicorn with a model of Linux BookE-HV KVM (kvm_e500mc)",
+    "e500v2": "e500v2 under Unicorn with a model of Linux BookE-PR KVM (kvm_e500v2)",
+    "e5500": "e5500 (64-bit) under Unicorn with a model of Linux BookE-HV KVM (kvm_e500mc)",
+    "e6500": "e6500 (64-bit, AltiVec) under Unicorn with a model of Linux BookE-HV KVM "
+    "(kvm_e500mc)",
+}
+
+HOSTS = tuple(
     HostFactory(
-        name="e500mc-unicorn",
+        name=f"{core}-unicorn",
         arch="ppc_booke",
-        core="e500mc",
-        description="e500mc under Unicorn with a model of Linux BookE-HV KVM (kvm_e500mc)",
-        create_vm=_creator("e500mc"),
-    ),
-    HostFactory(
-        name="e500v2-unicorn",
-        arch="ppc_booke",
-        core="e500v2",
-        description="e500v2 under Unicorn with a model of Linux BookE-PR KVM (kvm_e500v2)",
-        create_vm=_creator("e500v2"),
-    ),
+        core=core,
+        description=description,
+        create_vm=_creator(core),
+    )
+    for core, description in _DESCRIPTIONS.items()
 )

@@ -8,7 +8,10 @@ mode): guests here run on the 1:1 boot mapping, and an access outside RAM is MMI
 the guest mapped it (on real KVM an unmapped one would be a data TLB error to the guest).
 
 Entries are ``(mas1, mas2, mas7_3)``; TSIZE is the 2**n KiB field at MAS1 bit 7 the kernel uses
-(``get_tlb_bytes``), which also reads e500v2's 4**n encoding correctly.
+(``get_tlb_bytes``), which also reads e500v2's 4**n encoding correctly. Effective addresses and
+MAS2 are ``unsigned long``s of the host kernel: 32 bits on e500mc/e500v2, 64 on e5500/e6500
+(``ea_mask``), so on a 64-bit host an address above 4 GiB is compared as itself
+(``kvmppc_e500_tlb_search``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def _bytes(mas1: int) -> int:
     return 1024 << ((mas1 >> 7) & 0x1F)
 
 
-def _match(e: Entry, ea: int, pid: int | None, as_: int | None) -> bool:
+def _match(e: Entry, ea: int, pid: int | None, as_: int | None, ea_mask: int) -> bool:
     mas1, mas2, _ = e
     if not mas1 & MAS1_VALID:
         return False
@@ -63,12 +66,14 @@ def _match(e: Entry, ea: int, pid: int | None, as_: int | None) -> bool:
     tid = (mas1 >> 16) & 0xFF
     if pid is not None and tid not in (0, pid):
         return False
-    mask = ~(_bytes(mas1) - 1) & 0xFFFFFFFF
+    mask = ~(_bytes(mas1) - 1) & ea_mask
     return (ea & mask) == (mas2 & mask)
 
 
 class GuestTlb:
-    def __init__(self) -> None:
+    def __init__(self, ea_mask: int = 0xFFFFFFFF) -> None:
+        self.ea_mask = ea_mask
+        """The host's ``unsigned long`` (set by the vCPU state for 64-bit cores)."""
         self.tlb0: dict[int, Entry] = {}
         """index = set * TLB0_WAYS + way."""
         self.tlb1: list[Entry] = [_EMPTY] * TLB1_ENTRIES
@@ -94,7 +99,7 @@ class GuestTlb:
         """tlbwe (``kvmppc_e500_emul_tlbwe``)."""
         tlbsel = (mas0 >> MAS0_TLBSEL_SHIFT) & 1
         esel = (mas0 >> MAS0_ESEL_SHIFT) & 0xFFF
-        entry = (mas1 & 0xFFFFFFFF, mas2 & 0xFFFFFFFF, mas7_3)
+        entry = (mas1 & 0xFFFFFFFF, mas2 & self.ea_mask, mas7_3)
         if tlbsel:
             self.tlb1[esel % TLB1_ENTRIES] = entry
         else:
@@ -111,10 +116,10 @@ class GuestTlb:
     def search(self, ea: int, pid: int | None, as_: int | None) -> tuple[int, int, Entry] | None:
         """(tlbsel, esel, entry) of the first match, TLB0 first (``kvmppc_e500_tlb_search``)."""
         for idx, e in sorted(self.tlb0.items()):
-            if _match(e, ea, pid, as_):
+            if _match(e, ea, pid, as_, self.ea_mask):
                 return 0, idx % TLB0_WAYS, e
         for esel, e in enumerate(self.tlb1):
-            if _match(e, ea, pid, as_):
+            if _match(e, ea, pid, as_, self.ea_mask):
                 return 1, esel, e
         return None
 
@@ -136,7 +141,7 @@ class GuestTlb:
                 return True
             if pid is not None and ((e[0] >> 16) & 0xFF) != pid:
                 return True
-            return ea is not None and not _match(e, ea, None, None)
+            return ea is not None and not _match(e, ea, None, None, self.ea_mask)
 
         if tlbsel:
             self.tlb1 = [e if keep(e) else _EMPTY for e in self.tlb1]

@@ -69,6 +69,22 @@ def mfspr(rt: int, sprn: int) -> int:
     return 0x7C0002A6 | (rt << 21) | ((sprn & 0x1F) << 16) | ((sprn >> 5) << 11)
 
 
+def stvx(vs: int, ra: int, rb: int) -> int:
+    return 0x7C0001CE | (vs << 21) | (ra << 16) | (rb << 11)
+
+
+def lvx(vt: int, ra: int, rb: int) -> int:
+    return 0x7C0000CE | (vt << 21) | (ra << 16) | (rb << 11)
+
+
+def mfvscr(vd: int) -> int:
+    return 0x10000604 | (vd << 21)
+
+
+def mtvscr(vb: int) -> int:
+    return 0x10000644 | (vb << 11)
+
+
 class Priv(enum.Enum):
     """Privileged instructions of e500 Book E that raise a program interrupt in problem state."""
 
@@ -168,10 +184,11 @@ class LoadStore:
     signed: bool = False
     byterev: bool = False
 
-    def ea(self, gpr: list[int]) -> int:
+    def ea(self, gpr: list[int], mask: int = 0xFFFFFFFF) -> int:
+        """The effective address; ``mask`` is the computation mode's (64 bits with MSR[CM])."""
         base = gpr[self.ra] if self.ra or self.update else 0
         off = gpr[self.rb] if self.rb is not None else self.d
-        return (base + off) & 0xFFFFFFFF
+        return (base + off) & mask
 
 
 # (is_store, size, update, signed) by D-form primary opcode
@@ -211,6 +228,23 @@ _XFORM = {
     662: (True, 4, False, False, True),
     790: (False, 2, False, False, True),
     918: (True, 2, False, False, True),
+    # 64-bit cores (e5500, e6500) only: the others raise an illegal instruction before any access
+    21: (False, 8, False, False, False),  # ldx
+    53: (False, 8, True, False, False),  # ldux
+    149: (True, 8, False, False, False),  # stdx
+    181: (True, 8, True, False, False),  # stdux
+    341: (False, 4, False, True, False),  # lwax
+    373: (False, 4, True, True, False),  # lwaux
+    532: (False, 8, False, False, True),  # ldbrx
+    660: (True, 8, False, False, True),  # stdbrx
+}
+# (is_store, size, update, signed) by DS-form primary opcode and XO (the low two bits)
+_DSFORM = {
+    (58, 0): (False, 8, False, False),  # ld
+    (58, 1): (False, 8, True, False),  # ldu
+    (58, 2): (False, 4, False, True),  # lwa
+    (62, 0): (True, 8, False, False),  # std
+    (62, 1): (True, 8, True, False),  # stdu
 }
 
 
@@ -219,15 +253,20 @@ def load_store(inst: int) -> LoadStore | None:
     if op in _DFORM:
         st, size, upd, sgn = _DFORM[op]
         return LoadStore(st, size, get_rt(inst), get_ra(inst), None, get_d(inst), upd, sgn)
+    if (op, inst & 3) in _DSFORM:
+        st, size, upd, sgn = _DSFORM[op, inst & 3]
+        ds = get_d(inst & ~3)
+        return LoadStore(st, size, get_rt(inst), get_ra(inst), None, ds, upd, sgn)
     if op == OP_31 and get_xop(inst) in _XFORM:
         st, size, upd, sgn, rev = _XFORM[get_xop(inst)]
         return LoadStore(st, size, get_rt(inst), get_ra(inst), get_rb(inst), 0, upd, sgn, rev)
     return None
 
 
-def branch_taken(inst: int, cr: int, ctr: int) -> bool | None:
+def branch_taken(inst: int, cr: int, ctr: int, mask: int = 0xFFFFFFFF) -> bool | None:
     """Whether ``inst`` is a branch that will be taken (None: not a branch). ``bc`` forms follow
-    the BO encoding: decrement-and-test CTR unless BO[2], test CR[BI] unless BO[0]."""
+    the BO encoding: decrement-and-test CTR unless BO[2], test CR[BI] unless BO[0]; CTR is
+    tested in the computation mode's width ``mask``."""
     op = get_op(inst)
     if op == 18:  # b, ba, bl, bla
         return True
@@ -236,7 +275,7 @@ def branch_taken(inst: int, cr: int, ctr: int) -> bool | None:
         bi = (inst >> 16) & 0x1F
         ctr_ok = True
         if not bo & 0x04 and not (op == OP_19 and get_xop(inst) == 528):
-            ctr_ok = (((ctr - 1) & 0xFFFFFFFF) != 0) != bool(bo & 0x02)
+            ctr_ok = (((ctr - 1) & mask) != 0) != bool(bo & 0x02)
         cond_ok = bool(bo & 0x10) or (bool(cr >> (31 - bi) & 1) == bool(bo & 0x08))
         return ctr_ok and cond_ok
     return None

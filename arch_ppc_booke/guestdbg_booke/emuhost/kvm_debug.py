@@ -91,7 +91,8 @@ def _add_watchpoint(d: DebugReg, addr: int, typ: int, index: int) -> bool:
 
 def set_guest_debug(k: Kvm, control: int, bps: list[tuple[int, int]]) -> int:
     """Returns 0 or a negative errno, like the ioctl handler. ``bps`` is ``arch.bp[]``; the
-    addresses land in ``unsigned long`` fields, so a 32-bit host keeps their low 32 bits."""
+    addresses land in ``unsigned long`` fields, so a 32-bit host keeps their low 32 bits and a
+    64-bit one (e5500, e6500) all 64."""
     a = k.arch
     d = a.dbg_reg
     if not control & KVM_GUESTDBG_ENABLE:
@@ -118,7 +119,7 @@ def set_guest_debug(k: Kvm, control: int, bps: list[tuple[int, int]]) -> int:
     b = w = 0
     for n in range(KVMPPC_BOOKE_IAC_NUM + KVMPPC_BOOKE_DAC_NUM):
         addr, typ = bps[n]
-        addr &= 0xFFFFFFFF
+        addr &= a.ulong
         if typ == abi.KVMPPC_DEBUG_NONE:
             continue
         if typ & ~_TYPES:

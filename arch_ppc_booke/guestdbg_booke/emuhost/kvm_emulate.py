@@ -45,8 +45,10 @@ class Emul(enum.Enum):
 
 
 def _rfi(k: Kvm, srr0: int, srr1: int) -> Emul:
-    k.cpu.pc = srr0 & 0xFFFFFFFC
+    """The new NIP is SRR0 in the new MSR's computation mode (the upper half is dropped when
+    MSR[CM] becomes 0 on a 64-bit core)."""
     kvm_msr.guest_write_msr(k.arch, srr1)
+    k.cpu.pc = srr0 & k.arch.ea_mask & ~3
     return Emul.JUMPED
 
 
@@ -93,8 +95,8 @@ def emulate_privileged(k: Kvm, inst: int, kind: Priv) -> Emul:
         return _rfi(k, a.dsrr0, a.dsrr1)
     if kind is Priv.RFMCI:
         return _rfi(k, a.mcsrr0, a.mcsrr1)
-    if kind is Priv.TLBWE:
-        a.tlb.write(a.mas0, a.mas1, a.mas2, a.mas7_3)
+    if kind is Priv.TLBWE:  # e500_mmu.c: MAS2 cut to 32 bits when the guest's MSR[CM] is 0
+        a.tlb.write(a.mas0, a.mas1, a.mas2 & a.ea_mask, a.mas7_3)
         return Emul.DONE
     if kind is Priv.TLBRE:  # kvmppc_e500_emul_tlbre: MAS0[NV] too
         mas1, mas2, mas7_3 = a.tlb.read(a.mas0, a.mas2)
@@ -135,7 +137,7 @@ def emulate_privileged(k: Kvm, inst: int, kind: Priv) -> Emul:
 
 def _ea_indexed(k: Kvm, inst: int) -> int:
     ra, rb = isa.get_ra(inst), isa.get_rb(inst)
-    return ((k.cpu.gpr(ra) if ra else 0) + k.cpu.gpr(rb)) & 0xFFFFFFFF
+    return ((k.cpu.gpr(ra) if ra else 0) + k.cpu.gpr(rb)) & k.arch.ea_mask
 
 
 def _tlbsx(k: Kvm, inst: int) -> Emul:

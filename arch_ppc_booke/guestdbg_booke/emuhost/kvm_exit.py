@@ -66,8 +66,12 @@ INTNO_FP_UNAVAIL = 7
 INTNO_SYSCALL = 8
 INTNO_ALIGNMENT = 5
 INTNO_HV_EMU = 96
+INTNO_VPU = 73
 _SPE_PRIO = {32: BOOKE_IRQPRIO_SPE_UNAVAIL, 33: BOOKE_IRQPRIO_SPE_FP_DATA,
-             34: BOOKE_IRQPRIO_SPE_FP_ROUND}  # fmt: skip
+             34: BOOKE_IRQPRIO_SPE_FP_ROUND,
+             INTNO_VPU: BOOKE_IRQPRIO_SPE_UNAVAIL}  # fmt: skip
+"""SPE on e500v2; AltiVec unavailable on e6500 (QEMU's POWERPC_EXCP_VPU), which booke.c queues
+as BOOKE_IRQPRIO_ALTIVEC_UNAVAIL, the same priority as SPE_UNAVAIL (booke.h)."""
 
 
 class Outcome(enum.Enum):
@@ -214,11 +218,11 @@ class VcpuRunner:
         k = self.kvm
         intno = stop.intno
         if intno in (INTNO_PROGRAM, INTNO_HV_EMU):
-            self.cpu.pc = (stop.pc - 4) & 0xFFFFFFFF
+            self.cpu.pc = (stop.pc - 4) & k.arch.ea_mask
             return self._program(self._word(self.cpu.pc))
         if intno == INTNO_SYSCALL:
             return self._syscall(self._word(stop.pc - 4))
-        self.cpu.pc = (stop.pc - 4) & 0xFFFFFFFF
+        self.cpu.pc = (stop.pc - 4) & k.arch.ea_mask
         if intno == INTNO_FP_UNAVAIL:
             kvm_irq.queue(k, BOOKE_IRQPRIO_FP_UNAVAIL)
             return Outcome.RAISED
@@ -228,7 +232,7 @@ class VcpuRunner:
         if intno == INTNO_ALIGNMENT:
             inst = self._word(self.cpu.pc)
             ls = isa.load_store(inst)
-            ea = ls.ea(self.engine.gprs()) if ls else 0
+            ea = ls.ea(self.engine.gprs(), k.arch.ea_mask) if ls else 0
             kvm_irq.queue_alignment(k, ea, regs.ESR_ST if ls and ls.is_store else 0)
             return Outcome.RAISED
         self.run_area.internal_error()
@@ -279,7 +283,7 @@ class VcpuRunner:
     def _emulated(self, r: Emul, inst: int, kind: Priv | None) -> Outcome:
         k = self.kvm
         if r is Emul.DONE:
-            self.cpu.pc = (self.cpu.pc + 4) & 0xFFFFFFFF
+            self.cpu.pc = (self.cpu.pc + 4) & k.arch.ea_mask
             return Outcome.COMPLETED
         if r is Emul.JUMPED:
             return Outcome.COMPLETED
@@ -317,7 +321,8 @@ class VcpuRunner:
 
     def _branch_taken(self) -> bool:
         inst = self._word(self.cpu.pc)
-        return bool(isa.branch_taken(inst, self.engine.read(REG_CR), self.engine.read(REG_CTR)))
+        cr, ctr = self.engine.read(REG_CR), self.engine.read(REG_CTR)
+        return bool(isa.branch_taken(inst, cr, ctr, self.kvm.arch.ea_mask))
 
     # -- MMIO -----------------------------------------------------------------------------------
 
@@ -330,7 +335,7 @@ class VcpuRunner:
             kvm_irq.queue_program(k, regs.ESR_PIL)
             return Outcome.RAISED
         gprs = self.engine.gprs()
-        ea = ls.ea(gprs)
+        ea = ls.ea(gprs, k.arch.ea_mask)
         pending = MmioPending(ls.is_store, ls.rt, ls.ra, ea, ls.size, ls.update, ls.signed,
                               ls.byterev)  # fmt: skip
         if ls.is_store:
@@ -342,7 +347,7 @@ class VcpuRunner:
         self.run_area.exit_mmio(stop.addr, data, ls.is_store)
         if ls.update:
             cpu.set_gpr(ls.ra, ea)
-        cpu.pc = (cpu.pc + 4) & 0xFFFFFFFF
+        cpu.pc = (cpu.pc + 4) & k.arch.ea_mask
         return Outcome.EXIT
 
     def complete_mmio(self) -> None:
@@ -355,4 +360,4 @@ class VcpuRunner:
         value = int.from_bytes(data, "little" if m.byterev else "big")
         if m.signed and value & (1 << (8 * m.size - 1)):
             value -= 1 << (8 * m.size)
-        self.cpu.set_gpr(m.rt, value & 0xFFFFFFFF)
+        self.cpu.set_gpr(m.rt, value & self.kvm.arch.ulong)

@@ -6,8 +6,12 @@ that the guest's MSR allows is delivered (``kvmppc_core_check_exceptions``): sav
 the class's save/restore pair, NIP = IVPR | IVOR[prio], ESR/DEAR from the queued values for the
 storage/alignment/program classes, MSR &= the class mask (through ``kvmppc_set_msr``).
 
-Debug interrupts are "debug class" (DSRR0/1, ``rfdi``) on e500mc, whose host CPU has
-CPU_FTR_DEBUG_LVL_EXC, and critical class (CSRR0/1, ``rfci``) on e500v2.
+Debug interrupts are "debug class" (DSRR0/1, ``rfdi``) on e500mc, e5500 and e6500, whose host
+CPUs have CPU_FTR_DEBUG_LVL_EXC, and critical class (CSRR0/1, ``rfci``) on e500v2.
+
+On a 64-bit host (e5500, e6500) NIP and the save/restore registers are 64-bit (``unsigned
+long``), SRR1 stays the 32-bit MSR, and the handler runs with MSR[CM] = EPCR[ICM]
+(``#if defined(CONFIG_64BIT)`` in ``kvmppc_booke_irqprio_deliver``).
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ def deliver(k: Kvm, prio: int) -> bool:
     """``kvmppc_booke_irqprio_deliver``: True when delivered."""
     a = k.arch
     msr = a.msr
+    # "Truncate crit indicators in 32 bit mode" tests MSR_SF, bit 63, which a BookE MSR (a u32
+    # in kvmppc_set_msr) never has: the compare is on 32 bits on every BookE host
     crit = (a.critical & 0xFFFFFFFF) == (k.cpu.gpr(1) & 0xFFFFFFFF) and not msr & regs.MSR_PR
     if prio in _NONCRIT_SYNC:
         allowed, mask, cls = True, regs.MSR_CE | regs.MSR_ME | regs.MSR_DE, "noncrit"
@@ -112,12 +118,15 @@ def deliver(k: Kvm, prio: int) -> bool:
         a.dsrr0, a.dsrr1 = nip, msr
     else:
         a.mcsrr0, a.mcsrr1 = nip, msr
-    k.cpu.pc = (a.ivpr | a.ivor[prio]) & 0xFFFFFFFF
+    k.cpu.pc = (a.ivpr | a.ivor[prio]) & a.ulong
     if prio in _UPDATE_ESR:
         a.esr = a.queued_esr
     if prio in _UPDATE_DEAR:
         a.dear = a.queued_dear
-    kvm_msr.set_msr(a, msr & mask)
+    new_msr = msr & mask
+    if a.is64 and a.epcr & regs.SPRN_EPCR_ICM:
+        new_msr |= regs.MSR_CM
+    kvm_msr.set_msr(a, new_msr)
     if prio not in _KEEP:
         dequeue(k, prio)
     return True

@@ -92,5 +92,9 @@ def hw_ds(arch: VcpuArch) -> bool:
 
 def engine_msr(arch: VcpuArch) -> int:
     """The MSR Unicorn runs with: always problem state (so privileged instructions trap to the
-    model), the guest's FP/SPE/UCLE enables, never DE/EE/CE/ME/GS (the model owns interrupts)."""
+    model), the guest's FP/SPE/UCLE enables (SPE is AltiVec's MSR[SPV] on e6500) and, on the
+    64-bit cores, its computation mode MSR[CM]; never DE/EE/CE/ME/GS (the model owns
+    interrupts)."""
+    if arch.is64:
+        return regs.MSR_PR | (arch.msr & (_ENGINE_BITS | regs.MSR_CM))
     return regs.MSR_PR | (arch.msr & _ENGINE_BITS)

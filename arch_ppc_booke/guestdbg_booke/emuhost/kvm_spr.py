@@ -45,7 +45,10 @@ def _ivor(k: Kvm, sprn: int) -> int | None:
 
 def mtspr(k: Kvm, sprn: int, val: int) -> bool:
     a = k.arch
-    val &= 0xFFFFFFFF
+    val &= a.ulong  # kvmppc_emulate_mtspr takes an unsigned long
+    if sprn == regs.SPRN_EPCR and a.is64:  # booke_emulate.c, CONFIG_64BIT: kvmppc_set_epcr
+        a.epcr = val & 0xFFFFFFFF
+        return True
     if sprn in kvm_debug.DEBUG_SPRS:
         kvm_debug.mtspr(k, sprn, val)
         return True
@@ -97,10 +100,10 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
         setattr(a, "pid1" if sprn == regs.SPRN_PID1 else "pid2", val)
         return True
     if sprn == regs.SPRN_MAS3:
-        a.mas7_3 = (a.mas7_3 & ~0xFFFFFFFF) | val
+        a.mas7_3 = (a.mas7_3 & ~0xFFFFFFFF) | (val & 0xFFFFFFFF)
         return True
     if sprn == regs.SPRN_MAS7:
-        a.mas7_3 = (a.mas7_3 & 0xFFFFFFFF) | (val << 32)
+        a.mas7_3 = (a.mas7_3 & 0xFFFFFFFF) | ((val & 0xFFFFFFFF) << 32)
         return True
     if sprn == regs.SPRN_L1CSR0:
         a.l1csr0 = val & ~(L1CSR0_DCFI | L1CSR0_CLFC)
@@ -130,6 +133,8 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
 
 def mfspr(k: Kvm, sprn: int) -> int | None:
     a = k.arch
+    if sprn == regs.SPRN_EPCR and a.is64:
+        return a.epcr
     if sprn in kvm_debug.DEBUG_SPRS:
         return kvm_debug.mfspr(k, sprn)
     if sprn in _SPRG:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import regs
+from . import board
 from .guest_tlb import GuestTlb
 
 # booke.h: BOOKE_IRQPRIO_* (the index of vcpu->arch.ivor[] and the order of delivery)
@@ -76,7 +77,13 @@ CORE_IVORS = {
     # CONFIG_KVM_BOOKE_HV adds the doorbells; e500v2 (SPE) has IVOR32-34
     "e500mc": (*range(16), 35, 36, 37),
     "e500v2": (*range(16), 32, 33, 34, 35),
+    # e500_emulate.c: IVOR32/33 are AltiVec's with CONFIG_ALTIVEC, which an e6500 host needs
+    # (e500mc.c, kvmppc_core_check_processor_compat) and the e5500 model assumes too
+    "e5500": (*range(16), 32, 33, 35, 36, 37),
+    "e6500": (*range(16), 32, 33, 35, 36, 37),
 }
+_64BIT_ONLY = ("epcr",)
+"""VcpuArch fields a 32-bit host kernel does not have (left out of its snapshots)."""
 
 
 @dataclass
@@ -152,6 +159,9 @@ class VcpuArch:
     decar: int = 0
     vrsave: int = 0
     epr: int = 0
+    epcr: int = 0
+    """``vcpu->arch.epcr``, the guest's EPCR (CONFIG_64BIT only: ``kvmppc_set_epcr``); its ICM
+    bit gives delivered interrupts MSR[CM]."""
     guest_debug: int = 0
     """``vcpu->guest_debug``: the control word of the last KVM_SET_GUEST_DEBUG (0 = off)."""
     dbg_reg: DebugReg = field(default_factory=DebugReg)
@@ -174,14 +184,37 @@ class VcpuArch:
     mmio: MmioPending | None = None
     last_inst: int = 0
 
+    def __post_init__(self) -> None:
+        self.tlb.ea_mask = self.ulong
+
     @property
     def hv(self) -> bool:
-        """CONFIG_KVM_BOOKE_HV: e500mc runs guests in guest state; e500v2 is BookE-PR."""
-        return self.core == "e500mc"
+        """CONFIG_KVM_BOOKE_HV: e500mc, e5500 and e6500 run guests in guest state (kvm_e500mc);
+        e500v2 is BookE-PR."""
+        return self.core != "e500v2"
+
+    @property
+    def is64(self) -> bool:
+        """CONFIG_64BIT: the host kernel of e5500/e6500."""
+        return board.WIDTH[self.core] == 64
+
+    @property
+    def ulong(self) -> int:
+        """Mask of the host kernel's ``unsigned long`` (NIP, SRRs, DEAR, IACs, DACs...)."""
+        return (1 << board.WIDTH[self.core]) - 1
+
+    @property
+    def ea_mask(self) -> int:
+        """Mask of an effective address in the guest's current mode: 64 bits with MSR[CM] on a
+        64-bit core, else 32 (Power ISA Book III-E, computation mode)."""
+        return self.ulong if self.msr & regs.MSR_CM else 0xFFFFFFFF
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["tlb"] = self.tlb.to_dict()
+        if not self.is64:
+            for name in _64BIT_ONLY:
+                del d[name]
         return d
 
     @classmethod

@@ -5,8 +5,14 @@ Every offset comes from ``guestdbg_booke.abi.layout()`` (392-byte ``kvm_regs``, 
 (``kvm_arch_vcpu_ioctl_get/set_regs``, ``get/set_sregs_base``, ``get/set_sregs_arch206``,
 ``kvmppc_get/set_sregs_ivor``, ``kvmppc_get/set_one_reg``), e500mc.c / e500.c (the core part of
 sregs, SPRG9) and e500_mmu.c (MAS/TLB config in sregs and ONE_REG). Not filled, as in the kernel:
-the E_DEBUG block of sregs (DBSR, DBCR, IAC, DAC), SPRG8/9 and DSRR in sregs; KVM_REG_PPC_DBSR,
-IAC3/4 (CONFIG_PPC_ADV_DEBUG_IACS = 2) and EPCR (a 32-bit host) are -EINVAL.
+the E_DEBUG block of sregs (DBSR, DBCR, IAC, DAC), SPRG8/9 and DSRR in sregs; KVM_REG_PPC_DBSR
+and IAC3/4 (CONFIG_PPC_ADV_DEBUG_IACS = 2) are -EINVAL, and EPCR is too on a 32-bit host.
+
+Width: the kernel keeps NIP, SRR0/1, SPRGs, CSRR0, DEAR, IVPR, the IACs and DACs in ``unsigned
+long``s, so a 32-bit host (e500mc, e500v2) keeps the low 32 bits of what userspace writes and a
+64-bit one (e5500, e6500) all 64; the MSR (``kvmppc_set_msr`` takes a u32), PID and the
+32-bit sregs fields are 32 bits everywhere. The AltiVec registers are answered by
+``altivec_one_reg`` (powerpc.c).
 
 Errors return a negative errno; the vCPU turns it into ``KernelError``.
 """
@@ -19,7 +25,7 @@ import struct
 from guestdbg.kvm.uapi import Field
 
 from .. import abi, regs
-from . import guest_tlb, kvm_msr
+from . import board, guest_tlb, kvm_msr
 from .engine import CpuView, Engine
 from .kvm_state import (
     BOOKE_IRQPRIO_DBELL,
@@ -51,8 +57,14 @@ KVM_REG_PPC_TLB3PS = 0x102000000000009A
 KVM_REG_PPC_EPTCFG = 0x102000000000009B
 KVM_REG_PPC_VRSAVE = 0x10200000000000B4
 KVM_REG_PPC_SPRG9 = 0x10300000000000BA
+KVM_REG_PPC_EPCR = 0x1020000000000085
+KVM_REG_PPC_VR0 = 0x1040000000000040
+KVM_REG_PPC_VR31 = 0x104000000000005F
+KVM_REG_PPC_VSCR = 0x1020000000000081
 
 _U32 = 0xFFFFFFFF
+_ULONG = frozenset({"csrr0", "dear", "mcsrr0", "ivpr"})
+"""sregs fields the kernel keeps in an ``unsigned long`` (64-bit on e5500/e6500 hosts)."""
 
 
 class UapiCodec:
@@ -121,13 +133,14 @@ class UapiCodec:
 
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
-        cpu.pc = self.r_pc.get(buf) & _U32
+        ulong = a.ulong
+        cpu.pc = self.r_pc.get(buf) & ulong
         kvm_msr.set_msr(a, self.r_msr.get(buf) & _U32)
-        a.srr0 = self.r_srr0.get(buf) & _U32
-        a.srr1 = self.r_srr1.get(buf) & _U32
+        a.srr0 = self.r_srr0.get(buf) & ulong
+        a.srr1 = self.r_srr1.get(buf) & ulong
         a.pid = self.r_pid.get(buf) & _U32
         for n in range(8):
-            value = self.r_sprg[n].get(buf) & _U32
+            value = self.r_sprg[n].get(buf) & ulong
             if n >= 3 and value != a.sprg[n]:
                 k.push_user_spr(regs.SPRN_SPRG3 + n - 3, value)
             a.sprg[n] = value
@@ -192,7 +205,7 @@ class UapiCodec:
         features = self.s_features.get(buf)
         if features & abi.KVM_SREGS_E_BASE:
             for name in ("csrr0", "csrr1", "mcsr", "esr", "dear", "vrsave", "tcr"):
-                setattr(a, name, s[name].get(buf) & _U32)
+                setattr(a, name, s[name].get(buf) & (a.ulong if name in _ULONG else _U32))
             update = self.s_update.get(buf)
             if update & abi.KVM_SREGS_E_UPDATE_DEC:
                 a.dec = s["dec"].get(buf)
@@ -202,7 +215,7 @@ class UapiCodec:
             if s["pir"].get(buf) != a.vcpu_id:
                 return -errno.EINVAL
             for name in ("mcsrr0", "mcsrr1", "decar", "ivpr"):
-                setattr(a, name, s[name].get(buf) & _U32)
+                setattr(a, name, s[name].get(buf) & (a.ulong if name in _ULONG else _U32))
         if self.s_impl_id.get(buf) == abi.KVM_SREGS_E_IMPL_FSL:
             a.svr = self.s_fsl_svr.get(buf)
             a.hid0 = self.s_fsl_hid0.get(buf)
@@ -257,6 +270,8 @@ class UapiCodec:
         }
         if a.hv:
             simple[KVM_REG_PPC_SPRG9] = a.sprg[9]
+        if a.is64:  # booke.c: #if defined(CONFIG_64BIT)
+            simple[KVM_REG_PPC_EPCR] = a.epcr
         if reg_id in simple:
             return simple[reg_id]
         if KVM_REG_PPC_TLB0PS <= reg_id <= KVM_REG_PPC_TLB3PS:
@@ -273,7 +288,10 @@ class UapiCodec:
             abi.KVM_REG_PPC_DAC2: "dac2",
         }
         if reg_id in debug:
-            setattr(d, debug[reg_id], value & _U32)  # unsigned long on a 32-bit host
+            setattr(d, debug[reg_id], value & a.ulong)  # unsigned long
+            return 0
+        if reg_id == KVM_REG_PPC_EPCR and a.is64:
+            a.epcr = value & _U32  # kvmppc_set_epcr takes a u32
             return 0
         if reg_id == KVM_REG_PPC_EPR:
             a.epr = value
@@ -288,7 +306,7 @@ class UapiCodec:
         elif reg_id == KVM_REG_PPC_VRSAVE:
             a.vrsave = value
         elif reg_id == KVM_REG_PPC_SPRG9 and a.hv:
-            a.sprg[9] = value & _U32
+            a.sprg[9] = value & a.ulong
         elif reg_id in (KVM_REG_PPC_MAS0, KVM_REG_PPC_MAS1, KVM_REG_PPC_MAS2):
             setattr(a, {KVM_REG_PPC_MAS0: "mas0", KVM_REG_PPC_MAS1: "mas1",
                         KVM_REG_PPC_MAS2: "mas2"}[reg_id], value)  # fmt: skip
@@ -306,6 +324,33 @@ class UapiCodec:
         else:
             return -errno.EINVAL
         return 0
+
+
+def altivec_one_reg(k: Kvm, engine: Engine, reg_id: int, value: int | None = None) -> int:
+    """powerpc.c ``kvm_vcpu_ioctl_get_one_reg``/``set_one_reg``: the ids booke.c and e500mc.c
+    answered -EINVAL for get a second chance there. With CONFIG_ALTIVEC (a 64-bit host here:
+    e6500 needs it and the e5500 model assumes the same kernel) VR0-31 and VSCR are the
+    registers on a core with AltiVec and -ENXIO on one without (``CPU_FTR_ALTIVEC``); a 32-bit
+    e500 kernel has no CONFIG_ALTIVEC and says -EINVAL. (VRSAVE never gets here: booke.c
+    answers it on every core.) Returns the value read, 0 after a write, or a negative errno."""
+    if not k.arch.is64:
+        return -errno.EINVAL
+    if KVM_REG_PPC_VR0 <= reg_id <= KVM_REG_PPC_VR31:
+        n = reg_id - KVM_REG_PPC_VR0
+        if k.arch.core not in board.ALTIVEC:
+            return -errno.ENXIO
+        if value is None:
+            return engine.vr(n)
+        engine.set_vr(n, value)
+        return 0
+    if reg_id == KVM_REG_PPC_VSCR:
+        if k.arch.core not in board.ALTIVEC:
+            return -errno.ENXIO
+        if value is None:
+            return engine.vscr()
+        engine.set_vscr(value)  # vr.vscr.u[3]
+        return 0
+    return -errno.EINVAL
 
 
 def _debug_inst(k: Kvm) -> int:

@@ -44,11 +44,16 @@ class LoadedImage:
         return board.initial_map_tsize(self.dt_base + board.DTB_SIZE)
 
 
-def read_elf(path: Path, ram_size: int) -> LoadedImage:
-    """A 32-bit big-endian PowerPC image whose every segment fits ``ram_size`` bytes of RAM at
-    0 (InvalidRequest for another file, BadAddress for one that does not fit)."""
+def read_elf(path: Path, ram_size: int, width: int = 32) -> LoadedImage:
+    """A big-endian PowerPC image whose every segment fits ``ram_size`` bytes of RAM at 0
+    (InvalidRequest for another file, BadAddress for one that does not fit). A 64-bit core
+    (``width`` 64) also takes a 64-bit ELF (EM_PPC64), as ``qemu-system-ppc64`` does; its entry
+    is the code address itself (a bare-metal ``_start``, no ELFv1 function descriptor)."""
     image = read_image(path)
-    image.require("a 32-bit big-endian PowerPC ELF", "EM_PPC", 32, "big")
+    if width == 64 and image.elfclass == 64:
+        image.require("a 64-bit big-endian PowerPC ELF", "EM_PPC64", 64, "big")
+    else:
+        image.require("a 32-bit big-endian PowerPC ELF", "EM_PPC", 32, "big")
     for addr, _, memsz in image.segments:
         if addr + memsz > ram_size:
             raise BadAddress(

@@ -18,6 +18,7 @@ from guestdbg.errors import KernelError, MigrationError
 
 from .. import abi
 from . import kvm_msr
+from .board import ALTIVEC
 from .engine import (
     REG_CR,
     REG_CTR,
@@ -30,7 +31,7 @@ from .facility import DebugFacility
 from .kvm_debug import KVMPPC_BOOKE_DAC_NUM, KVMPPC_BOOKE_IAC_NUM, set_guest_debug
 from .kvm_exit import VcpuRunner
 from .kvm_state import Kvm, VcpuArch
-from .kvm_uapi import UapiCodec
+from .kvm_uapi import UapiCodec, altivec_one_reg
 from .run_area import KvmRunArea
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ SPRN_USPRG0 = 0x100
 
 
 class EmulatedBookeVcpu(EmulatedVcpu):
+    MAX_ONE_REG_SIZE = 16  # powerpc.c: union kvmppc_one_reg holds a 128-bit vector register
+
     def __init__(self, vm: EmulatedBookeVm, vcpu_id: int) -> None:
         super().__init__(vcpu_id, abi.layout(), KvmRunArea())
         self._vm = vm
@@ -127,18 +130,25 @@ class EmulatedBookeVcpu(EmulatedVcpu):
     def _get_one_reg(self, reg_id: int) -> int:
         value = self.codec.get_one_reg(self.kvm, reg_id)
         if value is None:
-            raise KernelError("KVM_GET_ONE_REG", errno.EINVAL, f"id {reg_id:#x}")
+            value = altivec_one_reg(self.kvm, self.engine, reg_id)
+        if value < 0:
+            raise KernelError("KVM_GET_ONE_REG", -value, f"id {reg_id:#x}")
         return value
 
     def _set_one_reg(self, reg_id: int, value: int) -> None:
         r = self.codec.set_one_reg(self.kvm, reg_id, value)
+        if r == -errno.EINVAL:
+            r = altivec_one_reg(self.kvm, self.engine, reg_id, value)
         if r < 0:
             raise KernelError("KVM_SET_ONE_REG", -r, f"id {reg_id:#x}")
 
     def _translate(self, gva: int) -> int | None:
         """KVM_TRANSLATE: ``linear_address`` encodes AS (bit 40), PID (bits 32-39) and the EA,
-        searched in the guest TLB (``kvmppc_core_vcpu_translate``)."""
-        return self.arch.tlb.translate(gva & 0xFFFFFFFF, (gva >> 32) & 0xFF, (gva >> 40) & 1)
+        searched in the guest TLB (``kvmppc_core_vcpu_translate``). The EA is a ``gva_t``, an
+        ``unsigned long``: the low 32 bits on a 32-bit host, the whole value on a 64-bit one
+        (whose bits 32-40 are then both part of the EA and the PID/AS)."""
+        a = self.arch
+        return a.tlb.translate(gva & a.ulong, (gva >> 32) & 0xFF, (gva >> 40) & 1)
 
     # -- migration ------------------------------------------------------------------------------
 
@@ -157,7 +167,15 @@ class EmulatedBookeVcpu(EmulatedVcpu):
                 "fpscr": e.read(REG_FPSCR),
                 "usprg0": e.spr_read(SPRN_USPRG0),
                 "arch": self.arch.to_dict(),
+                **self._save_vector(),
             }
+
+    def _save_vector(self) -> dict[str, Any]:
+        """e6500: the AltiVec registers, which live in the engine like the GPRs."""
+        if self.arch.core not in ALTIVEC:
+            return {}
+        e = self.engine
+        return {"vr": [e.vr(n) for n in range(32)], "vscr": e.vscr()}
 
     def load(self, d: dict[str, Any]) -> None:
         with self.mutex:
@@ -181,5 +199,9 @@ class EmulatedBookeVcpu(EmulatedVcpu):
             e.spr_write(SPRN_USPRG0, d["usprg0"])
             for n, sprn in _SPRG_USER.items():
                 e.spr_write(sprn, self.arch.sprg[n])
+            if self.arch.core in ALTIVEC:
+                for n, value in enumerate(d["vr"]):
+                    e.set_vr(n, value)
+                e.set_vscr(d["vscr"])
             for slot in self._vm.memory.slots:
                 e.invalidate(slot.gpa, slot.end)

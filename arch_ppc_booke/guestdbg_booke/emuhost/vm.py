@@ -1,8 +1,10 @@
 """The emulated e500 KVM host's VM: guest RAM, vCPUs, and the VM-fd ioctls (``VmHandle``).
 
 ``EmulatedBookeVm(core="e500mc")`` models Linux BookE-HV (kvm_e500mc: guest state, MSRP, debug
-interrupts in the debug class); ``core="e500v2"`` models BookE-PR (kvm_e500v2: the guest in
-problem state, everything privileged emulated, debug interrupts in the critical class).
+interrupts in the debug class); ``core="e5500"`` and ``core="e6500"`` the same kernel module on
+the 64-bit cores it also runs on (a 64-bit host kernel: 64-bit registers, EPCR, MSR[CM] on
+interrupt delivery, AltiVec on e6500); ``core="e500v2"`` models BookE-PR (kvm_e500v2: the guest
+in problem state, everything privileged emulated, debug interrupts in the critical class).
 ``sw_break_flavour`` picks what KVM_REG_PPC_DEBUG_INST reports and traps: "dddd00" (current
 kernels, the illegal word 0x00dddd00) or "ehpriv" (the 2014 kernels' ``ehpriv 1``).
 """
@@ -24,7 +26,7 @@ KVM_CAP_PPC_BOOKE_SREGS = 62
 KVM_CAP_PPC_OSI = 52
 KVM_CAP_PPC_GET_PVINFO = 57
 SNAPSHOT_FORMAT = "guestdbg-booke-emuhost/1"
-CORES = ("e500mc", "e500v2")
+CORES = ("e500mc", "e500v2", "e5500", "e6500")
 SW_BREAK_FLAVOURS = ("dddd00", "ehpriv")
 MAX_VCPUS = 64
 
@@ -87,7 +89,7 @@ class EmulatedBookeVm(EmulatedVm):
     def load_elf(self, path: str | Path) -> int:
         """Load ``path`` and give every vCPU QEMU ppce500's ``-kernel`` boot state; returns the
         entry point."""
-        image = loader.read_elf(Path(path), self.ram_size)
+        image = loader.read_elf(Path(path), self.ram_size, board.WIDTH[self.core])
         image.elf.load(self.memory.write)
         map_size = 1024 << image.map_tsize
         for v in self._emulated:

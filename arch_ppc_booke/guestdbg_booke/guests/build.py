@@ -8,6 +8,10 @@ the source if there is one, else this package's. ``build64`` does the same for t
 widths (``.ifdef GUEST64``). Includes are looked up next to the source and in this
 package (``hostio.inc``). The includes, the linker script, the flags and the tools' versions go
 into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
+
+``build`` itself picks ``build64`` for a source in a directory named ``ppc64`` (the 64-bit test
+guests, ``tests/guests/ppc64``), so a caller that only has a path gets the right width; such a
+directory brings its own ``link.ld`` (a 64-bit output format).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from guestdbg.guest_build import GuestBuildError, cached_build
 
-__all__ = ["PACKAGE_DIR", "GuestBuildError", "build", "build64"]
+__all__ = ["PACKAGE_DIR", "GuestBuildError", "build", "build64", "is_64bit"]
 
 AS = "powerpc-linux-gnu-as"
 LD = "powerpc-linux-gnu-ld"
@@ -24,6 +28,7 @@ AS_FLAGS = ("-mregnames", "-me500mc", "-mbig-endian")
 LD_FLAGS = ("--no-warn-rwx-segments", "-N")
 AS_FLAGS_64 = ("-mregnames", "-a64", "-me6500", "-mbig-endian", "--defsym", "GUEST64=1")
 LD_FLAGS_64 = ("-m", "elf64ppc", "--no-warn-rwx-segments", "-N")
+DIR_64 = "ppc64"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -36,8 +41,16 @@ def _linker_script(source: Path) -> Path:
     return local if local.exists() else PACKAGE_DIR / "link.ld"
 
 
+def is_64bit(source: Path) -> bool:
+    """Whether ``source`` is a 64-bit guest by its place (a ``ppc64`` directory)."""
+    return Path(source).resolve().parent.name == DIR_64
+
+
 def build(source: Path, out_dir: Path) -> Path:
-    """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed)."""
+    """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed); 64-bit for
+    a source in a ``ppc64`` directory."""
+    if is_64bit(source):
+        return build64(source, out_dir)
     return _build(source, out_dir, AS_FLAGS, LD_FLAGS)
 
 

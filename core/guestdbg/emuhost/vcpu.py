@@ -191,9 +191,13 @@ class EmulatedVcpu:
         with self.mutex:
             self._set_sregs(sregs)
 
+    MAX_ONE_REG_SIZE = 8
+    """The largest ONE_REG value the arch's kernel copies (its ``union`` of register values);
+    a larger id is EINVAL before the model sees it."""
+
     def get_one_reg(self, reg_id: int) -> int:
         size = C.one_reg_size(reg_id)
-        if size > 8:
+        if size > self.MAX_ONE_REG_SIZE:
             raise KernelError("KVM_GET_ONE_REG", errno.EINVAL, f"id {reg_id:#x}")
         with self.mutex:
             value = self._get_one_reg(reg_id)
@@ -201,7 +205,7 @@ class EmulatedVcpu:
 
     def set_one_reg(self, reg_id: int, value: int) -> None:
         size = C.one_reg_size(reg_id)
-        if size > 8 or not 0 <= value < 1 << (8 * size):
+        if size > self.MAX_ONE_REG_SIZE or not 0 <= value < 1 << (8 * size):
             raise KernelError("KVM_SET_ONE_REG", errno.EINVAL, f"id {reg_id:#x} = {value:#x}")
         with self.mutex:
             self._set_one_reg(reg_id, value)
