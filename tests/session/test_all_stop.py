@@ -152,8 +152,12 @@ def test_a_batch_of_point_changes_costs_one_set_guest_debug_per_vcpu(
     s.resume(all_run(s))
     assert s.wait_stop(10) is not None
     s.remove_point(DebugPoint(PointKind.SW_BREAK, SYM["loop_end"], 4))
+    before = slot_counts(s)
     s.resume(all_run(s))  # run on with nothing armed, so no vCPU needs a step-over next
-    time.sleep(0.02)
+    # Until every vCPU is in its loop: one still on _start would hit the breakpoints planted
+    # there below at once and stop the others before they ran (the 10-run loop under load: a
+    # vCPU thread not yet scheduled at all, count 0).
+    wait_all_ran(s, before)
     s.interrupt()
     assert s.wait_stop(10) is not None
     calls = s.stats.set_guest_debug_calls
