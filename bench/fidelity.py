@@ -15,7 +15,8 @@ and x86, the default) or ``all``. Defaults: 2,000 programs per arch (the target:
 200,000 compared stops per arch and ``undocumented=0``). Per arch a line with its tally, a line
 saying where its time went (PowerPC: starting a fresh QEMU per program, tracing it, the emulated
 host's run including a fresh VM per program, building, comparing), the undocumented mismatches
-found; then as the last line the totals: ``programs=<int> compared_stops=<int> mismatches=<int> undocumented=<int>``.
+found; then as the last line the totals:
+``programs=<int> compared_stops=<int> mismatches=<int> undocumented=<int>``.
 An arch whose reference is missing here (no ``qemu-system-ppc`` or ``qemu-system-ppc64``, no
 usable ``/dev/kvm``) is reported as skipped and counts nothing.
 """
