@@ -95,9 +95,11 @@ def test_a_64_bit_mtspr_of_a_u32_register_keeps_the_low_word_and_get_sregs_narro
     assert kvm_spr.mfspr(k, regs.SPRN_ESR) == 0xFFFFBE15
     assert kvm_spr.mtspr(k, regs.SPRN_CSRR1, 0x12345678_9ABCDEF0)
     assert kvm_spr.mfspr(k, regs.SPRN_CSRR1) == 0x12345678_9ABCDEF0
+    assert kvm_spr.mtspr(k, regs.SPRN_IVOR0 + 6, 0xFFFFFFFF_00000700)  # u32 ivor[] too
     sregs = v.codec.get_sregs(k)
     assert v.codec.s["csrr1"].get(sregs) == 0x9ABCDEF0
     assert v.codec.s["esr"].get(sregs) == 0xFFFFBE15
+    assert v.codec.s_ivor_low[6].get(sregs) == 0x700
 
 
 def test_td_and_tdi_are_traps_on_the_64_bit_cores_and_illegal_on_e500mc() -> None:

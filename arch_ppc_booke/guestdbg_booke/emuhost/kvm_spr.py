@@ -67,7 +67,7 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
         return True
     ivor = _ivor(k, sprn)
     if ivor is not None:
-        a.ivor[IVOR_PRIO[ivor]] = val
+        a.ivor[IVOR_PRIO[ivor]] = val & 0xFFFFFFFF  # kvm_vcpu_arch's u32 ivor[]
         return True
     simple = {
         regs.SPRN_SRR0: "srr0",
