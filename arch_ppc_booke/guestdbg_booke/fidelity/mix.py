@@ -133,6 +133,13 @@ _PRIV = (
 nothing (the generator only emits them in problem-state segments)."""
 _ILLEGAL_OPCODES = (0, 1, 5, 6, 56, 57, 60, 61)
 """Primary opcodes e500mc does not implement (0 is also the software-breakpoint word's)."""
+OPCODE_VSX, OPCODE_VSX_STANDIN = 60, 5
+"""On the 64-bit cores an illegal word drawn with primary opcode 60 gets opcode 5 instead:
+qemu-system-ppc64 decodes some opcode-60 words as VSX (0xf366bad0, ``xxspltib``, e5500 seed
+1098) and raises VSX-unavailable, an exception its BookE delivery has no vector for, so QEMU
+aborts ("Raised an exception without defined vector 94"); e5500 and e6500 have no VSX, and
+the hardware takes the illegal-instruction program interrupt. Swapping the opcode after the
+draw keeps every other word of the program as it was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +478,8 @@ class Emitter:
             self.insn("sc", SC)
         elif kind == ILLEGAL:
             op = rng.choice(_ILLEGAL_OPCODES)
+            if self.wide and op == OPCODE_VSX:
+                op = OPCODE_VSX_STANDIN
             word = op << 26 | rng.getrandbits(26)
             if word == KVMPPC_INST_SW_BREAKPOINT:
                 word = 0
