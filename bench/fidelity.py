@@ -2,25 +2,29 @@
 
 PowerPC: random e500mc programs on QEMU's ppce500 (its own CPU model, stopped by breakpoints
 and ``continue``) and on the emulated e500mc host through guestdbg, compared at every stop
-(``guestdbg_booke.fidelity``). x86-64: random CPL0 programs on this machine's ``/dev/kvm`` and
+(``guestdbg_booke.fidelity``); the same for the 64-bit e5500 and e6500 (64-bit programs,
+``qemu-system-ppc64``). x86-64: random CPL0 programs on this machine's ``/dev/kvm`` and
 on the emulated x86-64 host, both single-stepped and compared after every step
 (``guestdbg_x86.fidelity``). Every difference is either documented (``docs/fidelity.md``, with
 its primary source) or counted as undocumented, with the program's seed and first differing
 stop printed.
 
-Usage: ``python bench/fidelity.py [--programs N] [--seed S] [--jobs J] [--arch ppc|x86|both]``.
-Defaults: 2,000 programs per arch (the target: at least 200,000 compared stops per arch and
-``undocumented=0``). Per arch a line with its tally, a line saying where its time went
-(PowerPC: starting a fresh QEMU per program, tracing it, the emulated host's run including a
-fresh VM per program, building, comparing), the undocumented mismatches found; then as the last
-line the totals: ``programs=<int> compared_stops=<int> mismatches=<int> undocumented=<int>``.
-An arch whose reference is missing here (no ``qemu-system-ppc``, no usable ``/dev/kvm``) is
-reported as skipped and counts nothing.
+Usage: ``python bench/fidelity.py [--programs N] [--seed S] [--jobs J] [--arch ARCH]``, ARCH one
+of ``ppc`` (e500mc), ``e5500``, ``e6500``, ``ppc64`` (both 64-bit cores), ``x86``, ``both`` (ppc
+and x86, the default) or ``all``. Defaults: 2,000 programs per arch (the target: at least
+200,000 compared stops per arch and ``undocumented=0``). Per arch a line with its tally, a line
+saying where its time went (PowerPC: starting a fresh QEMU per program, tracing it, the emulated
+host's run including a fresh VM per program, building, comparing), the undocumented mismatches
+found; then as the last line the totals:
+``programs=<int> compared_stops=<int> mismatches=<int> undocumented=<int>``.
+An arch whose reference is missing here (no ``qemu-system-ppc`` or ``qemu-system-ppc64``, no
+usable ``/dev/kvm``) is reported as skipped and counts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import time
@@ -30,13 +34,14 @@ from guestdbg.errors import UnsupportedByArch
 from guestdbg.fidelity import FidelityTally
 
 
-def run_ppc(programs: int, seed: int, jobs: int) -> tuple[FidelityTally, str]:
-    if shutil.which("qemu-system-ppc") is None:
-        raise UnsupportedByArch("no qemu-system-ppc (tools/bootstrap.sh installs it)")
+def run_ppc(programs: int, seed: int, jobs: int, core: str = "e500mc") -> tuple[FidelityTally, str]:
     from guestdbg_booke.fidelity import differential
+    from guestdbg_booke.fidelity.qemu_oracle import qemu_for
 
+    if shutil.which(qemu_for(core)) is None:
+        raise UnsupportedByArch(f"no {qemu_for(core)} (tools/bootstrap.sh installs it)")
     spent = differential.Timings()
-    tally = differential.run(programs, seed, jobs=jobs, timings=spent)
+    tally = differential.run(programs, seed, jobs=jobs, timings=spent, core=core)
     per = 1000 / max(tally.programs, 1)
     parts = ("qemu_start", "qemu_trace", "emulated", "build", "compare")
     where = " ".join(f"{name}={getattr(spent, name) * per:.0f}ms" for name in parts)
@@ -53,8 +58,11 @@ def run_x86(programs: int, seed: int, jobs: int) -> tuple[FidelityTally, str]:
 
 ARCHES: dict[str, Callable[[int, int, int], tuple[FidelityTally, str]]] = {
     "ppc": run_ppc,
+    "e5500": functools.partial(run_ppc, core="e5500"),
+    "e6500": functools.partial(run_ppc, core="e6500"),
     "x86": run_x86,
 }
+GROUPS = {"both": ["ppc", "x86"], "ppc64": ["e5500", "e6500"], "all": list(ARCHES)}
 
 
 def main() -> int:
@@ -62,10 +70,10 @@ def main() -> int:
     ap.add_argument("--programs", type=int, default=2000, help="programs per arch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="PowerPC worker processes")
-    ap.add_argument("--arch", choices=["ppc", "x86", "both"], default="both")
+    ap.add_argument("--arch", choices=[*ARCHES, *GROUPS], default="both")
     args = ap.parse_args()
     total = FidelityTally("all")
-    names = list(ARCHES) if args.arch == "both" else [args.arch]
+    names = GROUPS.get(args.arch, [args.arch])
     for name in names:
         t0 = time.perf_counter()
         try:

@@ -19,11 +19,15 @@ from guestdbg_booke.fidelity.generator import (
     Program,
     generate,
 )
-from guestdbg_booke.fidelity.qemu_oracle import available
+from guestdbg_booke.fidelity.qemu_oracle import QEMU64, available
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tests" / "guests" / "build" / "fidelity"
 no_qemu = pytest.mark.skipif(not available(), reason="no qemu-system-ppc")
+no_qemu64 = pytest.mark.skipif(
+    not available(QEMU64), reason="no qemu-system-ppc64 (the e5500/e6500 reference)"
+)
+CORES64 = ("e5500", "e6500")
 
 
 @dataclass
@@ -35,15 +39,15 @@ class Finished:
     raw: bytes
 
 
-def built(seed: int, **options: int) -> tuple[Program, Path, Layout]:
-    program = generate(seed, **options)
+def built(seed: int, core: str = "e500mc", **options: int) -> tuple[Program, Path, Layout]:
+    program = generate(seed, core=core, **options)
     elf = program.build(BUILD)
     return program, elf, program.layout(elf)
 
 
-def run_free(elf: Path, layout: Layout, vcpus: int = 1) -> list[Finished]:
+def run_free(elf: Path, layout: Layout, vcpus: int = 1, core: str = "e500mc") -> list[Finished]:
     """Every vCPU runs the program at once (a thread each) until it stores HOSTIO_DONE."""
-    vm = EmulatedBookeVm("e500mc", smp=vcpus)
+    vm = EmulatedBookeVm(core, smp=vcpus)
     vm.load_elf(elf)
     errors: list[str] = []
 

@@ -18,12 +18,14 @@ from guestdbg_booke.fidelity.differential import Differential, compare_traces, r
 from guestdbg_booke.fidelity.known import HV_MSR_GS_DE
 from guestdbg_booke.fidelity.trace import END_DONE, Trace
 
-from .ppc_support import BUILD, ROOT, built, no_qemu
+from .ppc_support import BUILD, CORES64, ROOT, built, no_qemu, no_qemu64
 
 PACKAGES = ("core", "arch_ppc_booke", "arch_x86_ref")
 
 SLICE_SEED = 120_000
 SLICE = 50
+SLICE64 = 6
+"""Per 64-bit core: a handful (bench/fidelity.py --arch ppc64 runs the hundreds)."""
 
 
 @pytest.mark.qemu
@@ -34,6 +36,19 @@ def test_a_seeded_slice_of_50_programs_differs_from_qemu_only_where_documented()
     assert tally.undocumented == 0, f"{tally.line()}; first undocumented:\n{shown}"
     assert tally.programs == SLICE and tally.compared_stops > 50 * SLICE
     assert tally.by_difference.get(HV_MSR_GS_DE.key, 0) > 0  # the comparison saw the MSR
+
+
+@pytest.mark.qemu
+@no_qemu64
+@pytest.mark.parametrize("core", CORES64)
+def test_a_seeded_slice_of_64_bit_programs_differs_from_qemu_ppc64_only_where_documented(
+    core: str,
+) -> None:
+    tally = run(SLICE64, SLICE_SEED, build_dir=BUILD, core=core)
+    shown = "\n".join(str(m) for m in tally.first_undocumented)
+    assert tally.undocumented == 0, f"{core}: {tally.line()}; first undocumented:\n{shown}"
+    assert tally.programs == SLICE64 and tally.compared_stops > 50 * SLICE64
+    assert tally.by_difference.get(HV_MSR_GS_DE.key, 0) > 0
 
 
 @pytest.mark.qemu
@@ -68,15 +83,29 @@ def test_traces_that_part_ways_are_compared_up_to_the_divergence_and_the_end_is_
     assert stops == 2 and found[-1].name.startswith("end (") and found[-1].explained_by is None
 
 
+def rerun(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in PACKAGES)}
+    return subprocess.run(
+        [sys.executable, "-m", "guestdbg_booke.fidelity", *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
 @pytest.mark.qemu
 @no_qemu
 def test_the_rerun_command_reports_a_seed() -> None:
     """``python -m guestdbg_booke.fidelity 7``: the seed's stops and undocumented mismatches."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in PACKAGES)}
-    out = subprocess.run(
-        [sys.executable, "-m", "guestdbg_booke.fidelity", "7"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    out = rerun("7")
+    assert out.returncode == 0, out.stdout + out.stderr
+    pattern = r"seed 7: \d+ stops compared \(done / done\), \d+ mismatches, 0 undocumented"
+    assert re.match(pattern, out.stdout), out.stdout
+
+
+@pytest.mark.qemu
+@no_qemu64
+def test_the_rerun_command_takes_a_64_bit_core() -> None:
+    """``python -m guestdbg_booke.fidelity 7 --core e5500``: the 64-bit program of seed 7."""
+    out = rerun("7", "--core", "e5500")
     assert out.returncode == 0, out.stdout + out.stderr
     pattern = r"seed 7: \d+ stops compared \(done / done\), \d+ mismatches, 0 undocumented"
     assert re.match(pattern, out.stdout), out.stdout

@@ -46,6 +46,26 @@ def _guest_tlbcfg(host: int, entries: int, ways: int) -> int:
 
 TLB0CFG = _guest_tlbcfg(HOST_TLB0CFG, TLB0_ENTRIES, TLB0_WAYS)
 TLB1CFG = _guest_tlbcfg(HOST_TLB1CFG, TLB1_ENTRIES, TLB1_ENTRIES)
+E6500_TLB0CFG = 0x08052400
+"""e6500's own TLB0CFG (QEMU's e6500 model, target/ppc/cpu_init.c): 8-way, 1024 entries, with
+TLBnCFG_PT (hardware tablewalk). e5500's are e500mc's (the same ``register_tlbncfg`` calls)."""
+E6500_TLB1CFG = 0x40028040
+"""e6500's own TLB1CFG: fully associative, 64 entries, TLBnCFG_IPROT and TLBnCFG_IND."""
+TLBnCFG_PT = 0x00040000
+TLBnCFG_IND = 0x00020000
+TLBCFG = {
+    "e500mc": (TLB0CFG, TLB1CFG),
+    "e500v2": (TLB0CFG, TLB1CFG),  # not checked against a reference
+    "e5500": (TLB0CFG, TLB1CFG),
+    "e6500": (
+        _guest_tlbcfg(E6500_TLB0CFG, TLB0_ENTRIES, TLB0_WAYS) & ~TLBnCFG_PT,
+        _guest_tlbcfg(E6500_TLB1CFG, TLB1_ENTRIES, TLB1_ENTRIES) & ~TLBnCFG_IND,
+    ),
+}
+"""The guest's (TLB0CFG, TLB1CFG) per host core: ``vcpu_mmu_init`` starts from the host's own
+registers, puts KVM's geometry in (the same guest TLBs on every core), and on an MMU v2 core
+(e6500) clears TLBnCFG_PT and TLBnCFG_IND ("Guest mmu emulation currently doesn't handle
+E.PT"). e6500 was given e500mc's values until the e6500 fidelity differential read them."""
 MMUCFG = 0x00C01981
 """e500mc-like: RASIZE 36, PIDSIZE 8 (an exact host value is not needed by the model)."""
 

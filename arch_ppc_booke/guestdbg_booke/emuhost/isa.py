@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 
 OP_TRAP = 3  # twi
+OP_TDI = 2  # tdi (64-bit cores)
 OP_SC = 17
 OP_19 = 19
 OP_31 = 31
@@ -139,6 +140,7 @@ _OP31_PRIV = {
 _OP19_PRIV = {50: Priv.RFI, 51: Priv.RFCI, 39: Priv.RFDI, 38: Priv.RFMCI}
 XOP_EHPRIV = 270
 XOP_TW = 4
+XOP_TD = 68
 
 
 def privileged(inst: int) -> Priv | None:
@@ -154,8 +156,15 @@ def privileged(inst: int) -> Priv | None:
     return None
 
 
-def is_trap(inst: int) -> bool:
-    return get_op(inst) == OP_TRAP or (get_op(inst) == OP_31 and get_xop(inst) == XOP_TW)
+def is_trap(inst: int, is64: bool = False) -> bool:
+    """``tw``/``twi``, and on a 64-bit core (``is64``) ``td``/``tdi`` too: the hardware's
+    program interrupt for them carries ESR[PTR], which KVM hands on (its ``fault_esr``). On the
+    32-bit e500mc ``td`` and ``tdi`` are illegal instructions (found by the e6500 fidelity
+    differential: a taken ``td`` was delivered with ESR[PIL])."""
+    op = get_op(inst)
+    if op == OP_TRAP or (op == OP_31 and get_xop(inst) == XOP_TW):
+        return True
+    return is64 and (op == OP_TDI or (op == OP_31 and get_xop(inst) == XOP_TD))
 
 
 def is_ehpriv(inst: int) -> bool:

@@ -189,9 +189,9 @@ def mtspr(k: Kvm, sprn: int, val: int) -> None:
     elif sprn == regs.SPRN_DBCR0:
         d.dbcr0 = val & _DBCR0_GUEST_MASK
     elif sprn == regs.SPRN_DBCR1:
-        d.dbcr1 = val
+        d.dbcr1 = val & 0xFFFFFFFF  # struct debug_reg's u32 dbcr1, dbcr2
     elif sprn == regs.SPRN_DBCR2:
-        d.dbcr2 = val
+        d.dbcr2 = val & 0xFFFFFFFF
     k.reload_debug()
 
 

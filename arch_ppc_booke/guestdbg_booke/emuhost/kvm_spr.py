@@ -24,6 +24,12 @@ L1CSR1_ICLFR = 0x00000100
 MMUCSR0_TLB0FI = 0x00000004
 MMUCSR0_TLB1FI = 0x00000002
 TCR_WRC_MASK = 0x30000000
+U32_FIELDS = frozenset({"esr", "pid", "mas0", "mas1", "mas4", "mas6", "decar", "hid0", "hid1",
+                        "pwrmgtcr0"})  # fmt: skip
+"""Registers the kernel keeps in a ``u32`` (``struct kvm_vcpu_arch_shared``: esr, mas0, mas1,
+mas4, mas6; ``kvm_vcpu_arch``: pid, decar, pwrmgtcr0; ``kvmppc_vcpu_e500``: hid0, hid1): a
+64-bit guest's ``mtspr`` of a wider value keeps its low word
+(docs/reference/kvm-guest-debug-abi.md §10: PID, ESR and the 32-bit sregs fields stay 32 bits)."""
 
 _SPRG = {regs.SPRN_SPRG0 + n: n for n in range(4)}
 _SPRG.update({regs.SPRN_SPRG4W + n: 4 + n for n in range(4)})
@@ -61,7 +67,7 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
         return True
     ivor = _ivor(k, sprn)
     if ivor is not None:
-        a.ivor[IVOR_PRIO[ivor]] = val
+        a.ivor[IVOR_PRIO[ivor]] = val & 0xFFFFFFFF  # kvm_vcpu_arch's u32 ivor[]
         return True
     simple = {
         regs.SPRN_SRR0: "srr0",
@@ -87,12 +93,13 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
         regs.SPRN_MAS6: "mas6",
     }
     if sprn in simple:
-        setattr(a, simple[sprn], val)
+        name = simple[sprn]
+        setattr(a, name, val & 0xFFFFFFFF if name in U32_FIELDS else val)
         return True
     if sprn in (regs.SPRN_TBWL, regs.SPRN_TBWU, regs.SPRN_PIR, regs.SPRN_BUCSR):
         return True  # "XXX We need to context-switch the timebase"; PIR writes are ignored
     if sprn == regs.SPRN_DEC:
-        a.dec = val  # the decrementer is not modelled as a timer
+        a.dec = val & 0xFFFFFFFF  # a u32; the decrementer is not modelled as a timer
         return True
     if sprn in (regs.SPRN_PID1, regs.SPRN_PID2):
         if val:
@@ -123,7 +130,7 @@ def mtspr(k: Kvm, sprn: int, val: int) -> bool:
     if sprn == regs.SPRN_TCR:
         if a.tcr & TCR_WRC_MASK:  # WRC is sticky once non-zero
             val = (val & ~TCR_WRC_MASK) | (a.tcr & TCR_WRC_MASK)
-        a.tcr = val
+        a.tcr = val & 0xFFFFFFFF  # a u32
         return True
     if sprn == regs.SPRN_MCSR:
         a.mcsr &= ~val
@@ -176,8 +183,8 @@ def mfspr(k: Kvm, sprn: int) -> int | None:
         regs.SPRN_MAS4: a.mas4,
         regs.SPRN_MAS6: a.mas6,
         regs.SPRN_MAS7: a.mas7_3 >> 32,
-        regs.SPRN_TLB0CFG: guest_tlb.TLB0CFG,
-        regs.SPRN_TLB1CFG: guest_tlb.TLB1CFG,
+        regs.SPRN_TLB0CFG: guest_tlb.TLBCFG[a.core][0],
+        regs.SPRN_TLB1CFG: guest_tlb.TLBCFG[a.core][1],
         regs.SPRN_L1CSR0: a.l1csr0,
         regs.SPRN_L1CSR1: a.l1csr1,
         regs.SPRN_HID0: a.hid0,

@@ -67,6 +67,14 @@ _ULONG = frozenset({"csrr0", "dear", "mcsrr0", "ivpr"})
 """sregs fields the kernel keeps in an ``unsigned long`` (64-bit on e5500/e6500 hosts)."""
 
 
+def _put_narrowing(field: Field, buf: bytearray, value: int) -> None:
+    """``value`` stored as C's assignment stores it: cut to the field's width. On a 64-bit host
+    CSRR1 and MCSRR1 are ``unsigned long`` in the vCPU and ``__u32`` in ``kvm_sregs``
+    (``booke.c`` ``get_sregs_base``, ``get_sregs_arch206``), so a guest's 64-bit write to them
+    reads back cut, not as an error (found by the e5500 fidelity differential)."""
+    field.put(buf, value & ((1 << 8 * field.size) - 1))
+
+
 class UapiCodec:
     """Precomputed fields; one per vCPU (the per-exit path must not look names up)."""
 
@@ -172,16 +180,16 @@ class UapiCodec:
         self.s_fsl_hid0.put(buf, a.hid0)
         self.s_fsl_mcar.put(buf, a.mcar)
         for name in ("csrr0", "csrr1", "mcsr", "esr", "dear", "tsr", "tcr", "dec", "vrsave"):
-            s[name].put(buf, getattr(a, name))
+            _put_narrowing(s[name], buf, getattr(a, name))
         s["tb"].put(buf, 0)  # Unicorn's timebase does not advance
         s["pir"].put(buf, a.vcpu_id)
         for name in ("mcsrr0", "mcsrr1", "decar", "ivpr", "mas0", "mas1", "mas2", "mas7_3"):
-            s[name].put(buf, getattr(a, name))
+            _put_narrowing(s[name], buf, getattr(a, name))
         s["mas4"].put(buf, a.mas4)
         s["mas6"].put(buf, a.mas6)
         s["mmucfg"].put(buf, guest_tlb.MMUCFG)
-        self.s_tlbcfg[0].put(buf, guest_tlb.TLB0CFG)
-        self.s_tlbcfg[1].put(buf, guest_tlb.TLB1CFG)
+        self.s_tlbcfg[0].put(buf, guest_tlb.TLBCFG[a.core][0])
+        self.s_tlbcfg[1].put(buf, guest_tlb.TLBCFG[a.core][1])
         for n in range(16):
             self.s_ivor_low[n].put(buf, a.ivor[IVOR_PRIO[n]])
         high = self.s_ivor_high
@@ -263,8 +271,8 @@ class UapiCodec:
             KVM_REG_PPC_MAS6: a.mas6,
             KVM_REG_PPC_MMUCFG: guest_tlb.MMUCFG,
             KVM_REG_PPC_EPTCFG: 0,
-            KVM_REG_PPC_TLB0CFG: guest_tlb.TLB0CFG,
-            KVM_REG_PPC_TLB0CFG + 1: guest_tlb.TLB1CFG,
+            KVM_REG_PPC_TLB0CFG: guest_tlb.TLBCFG[a.core][0],
+            KVM_REG_PPC_TLB0CFG + 1: guest_tlb.TLBCFG[a.core][1],
             KVM_REG_PPC_TLB0CFG + 2: 0,
             KVM_REG_PPC_TLB3CFG: 0,
         }

@@ -1,4 +1,5 @@
-"""Rerun seeds of the differential: ``python -m guestdbg_booke.fidelity SEED [SEED...]``.
+"""Rerun seeds of the differential: ``python -m guestdbg_booke.fidelity SEED [SEED...]``
+(``--core e5500`` or ``e6500`` for the 64-bit programs against ``qemu-system-ppc64``).
 
 Prints, per seed, the program's source file, how many stops both sides made and every
 mismatch (documented ones marked with their key); exit status 1 if any is undocumented.
@@ -10,7 +11,7 @@ import argparse
 import sys
 
 from .differential import Differential
-from .generator import DEFAULT_LENGTH
+from .generator import CORES, DEFAULT_LENGTH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("seeds", nargs="+", type=int)
     ap.add_argument("--length", type=int, default=DEFAULT_LENGTH)
     ap.add_argument("--all", action="store_true", help="print documented mismatches too")
+    ap.add_argument("--core", choices=CORES, default="e500mc")
     args = ap.parse_args(argv)
-    diff = Differential(length=args.length)
+    diff = Differential(length=args.length, core=args.core)
     bad = 0
     try:
         for seed in args.seeds:

@@ -1,4 +1,5 @@
-"""Random programs on QEMU and on the emulated e500mc host, compared stop for stop.
+"""Random programs on QEMU and on the emulated e500mc, e5500 or e6500 host, compared stop for
+stop (``core``: the 64-bit cores get 64-bit programs and ``qemu-system-ppc64``).
 
 For each seed: generate the program, build it (cached), put a breakpoint on every ordinary body
 instruction and on ``done``, and run it to ``done`` on both sides at once (QEMU works in its own
@@ -26,11 +27,16 @@ from guestdbg.guest_build import cache_dir
 from .emulated import EmulatedE500mc
 from .generator import DEFAULT_LENGTH, Layout, generate
 from .known import Explainer
-from .qemu_oracle import QEMU, QemuPpce500
+from .qemu_oracle import QemuPpce500, qemu_for
 from .trace import END_DONE, Trace
 
 ARCH = "ppc_booke/e500mc"
 STOP_TIMEOUT = 5.0
+
+
+def arch_name(core: str) -> str:
+    """The tally's name for ``core`` (``ARCH`` for e500mc)."""
+    return f"ppc_booke/{core}"
 
 
 @dataclass
@@ -90,14 +96,16 @@ class Differential:
         *,
         length: int = DEFAULT_LENGTH,
         build_dir: Path | None = None,
-        qemu: str = QEMU,
+        qemu: str | None = None,
         stop_timeout: float = STOP_TIMEOUT,
+        core: str = "e500mc",
     ) -> None:
         self.length = length
+        self.core = core
         self.build_dir = Path(build_dir) if build_dir else cache_dir("fidelity-ppc")
-        self.qemu = qemu
+        self.qemu = qemu or qemu_for(core)
         self.stop_timeout = stop_timeout
-        self.emulated = EmulatedE500mc()
+        self.emulated = EmulatedE500mc(core=core)
         self.timings = Timings()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="qemu")
 
@@ -107,7 +115,7 @@ class Differential:
     def check(self, seed: int) -> ProgramRun:
         t = self.timings
         t0 = time.perf_counter()
-        program = generate(seed, length=self.length)
+        program = generate(seed, length=self.length, core=self.core)
         elf = program.build(self.build_dir)
         layout = program.layout(elf)
         breakpoints = [*layout.ordinary, layout.done]
@@ -124,7 +132,7 @@ class Differential:
 
     def _reference(self, elf: Path, layout: Layout, breakpoints: list[int]) -> Trace:
         t0 = time.perf_counter()
-        with QemuPpce500(elf, qemu=self.qemu) as q:
+        with QemuPpce500(elf, qemu=self.qemu, core=self.core) as q:
             t1 = time.perf_counter()
             trace = q.trace(layout, breakpoints, self.stop_timeout)
         self.timings.qemu_start += t1 - t0
@@ -133,10 +141,10 @@ class Differential:
 
 
 def _run_seeds(
-    seeds: range, length: int, build_dir: Path | None, keep: int
+    seeds: range, length: int, build_dir: Path | None, keep: int, core: str
 ) -> tuple[FidelityTally, Timings]:
-    tally = FidelityTally(ARCH, keep=keep)
-    diff = Differential(length=length, build_dir=build_dir)
+    tally = FidelityTally(arch_name(core), keep=keep)
+    diff = Differential(length=length, build_dir=build_dir, core=core)
     t0 = time.perf_counter()
     try:
         for s in seeds:
@@ -158,20 +166,21 @@ def run(
     keep: int = 20,
     timings: Timings | None = None,
     progress: Callable[[FidelityTally], None] | None = None,
+    core: str = "e500mc",
 ) -> FidelityTally:
-    """Programs ``seed`` .. ``seed + programs - 1``, over ``jobs`` worker processes (each runs
-    QEMU and an emulated host; they are spawned, so a script calling this with ``jobs > 1``
-    needs the usual ``if __name__ == "__main__":`` guard). ``timings``, if given, receives
-    where the time went; ``progress`` is called with the running tally after each chunk."""
+    """Programs ``seed`` .. ``seed + programs - 1`` for ``core``, over ``jobs`` worker processes
+    (each runs QEMU and an emulated host; they are spawned, so a script calling this with
+    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard). ``timings``, if given,
+    receives where the time went; ``progress`` is called with the running tally after each chunk."""
     if programs < 0 or jobs < 1:
         raise ValueError(f"programs must be >= 0 and jobs >= 1, not {programs}, {jobs}")
     chunk = max(1, min(50, programs // (4 * jobs) or 1))
     parts = [range(s, min(s + chunk, seed + programs)) for s in range(seed, seed + programs, chunk)]
-    total = FidelityTally(ARCH, keep=keep)
+    total = FidelityTally(arch_name(core), keep=keep)
     spent = Timings()
     t0 = time.perf_counter()
     if jobs == 1:
-        results = (_run_seeds(p, length, build_dir, keep) for p in parts)
+        results = (_run_seeds(p, length, build_dir, keep, core) for p in parts)
         for tally, t in results:
             total.merge(tally)
             spent.add(t)
@@ -180,7 +189,7 @@ def run(
     else:
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_seeds, p, length, build_dir, keep) for p in parts]
+            futures = [pool.submit(_run_seeds, p, length, build_dir, keep, core) for p in parts]
             for f in concurrent.futures.as_completed(futures):
                 tally, t = f.result()
                 total.merge(tally)

@@ -1,4 +1,5 @@
-"""The program on the emulated e500mc KVM host, debugged through guestdbg as a VMM would.
+"""The program on the emulated e500mc, e5500 or e6500 KVM host, debugged through guestdbg as a
+VMM would.
 
 A ``Session`` over the VM the plugin's own host factory creates, software breakpoints at the
 same addresses as on QEMU (trap words in guest memory, ``KVM_GUESTDBG_USE_SW_BP``), and a plain
@@ -22,7 +23,6 @@ from guestdbg.session import Session
 from .generator import Layout
 from .trace import END_DONE, REGISTERS, State, Trace, memory_words
 
-CORE = "e500mc"
 RAM_SIZE = 4 << 20
 """Guest RAM of the emulated VM. A program uses only its image at 1 MiB and its areas after it;
 less RAM than QEMU's ppce500 gives it is invisible to it, and every program pays for allocating
@@ -30,15 +30,19 @@ its fresh VM's RAM (``emulated`` in the run's timing breakdown, ``Timings``)."""
 
 
 class EmulatedE500mc:
-    def __init__(self, registry: Registry | None = None) -> None:
+    """The emulated host of ``core`` (e500mc, or the 64-bit e5500 and e6500 of the same
+    ``kvm_e500mc`` model)."""
+
+    def __init__(self, registry: Registry | None = None, core: str = "e500mc") -> None:
         self.registry = registry or default_registry()
-        self.host = self.registry.emulated_host(CORE)
+        self.core = core
+        self.host = self.registry.emulated_host(core)
 
     def trace(
         self, elf: Path, layout: Layout, breakpoints: Sequence[int], stop_timeout: float
     ) -> Trace:
         vm = self.host.create_vm(str(elf), smp=1, ram_size=RAM_SIZE)
-        s = Session(vm, CORE, registry=self.registry)
+        s = Session(vm, self.core, registry=self.registry)
         try:
             for addr in breakpoints:
                 s.insert_point(DebugPoint(PointKind.SW_BREAK, addr, 4))

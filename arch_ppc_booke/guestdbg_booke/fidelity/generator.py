@@ -27,6 +27,15 @@ the MSR. Any other interrupt is a fault of
 the generator: its handler logs it, counts it and goes to ``finish``. Handlers use only r3 (log
 cursor) and r4 (cleared before ``rfi``) and change neither CR nor XER, so nothing host-specific
 stays in a register the comparison looks at.
+
+For the 64-bit cores (``generate(seed, core="e5500")`` or ``"e6500"``) the program is built as a
+64-bit ELF and, right after installing its handlers, switches to 64-bit mode the way a 64-bit
+BookE kernel does (``boot64.inc`` ``ENTER_64BIT``: EPCR[ICM] so interrupts are taken in 64-bit
+mode, then MSR[CM]); its initial values are 64-bit and its body draws the 64-bit blocks too
+(``mix.Emitter.wide``). Its handlers keep only the low words of SRR0, SRR1, ESR and DEAR in the
+log (the same layout as the 32-bit programs: the addresses are below 4 GiB and ESR is a 32-bit
+register) and clear SRR1 bits with ``rldicl`` rotations, which keep the upper word (``rlwinm``
+would copy the low word into it in 64-bit mode).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from pathlib import Path
 
 from guestdbg.demo.elf_info import symbols
 
-from ..guests.build import build
+from ..guests.build import build, build64
 from . import mix
 from .mix import BASE, DATA_SIZE, DEST, LOG, Line
 
@@ -60,7 +69,11 @@ SPRN_PIR, SPRN_IVPR = 0x11E, 0x03F
 SPRN_SRR0, SPRN_SRR1, SPRN_ESR, SPRN_DEAR = 0x01A, 0x01B, 0x03E, 0x03D
 VECTOR_PROGRAM, VECTOR_SYSCALL = 6, 8
 CACHE_BLOCK = 64
-"""e500mc's data cache block: what ``dcbz`` zeroes, and what each vCPU's area is aligned to."""
+"""e500mc's data cache block: what ``dcbz`` zeroes, and what each vCPU's area is aligned to
+(e5500's and e6500's L1 data cache block is 64 bytes too)."""
+CORES = ("e500mc", "e5500", "e6500")
+WIDE_CORES = ("e5500", "e6500")
+"""The 64-bit cores: their programs run in 64-bit mode."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,11 @@ class Program:
     """(register, value) the prologue loads."""
     data: bytes
     """The initial contents of each vCPU's data area."""
+    core: str = "e500mc"
+
+    @property
+    def wide(self) -> bool:
+        return self.core in WIDE_CORES
 
     @cached_property
     def log_entries(self) -> int:
@@ -150,7 +168,8 @@ class Program:
 
     @property
     def name(self) -> str:
-        return f"fidelity-{self.seed}-{self.length}-{self.vcpus}"
+        suffix = f"-{self.core}" if self.wide else ""
+        return f"fidelity-{self.seed}-{self.length}-{self.vcpus}{suffix}"
 
     def build(self, out_dir: Path) -> Path:
         """The ELF (GNU as + ld, cached by content) in ``out_dir``."""
@@ -163,7 +182,7 @@ class Program:
             with os.fdopen(fd, "w") as f:
                 f.write(self.source)
             os.replace(tmp, src)
-        return build(src, out_dir)
+        return build64(src, out_dir) if self.wide else build(src, out_dir)
 
     def layout(self, elf: Path) -> Layout:
         sym = symbols(elf)
@@ -194,15 +213,23 @@ class Program:
         return symbols(elf)
 
 
-def generate(seed: int, *, length: int = DEFAULT_LENGTH, vcpus: int = 1) -> Program:
-    """The program of ``seed``: the same text for the same arguments, on every machine."""
+def generate(
+    seed: int, *, length: int = DEFAULT_LENGTH, vcpus: int = 1, core: str = "e500mc"
+) -> Program:
+    """The program of ``seed`` for ``core``: the same text for the same arguments, on every
+    machine (a 64-bit core's program is another one, drawn from its own stream)."""
     if length < 1 or vcpus < 1:
         raise ValueError(f"length and vcpus must be positive, not {length}, {vcpus}")
-    rng = random.Random(f"guestdbg-booke-fidelity/{seed}")
-    initial = tuple((r, mix.random_value(rng)) for r in DEST)
+    if core not in CORES:
+        raise ValueError(f"no fidelity programs for core {core!r} (cores: {', '.join(CORES)})")
+    wide = core in WIDE_CORES
+    rng = random.Random(f"guestdbg-booke-fidelity/{seed}" + ("/64" if wide else ""))
+    value = mix.random_doubleword if wide else mix.random_value
+    initial = tuple((r, value(rng)) for r in DEST)
     data = bytes(rng.getrandbits(8) for _ in range(DATA_SIZE))
-    lines = tuple(mix.body(rng, length))
-    return Program(seed, length, vcpus, lines, initial, data)
+    read_sprs = mix.READ_SPRS_MMU_V2 if core == "e6500" else mix.READ_SPRS
+    lines = tuple(mix.body(rng, length, wide, read_sprs))
+    return Program(seed, length, vcpus, lines, initial, data, core)
 
 
 # -- assembly text ------------------------------------------------------------------------------
@@ -223,21 +250,33 @@ def _handler(vector: int | str, count_offset: int, tail: list[str]) -> list[str]
     return out + tail
 
 
+def _clear_srr1_bits(first: int, last: int, wide: bool) -> str:
+    """r4 with SRR1 bits ``first``..``last`` (IBM numbering of the low word) cleared; the upper
+    word kept when ``wide`` (two ``rldicl`` rotations instead of ``rlwinm``)."""
+    if not wide:
+        return f"    rlwinm r4, r4, 0, {last + 1}, {first - 1}"
+    n = last - first + 1  # rotate the bits to the top, clear them, rotate back
+    return f"    rldicl r4, r4, {32 + first}, {n}\n    rldicl r4, r4, {32 - first}, 0"
+
+
 def _assemble(p: Program) -> str:
     out = [
         f"# guestdbg fidelity program: seed {p.seed}, length {p.length}, vcpus {p.vcpus}",
         "# (guestdbg_booke.fidelity.generator; regenerate, do not edit)",
         '    .include "hostio.inc"',
+        *(['    .include "boot64.inc"'] if p.wide else []),
         '    .section .text.start, "ax"',
         "    .globl _start",
         "_start:",
-        "    HOSTIO_MAP r4",
+        "    HOSTIO64_MAP r4" if p.wide else "    HOSTIO_MAP r4",
         "    lis r4, _start@h",
         f"    mtspr {SPRN_IVPR:#x}, r4",
     ]
     for n in range(16):
         target = {VECTOR_PROGRAM: "prog_h", VECTOR_SYSCALL: "sc_h"}.get(n, f"other_{n}")
         out += [f"    li r4, {target} - _start", f"    mtspr {IVOR_SPR0 + n:#x}, r4"]
+    if p.wide:
+        out += ["    ENTER_64BIT r4"]
     out += [
         f"    mfspr r4, {SPRN_PIR:#x}",
         f"    mulli r4, r4, {p.area_size}",
@@ -247,14 +286,15 @@ def _assemble(p: Program) -> str:
         f"    addi r{LOG}, r{BASE}, {LOG_OFFSET}",
     ]
     for reg, value in p.initial:
-        out += [f"    lis r{reg}, {value >> 16:#x}", f"    ori r{reg}, r{reg}, {value & 0xFFFF:#x}"]
+        load = mix.load_doubleword(reg, value) if p.wide else mix.load_word(reg, value, False)
+        out += [f"    {text}" for text in load]
     regs = [r for r, _ in p.initial]
+    xer = p.initial[-4][1] & 0xE000007F  # SO, OV, CA and the byte count only
     out += [
         f"    mtcrf 0xff, r{regs[-1]}",
         f"    mtlr r{regs[-2]}",
         f"    mtctr r{regs[-3]}",
-        f"    lis r4, {p.initial[-4][1] >> 16 & 0xE000:#x}",  # SO, OV, CA only
-        f"    ori r4, r4, {p.initial[-4][1] & 0x7F:#x}",  # and the byte count
+        *(f"    {text}" for text in mix.load_word(4, xer, p.wide)),
         "    mtxer r4",
         "    li r4, 0",
         "    li r5, 0",
@@ -268,7 +308,8 @@ def _assemble(p: Program) -> str:
         "    .globl finish",
         "finish:",
         f"    lwz r4, {COUNTS}(r{BASE})",
-        "    HOSTIO_DONE_WITH r4, r5",
+        *(["    li r5, 0", "    oris r5, r5, HOSTIO64_BASE_HI", "    stw r4, HOSTIO_DONE(r5)"]
+          if p.wide else ["    HOSTIO_DONE_WITH r4, r5"]),
         "    .globl done",
         "done:",
         "    b done",
@@ -280,7 +321,7 @@ def _assemble(p: Program) -> str:
             "    addi r4, r4, 4",
             f"    mtspr {SPRN_SRR0:#x}, r4",
             f"    mfspr r4, {SPRN_SRR1:#x}",
-            "    rlwinm r4, r4, 0, 15, 11",  # SRR1 bits 12-14 = 0 (see the module docstring)
+            _clear_srr1_bits(12, 14, p.wide),  # SRR1 bits 12-14 = 0 (the module docstring)
             f"    mtspr {SPRN_SRR1:#x}, r4",
             "    li r4, 0",
             "    rfi",
@@ -289,7 +330,7 @@ def _assemble(p: Program) -> str:
         "sc_h:",
         *_handler(VECTOR_SYSCALL, 4, [
             f"    mfspr r4, {SPRN_SRR1:#x}",
-            "    rlwinm r4, r4, 0, 18, 16",  # SRR1[PR] = 0: return in supervisor state
+            _clear_srr1_bits(17, 17, p.wide),  # SRR1[PR] = 0: return in supervisor state
             f"    mtspr {SPRN_SRR1:#x}, r4",
             "    li r4, 0",
             "    rfi",

@@ -16,6 +16,13 @@ Register conventions (the handlers and the memory forms rely on them):
 * Every other GPR is a random destination and a source; r4 and r6 are sources too. Nothing a
   program computes depends on which vCPU runs it (no address register, no PIR, as a source).
 
+The 64-bit variant (``Emitter(wide=True)``, for e5500 and e6500) runs the same blocks in 64-bit
+mode (MSR[CM]) and adds the 64-bit instructions: doubleword loads and stores, 64-bit rotates,
+shifts, multiplies, divides, compares and traps, and full 64-bit constants. There ``lis`` would
+sign-extend a value with bit 31 set into the upper word, so the wide emitter builds such values
+(XER, addresses, MSR images) with ``li``; ``oris``; ``ori`` instead. The 32-bit emitter's output
+(and its random draws) are unchanged.
+
 Nothing here produces an architecturally undefined result: divisors are forced into 1..0x7FFF
 (no division by zero, no 0x80000000 / -1), update forms never name rA = 0 or rA = rD, ``lmw``
 never loads its own base, every access is naturally aligned and inside the data area, and XER
@@ -70,8 +77,16 @@ STORAGE_SPRS = (
 are the hardware's guest registers). Not here: timers (DEC, TSR, TCR: time), cache and
 core control (L1CSRn, HIDn: their bits act on the hardware), MCSR (write-one-to-clear, QEMU
 stores), and MAS0 (its NV field is an implementation's hint)."""
+WORD_SPRS = (48, 62, SPRN_MAS1, SPRN_MAS3, 628, SPRN_MAS6, SPRN_MAS7)
+"""The 32-bit registers among them on the 64-bit cores (PID, ESR, MAS1, MAS3, MAS4, MAS6,
+MAS7): the wide emitter writes them zero-extended words, because QEMU keeps all 64 bits a
+``mtspr`` writes to any SPR (``spr_write_generic`` stores a ``target_ulong``) where the
+hardware and KVM keep the low word (``docs/fidelity.md``, "Differences the programs avoid")."""
 READ_SPRS = (287, 688, 689)
 """Read-only in supervisor state, the same on KVM and the hardware: PVR, TLB0CFG, TLB1CFG."""
+READ_SPRS_MMU_V2 = (287,)
+"""On e6500 (MMU v2) only PVR: KVM's TLBnCFG differ from the hardware's there (its own guest
+TLB0 geometry, TLBnCFG_PT and TLBnCFG_IND cleared: ``emuhost/guest_tlb.py`` ``TLBCFG``)."""
 USER_READ_SPRS = (256, 259, 260, 261, 262, 263)
 """Readable in problem state without a trap: USPRG0 and the SPRG3-7 read aliases."""
 TLB_PAGES = (0x00100000, 0xE0000000)
@@ -92,6 +107,15 @@ _CR_LOGIC = ("crand", "cror", "crxor", "crnand", "crnor", "creqv", "crandc", "cr
 _LOADS = {1: ("lbz",), 2: ("lhz", "lha"), 4: ("lwz",)}
 _STORES = {1: "stb", 2: "sth", 4: "stw"}
 _BYTEREV = {2: ("lhbrx", "sthbrx"), 4: ("lwbrx", "stwbrx")}
+_LOADS_64 = {**_LOADS, 8: ("ld",)}
+_STORES_64 = {**_STORES, 8: "std"}
+_XO3_64 = ("mulld", "divd", "divdu")
+"""rD, rA, rB doubleword forms with OE and Rc variants (divisors forced as for ``divw``)."""
+_XO3_64_NO_OE = ("mulhd", "mulhdu")
+_LOGICAL3_64 = ("sld", "srd", "srad")
+_LOGICAL1_64 = ("extsw", "cntlzd")
+MSR_CM = 0x80000000
+"""MSR[CM]: 64-bit computation mode; every MSR image the wide emitter writes keeps it."""
 _PRIV = (
     "mfmsr r{d}",
     "mtmsr r{s}",
@@ -109,6 +133,13 @@ _PRIV = (
 nothing (the generator only emits them in problem-state segments)."""
 _ILLEGAL_OPCODES = (0, 1, 5, 6, 56, 57, 60, 61)
 """Primary opcodes e500mc does not implement (0 is also the software-breakpoint word's)."""
+OPCODE_VSX, OPCODE_VSX_STANDIN = 60, 5
+"""On the 64-bit cores an illegal word drawn with primary opcode 60 gets opcode 5 instead:
+qemu-system-ppc64 decodes some opcode-60 words as VSX (0xf366bad0, ``xxspltib``, e5500 seed
+1098) and raises VSX-unavailable, an exception its BookE delivery has no vector for, so QEMU
+aborts ("Raised an exception without defined vector 94"); e5500 and e6500 have no VSX, and
+the hardware takes the illegal-instruction program interrupt. Swapping the opcode after the
+draw keeps every other word of the program as it was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +191,9 @@ class Emitter:
     user: bool = False
     runs: int = 1
     in_loop: bool = False
+    wide: bool = False
+    """64-bit mode (e5500, e6500): the 64-bit blocks and 64-bit-safe constants."""
+    read_sprs: tuple[int, ...] = READ_SPRS
     me: bool = False
     """MSR[ME] where the next line runs (set by the ``rfi`` into a problem-state segment and
     kept by the ``sc`` back): ``mtmsr`` writes it back unchanged, because QEMU's ``mtmsr``
@@ -188,9 +222,18 @@ class Emitter:
         return self.rng.choice(SRC)
 
     def load_value(self, reg: int, value: int) -> None:
-        """``reg`` = ``value`` in two instructions (lis; ori), whatever the value."""
-        self.insn(f"lis r{reg}, {(value >> 16) & 0xFFFF:#x}")
-        self.insn(f"ori r{reg}, r{reg}, {value & 0xFFFF:#x}")
+        """``reg`` = the 32-bit ``value`` (zero-extended when wide), whatever the value."""
+        for text in load_word(reg, value, self.wide):
+            self.insn(text)
+
+    def msr_image(self, reg: int, msr: int) -> None:
+        """``reg`` = the MSR value ``msr`` (with MSR[CM] when wide: the program stays in 64-bit
+        mode)."""
+        if self.wide:
+            self.load_value(reg, msr | MSR_CM)
+        else:
+            self.insn(f"li r{reg}, 0")
+            self.insn(f"ori r{reg}, r{reg}, {msr:#x}")
 
     # -- blocks -----------------------------------------------------------------------------
 
@@ -216,6 +259,8 @@ class Emitter:
         blocks.append((0.7, self.cache))
         if not self.user and not self.in_loop and depth == 0:
             blocks.append((0.7, self.user_segment))
+        if self.wide:
+            blocks.append((5, self.doubleword))
         weights = [w for w, _ in blocks]
         self.rng.choices([b for _, b in blocks], weights)[0]()
 
@@ -273,14 +318,9 @@ class Emitter:
         rng = self.rng
         crf = rng.randint(0, 7)
         pick = rng.random()
-        if pick < 0.15:
-            self.insn(f"cmpw cr{crf}, r{self.src()}, r{self.src()}")
-        elif pick < 0.3:
-            self.insn(f"cmplw cr{crf}, r{self.src()}, r{self.src()}")
-        elif pick < 0.4:
-            self.insn(f"cmpwi cr{crf}, r{self.src()}, {_imm16(rng)}")
-        elif pick < 0.5:
-            self.insn(f"cmplwi cr{crf}, r{self.src()}, {rng.randint(0, 0xFFFF):#x}")
+        if pick < 0.5:
+            self.fixed_compare(crf, "cmpw" if pick < 0.15 else "cmplw" if pick < 0.3 else
+                               "cmpwi" if pick < 0.4 else "cmplwi")  # fmt: skip
         elif pick < 0.68:
             op = rng.choice(_CR_LOGIC)
             self.insn(f"{op} {rng.randint(0, 31)}, {rng.randint(0, 31)}, {rng.randint(0, 31)}")
@@ -293,6 +333,18 @@ class Emitter:
         else:
             self.insn(f"isel r{self.dest()}, r{self.src()}, r{self.src()}, {rng.randint(0, 31)}")
 
+    def fixed_compare(self, crf: int, op: str) -> None:
+        """``op`` (``cmpw``, ``cmplw``, ``cmpwi``, ``cmplwi`` or a ``d`` form) of a random
+        register with a random register or immediate, into ``crf``."""
+        a = self.src()
+        if not op.endswith("i"):
+            b = f"r{self.src()}"
+        elif op.startswith("cmpl"):  # unsigned immediate
+            b = f"{self.rng.randint(0, 0xFFFF):#x}"
+        else:
+            b = str(_imm16(self.rng))
+        self.insn(f"{op} cr{crf}, r{a}, {b}")
+
     def xer(self) -> None:
         rng = self.rng
         pick = rng.random()
@@ -304,7 +356,8 @@ class Emitter:
             self.load_value(reg, value)
             self.insn(f"mtxer r{reg}")
         elif pick < 0.85:
-            self.insn(f"mcrxr cr{rng.randint(0, 7)}")
+            crf = rng.randint(0, 7)  # mcrxr is not in the 64-bit cores' instruction set
+            self.insn(f"mfxer r{self.dest()}" if self.wide else f"mcrxr cr{crf}")
         else:  # a carry chain across two words, the way multi-word arithmetic uses XER[CA]
             lo, hi = self.dest(), self.dest()
             self.insn(f"addc r{lo}, r{self.src()}, r{self.src()}")
@@ -312,15 +365,16 @@ class Emitter:
 
     def memory(self) -> None:
         rng = self.rng
-        width = rng.choice((1, 2, 4))
+        width = rng.choice((1, 2, 4, 8) if self.wide else (1, 2, 4))
         off = rng.randrange(0, DATA_SIZE - width + 1, width)
         store = rng.random() < 0.45
-        op = _STORES[width] if store else rng.choice(_LOADS[width])
+        loads, stores = (_LOADS_64, _STORES_64) if self.wide else (_LOADS, _STORES)
+        op = stores[width] if store else rng.choice(loads[width])
         reg = self.src() if store else self.dest()
         form = rng.random()
         if form < 0.1:
             self.multiple()
-        elif form < 0.2 and width > 1:
+        elif form < 0.2 and width in _BYTEREV:
             load, st = _BYTEREV[width]
             self.insn(f"li r{IDX}, {off}")
             self.insn(f"{st if store else load} r{reg}, r{BASE}, r{IDX}")
@@ -360,10 +414,14 @@ class Emitter:
         if pick < 0.4:
             spr = rng.choice(STORAGE_SPRS)
             if spr == SPRN_SRR1 or rng.random() < 0.6:  # SRR1 as an interrupt left it holds
-                self.insn(f"mtspr {spr}, r{self.src()}")  # the MSR, with MSR[GS] on BookE-HV
+                src = self.src()  # the MSR, with MSR[GS] on BookE-HV
+                if self.wide and spr in WORD_SPRS:
+                    src, value = self.dest(), src
+                    self.insn(f"clrldi r{src}, r{value}, 32")
+                self.insn(f"mtspr {spr}, r{src}")
             self.insn(f"mfspr r{self.dest()}, {spr}")
         elif pick < 0.5:
-            self.insn(f"mfspr r{self.dest()}, {rng.choice(READ_SPRS)}")
+            self.insn(f"mfspr r{self.dest()}, {rng.choice(self.read_sprs)}")
         elif pick < 0.7:  # tlbre of TLB1 entry 0, 1 or an unused one
             reg = self.dest()
             esel = rng.choice((0, 1, rng.randint(2, 63)))
@@ -376,8 +434,7 @@ class Emitter:
             self.insn(f"lis r{reg}, {rng.randint(0, 255):#x}")
             self.insn(f"mtspr {SPRN_MAS6}, r{reg}")
             page = rng.choice(TLB_PAGES) + rng.randrange(0, 0x1000, 4)
-            self.insn(f"lis r{reg}, {page >> 16:#x}")
-            self.insn(f"ori r{reg}, r{reg}, {page & 0xFFFF:#x}")
+            self.load_value(reg, page)
             self.insn(f"tlbsx 0, r{reg}")
             self.tlb_result()
         elif pick < 0.93:
@@ -385,8 +442,7 @@ class Emitter:
         else:  # mtmsr of supervisor state: EE as drawn, ME as it is
             reg = self.dest()
             msr = rng.choice((0, MSR_EE)) | (MSR_ME if self.me else 0)
-            self.insn(f"li r{reg}, 0")
-            self.insn(f"ori r{reg}, r{reg}, {msr:#x}")
+            self.msr_image(reg, msr)
             self.insn(f"mtmsr r{reg}")
 
     def tlb_result(self) -> None:
@@ -422,6 +478,8 @@ class Emitter:
             self.insn("sc", SC)
         elif kind == ILLEGAL:
             op = rng.choice(_ILLEGAL_OPCODES)
+            if self.wide and op == OPCODE_VSX:
+                op = OPCODE_VSX_STANDIN
             word = op << 26 | rng.getrandbits(26)
             if word == KVMPPC_INST_SW_BREAKPOINT:
                 word = 0
@@ -520,8 +578,7 @@ class Emitter:
         self.insn(f"mtspr {SPRN_SRR0:#x}, r{reg}")
         msr = MSR_PR | rng.choice((0, MSR_EE, MSR_ME, MSR_EE | MSR_ME))
         self.me = bool(msr & MSR_ME)
-        self.insn(f"li r{reg}, 0")
-        self.insn(f"ori r{reg}, r{reg}, {msr:#x}")
+        self.msr_image(reg, msr)
         self.insn(f"mtspr {SPRN_SRR1:#x}, r{reg}")
         self.insn("rfi")
         self.user = True
@@ -532,14 +589,89 @@ class Emitter:
         self.insn("sc", SC)
         self.user = False
 
+    def doubleword(self) -> None:
+        """64-bit mode only: the doubleword instructions (loads and stores of doublewords come
+        from ``memory``; ``addic``/``subfic`` and every carrying form already set XER[CA] from
+        the 64-bit result there)."""
+        rng = self.rng
+        dot = rng.choice(("", "."))
+        pick = rng.random()
+        if pick < 0.2:
+            op = rng.choice(_XO3_64)
+            rb = self.src()
+            if op != "mulld":  # divisor in 1..0x7FFF, as for divw
+                rb = self.dest()
+                self.insn(f"rldicl r{rb}, r{self.src()}, 0, 49")
+                self.insn(f"ori r{rb}, r{rb}, 1")
+            oe = rng.choice(("", "o"))
+            self.insn(f"{op}{oe}{dot} r{self.dest()}, r{self.src()}, r{rb}")
+        elif pick < 0.39:  # no OE form: mulhd, mulhdu, sld, srd, srad
+            op = rng.choice(_XO3_64_NO_OE + _LOGICAL3_64)
+            self.insn(f"{op}{dot} r{self.dest()}, r{self.src()}, r{self.src()}")
+        elif pick < 0.59:
+            sh, m = rng.randint(0, 63), rng.randint(0, 63)
+            op = rng.choice(("rldicl", "rldicr", "rldic", "rldimi"))
+            self.insn(f"{op}{dot} r{self.dest()}, r{self.src()}, {sh}, {m}")
+        elif pick < 0.67:
+            op, m = rng.choice(("rldcl", "rldcr")), rng.randint(0, 63)
+            self.insn(f"{op}{dot} r{self.dest()}, r{self.src()}, r{self.src()}, {m}")
+        elif pick < 0.72:
+            self.insn(f"sradi{dot} r{self.dest()}, r{self.src()}, {rng.randint(0, 63)}")
+        elif pick < 0.8:
+            op = rng.choice(_LOGICAL1_64)
+            self.insn(f"{op}{dot} r{self.dest()}, r{self.src()}")
+        elif pick < 0.9:
+            self.fixed_compare(rng.randint(0, 7), rng.choice(("cmpd", "cmpld", "cmpdi", "cmpldi")))
+        elif pick < 0.95:
+            for text in load_doubleword(self.dest(), rng.getrandbits(64)):
+                self.insn(text)
+        else:  # a doubleword trap: always, or a register against itself
+            to = rng.choice((31, rng.randint(0, 31)))
+            reg = self.src()
+            self.insn(f"td {to}, r{reg}, r{reg}", TRAP if to & 4 else ORDINARY)
+
     def priv(self) -> None:
         text = self.rng.choice(_PRIV).format(d=self.dest(), s=self.src())
         self.insn(text, PRIV)
 
 
-def body(rng: random.Random, length: int) -> list[Line]:
-    """Blocks until at least ``length`` instructions."""
-    em = Emitter(rng)
+def load_word(reg: int, value: int, wide: bool) -> list[str]:
+    """``reg`` = the 32-bit ``value``: ``lis``; ``ori`` (sign-extended into a 64-bit register),
+    or, ``wide``, ``li``; ``oris``; ``ori`` (zero-extended: what a 64-bit program means)."""
+    hi, lo = (value >> 16) & 0xFFFF, value & 0xFFFF
+    if wide:
+        return [f"li r{reg}, 0", f"oris r{reg}, r{reg}, {hi:#x}", f"ori r{reg}, r{reg}, {lo:#x}"]
+    return [f"lis r{reg}, {hi:#x}", f"ori r{reg}, r{reg}, {lo:#x}"]
+
+
+def load_doubleword(reg: int, value: int) -> list[str]:
+    """``reg`` = the 64-bit ``value`` (64-bit mode or not: ``sldi`` works on the whole register)."""
+    return [
+        *load_word(reg, value >> 32, False),
+        f"sldi r{reg}, r{reg}, 32",
+        f"oris r{reg}, r{reg}, {(value >> 16) & 0xFFFF:#x}",
+        f"ori r{reg}, r{reg}, {value & 0xFFFF:#x}",
+    ]
+
+
+def random_doubleword(rng: random.Random) -> int:
+    """A 64-bit value: often a 32-bit edge case, sign- or zero-extended, or a 64-bit one."""
+    pick = rng.random()
+    if pick < 0.15:
+        return rng.choice(SPECIAL_VALUES)
+    if pick < 0.3:
+        v = rng.choice(SPECIAL_VALUES)
+        return v | 0xFFFFFFFF00000000 if v & 0x80000000 else v
+    if pick < 0.4:
+        return rng.choice((0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF, 1 << 32))
+    return rng.getrandbits(64)
+
+
+def body(
+    rng: random.Random, length: int, wide: bool = False, read_sprs: tuple[int, ...] = READ_SPRS
+) -> list[Line]:
+    """Blocks until at least ``length`` instructions (64-bit ones too if ``wide``)."""
+    em = Emitter(rng, wide=wide, read_sprs=read_sprs)
     while em.size() < length:
         em.item()
     return em.lines

@@ -1,4 +1,10 @@
-"""QEMU's ppce500 (TCG, ``-cpu e500mc``) as the reference, driven through its gdbstub.
+"""QEMU's ppce500 (TCG, ``-cpu e500mc``, ``e5500`` or ``e6500``) as the reference, driven
+through its gdbstub.
+
+The 32-bit e500mc runs on ``qemu-system-ppc``; the 64-bit cores on ``qemu-system-ppc64``, whose
+gdbstub describes its core registers as ``powerpc:common64`` does (GPRs, PC, MSR, LR and CTR 64
+bits, CR and XER 32), so the ``g`` reply is cut by each register's own size from the
+description.
 
 QEMU shares none of the emulated host's parts that matter here: its own CPU model version, its
 own interrupt delivery (``powerpc_excp_booke``), its own idea of an illegal instruction. Its
@@ -33,11 +39,19 @@ from pathlib import Path
 from guestdbg.errors import GuestDebugError
 
 from .generator import Layout
-from .rsp import RspClient, RspError, check, hex_words
+from .rsp import RspClient, RspError, check
 from .trace import END_DONE, REGISTERS, SPRS, MemoryWords, State, Trace, memory_words
 
 QEMU = "qemu-system-ppc"
+QEMU64 = "qemu-system-ppc64"
 CORE_FEATURE = "org.gnu.gdb.power.core"
+GPR_BITS = {"e500mc": 32, "e5500": 64, "e6500": 64}
+"""The width of a core's GPRs in QEMU's description: what its binary must describe."""
+
+
+def qemu_for(core: str) -> str:
+    """The QEMU binary that has ``core``: the 64-bit cores are only in ``qemu-system-ppc64``."""
+    return QEMU if GPR_BITS[core] == 32 else QEMU64
 
 
 def available(qemu: str = QEMU) -> bool:
@@ -45,13 +59,16 @@ def available(qemu: str = QEMU) -> bool:
 
 
 class QemuPpce500:
-    """One ``qemu-system-ppc -M ppce500 -cpu e500mc -kernel ELF -S`` process, halted at the
+    """One ``qemu-system-ppc[64] -M ppce500 -cpu CORE -kernel ELF -S`` process, halted at the
     ELF's entry, its gdbstub on a Unix socket of our own (no TCP port to race for)."""
 
-    def __init__(self, elf: Path, *, qemu: str = QEMU, timeout: float = 10.0) -> None:
+    def __init__(
+        self, elf: Path, *, qemu: str = QEMU, core: str = "e500mc", timeout: float = 10.0
+    ) -> None:
+        self.core = core
         self._dir = tempfile.TemporaryDirectory(prefix="guestdbg-qemu-")
         path = str(Path(self._dir.name) / "gdb.sock")
-        cmd = [qemu, "-M", "ppce500", "-cpu", "e500mc", "-nic", "none", "-S",
+        cmd = [qemu, "-M", "ppce500", "-cpu", core, "-nic", "none", "-S",
                "-gdb", f"unix:{path},server=on,wait=off", "-nographic", "-display", "none",
                "-serial", "null", "-monitor", "none", "-kernel", str(elf)]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -82,9 +99,17 @@ class QemuPpce500:
         regs = self.rsp.target_registers()
         by_name = {r.name: r for r in regs}
         core = [r for r in regs if r.feature == CORE_FEATURE]
-        if any(r.bitsize != 32 for r in core):
-            raise GuestDebugError("QEMU's core registers are not 32-bit: not a ppce500")
+        bits = GPR_BITS[self.core]
+        if by_name["r0"].bitsize != bits:
+            raise GuestDebugError(
+                f"QEMU's GPRs are {by_name['r0'].bitsize}-bit, not {bits}: not this {self.core}"
+            )
         self.g_names = [r.name for r in core]
+        self.g_slices: list[tuple[int, int]] = []  # each register's [start, end) in the hex
+        at = 0
+        for r in core:
+            self.g_slices.append((at, at + r.bitsize // 4))
+            at += r.bitsize // 4
         self.spr_regnums = [by_name[name].regnum for name in SPRS]
 
     def close(self) -> None:
@@ -106,9 +131,11 @@ class QemuPpce500:
     # -- a run ------------------------------------------------------------------------------
 
     def _core(self, g: str) -> dict[str, int]:
-        values = hex_words(check(g, "g"))
-        if len(values) != len(self.g_names):
-            raise RspError(f"g gave {len(values)} registers, the description {len(self.g_names)}")
+        text = check(g, "g")
+        size = self.g_slices[-1][1]
+        if len(text) != size:
+            raise RspError(f"g gave {len(text) // 2} bytes, the description {size // 2}")
+        values = [int(text[a:b], 16) for a, b in self.g_slices]
         return dict(zip(self.g_names, values, strict=True))
 
     def core_registers(self) -> dict[str, int]:
@@ -168,6 +195,6 @@ class QemuPpce500:
 
 
 @contextlib.contextmanager
-def qemu_ppce500(elf: Path, *, qemu: str = QEMU) -> Iterator[QemuPpce500]:
-    with QemuPpce500(elf, qemu=qemu) as q:
+def qemu_ppce500(elf: Path, *, qemu: str = QEMU, core: str = "e500mc") -> Iterator[QemuPpce500]:
+    with QemuPpce500(elf, qemu=qemu, core=core) as q:
         yield q

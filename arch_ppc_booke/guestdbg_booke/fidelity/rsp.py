@@ -150,8 +150,3 @@ def check(reply: str, what: str) -> str:
     if reply.startswith("E") and len(reply) == 3:
         raise RspError(f"{what}: {reply}")
     return reply
-
-
-def hex_words(text: str) -> list[int]:
-    """Big-endian 32-bit words of a hex memory or register dump."""
-    return [int(text[i : i + 8], 16) for i in range(0, len(text) - 7, 8)]
