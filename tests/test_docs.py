@@ -207,7 +207,7 @@ def test_every_code_block_is_run_checked_or_marked_output(document: str) -> None
 
 REFERENCE = (
     "docs/reference/README.md",
-    "docs/reference/kvm-guest-debug-abi.md",
+    "docs/reference/kvm-debug-abi.md",
     "docs/reference/unicorn.md",
     "docs/reference/peers.md",
     "docs/reference/this-machine-kvm.md",

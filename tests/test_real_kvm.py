@@ -56,7 +56,7 @@ LAYOUT: AbiLayout = plugins.load().arches["x86"].layout()
 KVM_GUESTDBG_USE_HW_BP = LAYOUT.arch.constants["KVM_GUESTDBG_USE_HW_BP"]
 KVM_GUESTDBG_INJECT_BP = LAYOUT.arch.constants["KVM_GUESTDBG_INJECT_BP"]
 
-# x86 facts (SDM vol. 3 ch. 6 and 17; docs/reference/kvm-guest-debug-abi.md §7)
+# x86 facts (SDM vol. 3 ch. 6 and 17; docs/reference/kvm-debug-abi.md §7)
 DB_VECTOR, BP_VECTOR = 1, 3
 DR6_BS = 0x4000
 DR6_B0 = 0x1

@@ -85,7 +85,7 @@ KVM_REG_PPC_DBSR = 0x10200000000000BB
 # Floating point and AltiVec (PPC | size | index). BookE answers FPR/FPSCR through the core's ops
 # and VR0-31/VSCR in powerpc.c ``kvm_vcpu_ioctl_get_one_reg`` (-ENXIO without CPU_FTR_ALTIVEC,
 # -EINVAL without CONFIG_ALTIVEC); VRSAVE in booke.c ``kvmppc_get_one_reg`` on every core
-# (docs/reference/kvm-guest-debug-abi.md §9.3).
+# (docs/reference/kvm-debug-abi.md §9.3).
 KVM_REG_PPC_FPR0 = 0x1030000000000020
 KVM_REG_PPC_FPSCR = 0x1030000000000080
 KVM_REG_PPC_VR0 = 0x1040000000000040

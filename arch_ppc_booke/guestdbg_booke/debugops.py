@@ -1,7 +1,7 @@
 """BookE debug operations bound to one vCPU: program, decode, judge, re-inject.
 
 What the kernel does, and so what this module must do in userspace
-(docs/reference/kvm-guest-debug-abi.md §3; read against ``arch/powerpc/kvm/booke.c``):
+(docs/reference/kvm-debug-abi.md §3; read against ``arch/powerpc/kvm/booke.c``):
 
 * ``kvm_arch_vcpu_ioctl_set_guest_debug`` consumes ``bp[0..3]`` in order, IACs for entries with
   BREAKPOINT and DACs for the rest, so host breakpoints and watchpoints share one array in
@@ -25,7 +25,7 @@ address KVM carries is a ``__u64`` (``bp[].addr``, the exit's ``address``, ``kvm
 nothing here truncates. What differs on a 64-bit core is the computation mode: an injected
 interrupt is entered with MSR[CM] = EPCR[ICM], as ``kvmppc_booke_irqprio_deliver`` does under
 CONFIG_64BIT, and a planted-trap step computes its targets in the mode MSR[CM] gives
-(``successors``; docs/reference/kvm-guest-debug-abi.md §9).
+(``successors``; docs/reference/kvm-debug-abi.md §9).
 
 Ownership of the debug facility (``OwnershipPolicy``):
 

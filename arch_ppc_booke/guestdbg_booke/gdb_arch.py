@@ -5,7 +5,7 @@ features (rs6000-tdep.c checks their register names), then the BookE SPRs a kern
 needs in a feature of our own. KVM BookE exposes them through three doors: ``kvm_regs`` (GPRs,
 PC, MSR, CR, LR, CTR, XER, SRR0/1, PID, SPRG0-7), ``kvm_sregs`` (CSRR0/1, ESR, DEAR, IVPR) and
 ONE_REG (IAC1/2, DAC1/2, FPR0-31, FPSCR, VR0-31, VSCR, VRSAVE). DSRR0/1, DBCR0-2 and DBSR have
-no door at all (docs/reference/kvm-guest-debug-abi.md §2.3-2.4: E_DEBUG/E_ED are not filled by
+no door at all (docs/reference/kvm-debug-abi.md §2.3-2.4: E_DEBUG/E_ED are not filled by
 booke.c), so they read as unavailable (``xx``) rather than as a made-up value. FP and AltiVec
 registers come through ONE_REG; a kernel that refuses them (``KVM_GET_FPU`` is -EOPNOTSUPP on
 BookE; VR0-31 are -ENXIO on a host without AltiVec) makes them unavailable too.
@@ -15,7 +15,7 @@ Per core (:func:`gdb_arch_for`): e500mc is 32-bit with an FPU (``powerpc:e500mc`
 MSR, LR and CTR 64 bits, CR and XER 32); e6500 adds AltiVec (``powerpc:e6500``, the layout of
 ``power-altivec.xml``); e500v2 has SPE instead of an FPU and stays integer-only. gdb-multiarch
 13.1 refuses ``set architecture`` for e500mc, e5500 and e6500 but takes each from the
-description's ``<architecture>`` (docs/reference/kvm-guest-debug-abi.md §9.5, checked by
+description's ``<architecture>`` (docs/reference/kvm-debug-abi.md §9.5, checked by
 ``tests/gdb/test_gdb_arch64.py``).
 """
 

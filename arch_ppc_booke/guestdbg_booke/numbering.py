@@ -3,7 +3,7 @@
 * ``booke.ivor``: the Interrupt Vector Offset Register index (IVOR6 = program). KVM's BookE exit
   numbers (``BOOKE_INTERRUPT_*``, ``arch/powerpc/include/asm/kvm_asm.h``) are these indices.
 * ``booke.ifo``: the fixed offset from IVPR on cores with interrupt fixed offsets (64-bit BookE;
-  Linux ``exceptions-64e.S`` ``interrupt_base_book3e``; docs/reference/kvm-guest-debug-abi.md
+  Linux ``exceptions-64e.S`` ``interrupt_base_book3e``; docs/reference/kvm-debug-abi.md
   §4, which flags the ISA equivalence as unverified).
 * ``kvm.booke.prio``: Linux KVM's ``BOOKE_IRQPRIO_*`` queue bit (``arch/powerpc/kvm/booke.h``),
   the index of ``vcpu->arch.ivor[]`` and the order of delivery (lower first).

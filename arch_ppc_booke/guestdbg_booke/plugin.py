@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # Every e500-family core KVM serves has 2 IAC + 2 DAC: KVMPPC_BOOKE_IAC_NUM/DAC_NUM are 2/2 for
 # Freescale BookE (kvm_host.h, CONFIG_PPC_FSL_BOOK3E, which the 64-bit PPC_BOOK3E_64 selects
 # too) and CONFIG_PPC_ADV_DEBUG_IACS is 2 outside 44x. KVM has no capability for the counts on
-# ppc, so they are per core here (docs/reference/kvm-guest-debug-abi.md §3.1, §3.10, §9.1).
+# ppc, so they are per core here (docs/reference/kvm-debug-abi.md §3.1, §3.10, §9.1).
 E500_CAPS = DebugCapabilities(
     hw_breakpoints=2,
     hw_watchpoints=2,
@@ -32,7 +32,7 @@ E500_CAPS = DebugCapabilities(
 )
 """The same for the 32-bit and the 64-bit cores: ``kvm_arch_vcpu_ioctl_set_guest_debug`` and
 ``kvmppc_booke_add_breakpoint``/``_add_watchpoint`` take a ``__u64`` address whatever the
-core, and nothing in them depends on the width (docs/reference/kvm-guest-debug-abi.md §9.1)."""
+core, and nothing in them depends on the width (docs/reference/kvm-debug-abi.md §9.1)."""
 
 CORES = (
     CoreInfo("e500mc", "Freescale e500mc, KVM BookE-HV (bookehv)", E500_CAPS, 32),

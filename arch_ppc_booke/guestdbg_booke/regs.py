@@ -1,7 +1,7 @@
 """BookE register numbers and bits, named as the kernel names them.
 
 Sources: ``arch/powerpc/include/asm/reg_booke.h`` and ``reg.h``
-(docs/reference/kvm-guest-debug-abi.md §3.8). Only e500 (CONFIG_BOOKE, FSL) values; 40x uses
+(docs/reference/kvm-debug-abi.md §3.8). Only e500 (CONFIG_BOOKE, FSL) values; 40x uses
 other DBSR/DBCR layouts.
 """
 

@@ -27,7 +27,7 @@ class CpuView:
     ``core_bits`` is the core's width (:attr:`guestdbg.arch.CoreInfo.register_bits`). On a
     64-bit core the computation mode is MSR[CM]: in 64-bit mode (CM=1) addresses are 64 bits, in
     32-bit mode (CM=0) the high-order 32 bits of every next-instruction address are 0, so a
-    branch past 0xFFFFFFFC wraps (docs/reference/kvm-guest-debug-abi.md §9.4). A return from
+    branch past 0xFFFFFFFC wraps (docs/reference/kvm-debug-abi.md §9.4). A return from
     interrupt continues in the mode the restored MSR (SRR1, CSRR1, MCSRR1) has, and an
     interrupt vector is entered in the mode EPCR[ICM] gives, as booke.c
     ``kvmppc_booke_irqprio_deliver`` sets MSR[CM] from it. A 32-bit core is always in 32-bit

@@ -1,7 +1,7 @@
 """x86 debug operations bound to one vCPU: program, decode, judge, re-inject.
 
 What the kernel does, and so what this module must do in userspace
-(docs/reference/kvm-guest-debug-abi.md §5.4, read against ``arch/x86/kvm/x86.c`` and
+(docs/reference/kvm-debug-abi.md §5.4, read against ``arch/x86/kvm/x86.c`` and
 ``vmx/vmx.c``):
 
 * ``kvm_arch_vcpu_ioctl_set_guest_debug``: with USE_HW_BP the host's ``debugreg[0..3]`` and

@@ -1,5 +1,5 @@
 """DR6 and DR7 bit names, with the kernel's spelling (SDM vol. 3 §18.2;
-docs/reference/kvm-guest-debug-abi.md §7).
+docs/reference/kvm-debug-abi.md §7).
 
 Names follow ``arch/x86/include/uapi/asm/debugreg.h`` (``DR_TRAP0``, ``DR_STEP``, ``DR_RW_*``,
 ``DR_LEN_*``) and ``arch/x86/include/asm/kvm_host.h`` (``DR6_*``, ``DR7_*``) so a reader can grep

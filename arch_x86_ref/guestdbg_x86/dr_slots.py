@@ -1,7 +1,7 @@
 """Host debug points into DR0-DR3 and DR7, and a DR6 hit back to the point it stands for.
 
 The encoding is QEMU's ``kvm_arch_update_guest_debug`` (target/i386/kvm/kvm.c;
-docs/reference/kvm-guest-debug-abi.md §5.3): DR7 starts at 0x600 (GE and the reserved-one bit 10),
+docs/reference/kvm-debug-abi.md §5.3): DR7 starts at 0x600 (GE and the reserved-one bit 10),
 slot ``n`` in insertion order gets ``DRn = addr``, its global enable Gn, RW (execute 00, write 01,
 read/write 11) and LEN (1 -> 00, 2 -> 01, 4 -> 11, 8 -> 10; execute breakpoints always length 1).
 Checks mirror QEMU's ``kvm_arch_insert_hw_breakpoint``: a read-only watchpoint is refused (DR7 has

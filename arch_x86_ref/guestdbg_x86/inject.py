@@ -1,5 +1,5 @@
 """Queueing an exception for the guest through KVM_SET_VCPU_EVENTS, as QEMU's
-``kvm_queue_exception`` + ``kvm_put_vcpu_events`` do (docs/reference/kvm-guest-debug-abi.md
+``kvm_queue_exception`` + ``kvm_put_vcpu_events`` do (docs/reference/kvm-debug-abi.md
 §5.3).
 
 Two ways to carry a #DB's DR6, chosen by what the VM has:
@@ -10,7 +10,7 @@ Two ways to carry a #DB's DR6, chosen by what the VM has:
   what x86.c ``kvm_deliver_exception_payload`` applies: ``dr6 |= payload; dr6 ^= payload &
   DR6_ACTIVE_LOW``. QEMU passes the exit's ``dr6`` unconverted, which that formula turns into a
   DR6 with the fixed-1 bits cleared; the kernel source wins here
-  (docs/reference/kvm-guest-debug-abi.md §5.4).
+  (docs/reference/kvm-debug-abi.md §5.4).
 * Without it: ``exception.injected`` and the DR6 written first with KVM_SET_DEBUGREGS, computed
   with the same kernel formula from the guest's current DR6 (QEMU writes the value as is, which
   is the same when the old DR6 held nothing sticky).

@@ -2,7 +2,7 @@
 
 ``KVM_CAP_SET_GUEST_DEBUG2`` answers with the control bits the kernel accepts (x86:
 ``KVM_GUESTDBG_VALID_MASK``, 0x001F0003 on kernels with BLOCKIRQ,
-docs/reference/kvm-guest-debug-abi.md §1.1, §1.4); older
+docs/reference/kvm-debug-abi.md §1.1, §1.4); older
 kernels answer 0, and then only the classic bits (ENABLE, SINGLESTEP, USE_SW_BP, USE_HW_BP) are
 assumed, as QEMU does when it probes the cap (``kvm_update_guest_debug``: NOIRQ stepping only
 when the mask has BLOCKIRQ). ``KVM_CAP_EXCEPTION_PAYLOAD`` decides how a #DB's DR6 reaches the

@@ -21,7 +21,7 @@ from guestdbg_booke.emuhost import HOSTIO_CHECKPOINT, HOSTIO_DONE
 STOP_TIMEOUT = 10.0
 GUEST_DEBUG_SIZE = 264
 """``struct kvm_guest_debug`` on ppc32: control, pad, bp[16] of {u64 addr, u32 type, u32 pad}
-(docs/reference/kvm-guest-debug-abi.md §2.1)."""
+(docs/reference/kvm-debug-abi.md §2.1)."""
 DEBUG_SPR_IDS = {
     "iac1": abi.KVM_REG_PPC_IAC1,
     "iac2": abi.KVM_REG_PPC_IAC2,
@@ -84,7 +84,7 @@ def debug_sprs(m: Machine, vcpu: int = 0) -> dict[str, int]:
 
 def guest_debug_bytes(control: int, bps: list[tuple[int, int]]) -> bytes:
     """The big-endian ``kvm_guest_debug`` built with ``struct`` from the offsets in
-    docs/reference/kvm-guest-debug-abi.md §2.1, independently of the cffi layout the plugin uses."""
+    docs/reference/kvm-debug-abi.md §2.1, independently of the cffi layout the plugin uses."""
     out = struct.pack(">I4x", control)
     for addr, typ in bps:
         out += struct.pack(">QI4x", addr, typ)

@@ -3,7 +3,7 @@
 ``tests/test_abi_truth.py`` compiles every declaration for 32-bit PowerPC. The 64-bit cores run
 under a 64-bit kernel (``CONFIG_PPC_BOOK3E_64``), whose ``struct kvm_regs``, ``kvm_sregs``,
 ``kvm_run`` and ``kvm_guest_debug`` must be the same bytes for one layout to serve both
-(docs/reference/kvm-guest-debug-abi.md §9.2): here the same uapi headers are compiled by the same
+(docs/reference/kvm-debug-abi.md §9.2): here the same uapi headers are compiled by the same
 cross compiler with ``-m64``, and every offset, size, constant (VR0-31, VSCR, VRSAVE, EPCR ...)
 and ioctl number must hold again. The compiler's own ``__powerpc64__`` proves it really compiled
 64-bit.

@@ -1,6 +1,6 @@
 """Decoding BookE debug exits, and where a watch stop leaves the guest.
 
-``kvmppc_handle_debug`` (booke.c; docs/reference/kvm-guest-debug-abi.md §3.4) reports IAC events as
+``kvmppc_handle_debug`` (booke.c; docs/reference/kvm-debug-abi.md §3.4) reports IAC events as
 status BREAKPOINT with address = PC, DAC events as WATCH_WRITE or WATCH_READ (write wins) with
 address = the *configured* DAC value and no PC, and single steps and software breakpoints alike as
 status 0. DAC events are taken before the access with the instruction suppressed (e500 core

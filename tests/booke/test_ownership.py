@@ -3,7 +3,7 @@
 The guest (``booke_owndebug.S``) arms IAC1 and DAC1 with mtspr, DBCR0 = IDM|IAC1|DAC1W and
 MSR[DE], and its IVOR15 handler logs DBSR and DSRR0 (e500mc, rfdi) or CSRR0 (e500v2, rfci).
 
-* host-priority (QEMU's choice, commit 88365d17; docs/reference/kvm-guest-debug-abi.md §5.2):
+* host-priority (QEMU's choice, commit 88365d17; docs/reference/kvm-debug-abi.md §5.2):
   the host's points take the facility; the guest's IAC/DAC values are read at attach and written
   back at detach (ONE_REG). DBCR0 cannot be: KVM BookE has no ONE_REG id for it and ignores
   ``kvm_sregs``' E_DEBUG part (same document, §2.3-2.4), and KVM_SET_GUEST_DEBUG without ENABLE

@@ -2,7 +2,7 @@
 
 ``kvm_arch_vcpu_ioctl_set_guest_debug`` (booke.c) reads ``bp[0..3]`` in order and gives each
 BREAKPOINT entry the next IAC and every other entry the next DAC; a third of either is -EINVAL
-(docs/reference/kvm-guest-debug-abi.md §3.1). So the plugin refuses a third hardware breakpoint or
+(docs/reference/kvm-debug-abi.md §3.1). So the plugin refuses a third hardware breakpoint or
 watchpoint before anything is recorded, and each test proves the bytes twice: against a
 ``struct``-built image and by what the (emulated) kernel made of them - ONE_REG's IAC/DAC values and
 where the guest really stops.

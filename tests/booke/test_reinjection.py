@@ -2,7 +2,7 @@
 
 With USE_SW_BP set, ``kvmppc_handle_exit`` turns every execution of the software-breakpoint word
 into a status-0 KVM_EXIT_DEBUG (on BookE-PR the emulator does so from guest supervisor state even
-without it, ``emulate.c`` primary opcode 0; docs/reference/kvm-guest-debug-abi.md §3.5). An exit
+without it, ``emulate.c`` primary opcode 0; docs/reference/kvm-debug-abi.md §3.5). An exit
 no host point claims is the guest running that word itself, so QEMU's ``kvm_handle_debug``
 injects the program interrupt the hardware would have raised: illegal instruction, ESR[PIL],
 SRR0 = the word (same document, §5.2). The injection goes through KVM_SET_REGS/SREGS as

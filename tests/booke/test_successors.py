@@ -57,7 +57,7 @@ def test_rfdi_cannot_be_stepped_because_dsrr0_has_no_kvm_interface() -> None:
         successors(RFDI, cpu(0x100))
 
 
-# -- 64-bit cores: the computation mode (docs/reference/kvm-guest-debug-abi.md §9.4) ---------
+# -- 64-bit cores: the computation mode (docs/reference/kvm-debug-abi.md §9.4) ---------
 
 B_FWD, B_BACK, BEQ_FWD, BLR = 0x48000010, 0x4BFFFFF0, 0x41820008, 0x4E800020
 """``b .+0x10``, ``b .-0x10``, ``beq .+8``, ``blr`` (Power ISA Book I encodings)."""

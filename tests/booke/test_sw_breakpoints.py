@@ -2,7 +2,7 @@
 
 The trap word is never hard-coded: ``kvmppc_get_one_reg`` reports ``KVMPPC_INST_SW_BREAKPOINT``
 (0x00dddd00 on current kernels, ``ehpriv 1`` = 0x7c000a1c on the 2014 ones;
-docs/reference/kvm-guest-debug-abi.md §3.5), and the plugin reads it when a vCPU is set up.
+docs/reference/kvm-debug-abi.md §3.5), and the plugin reads it when a vCPU is set up.
 QEMU's ``kvm_arch_insert_sw_breakpoint`` / ``remove_sw_breakpoint`` save the original word and
 restore it only if the trap is still there (same document, §5.2); the debugger's reads see the
 original words (docs/reference/peers.md §5.11).

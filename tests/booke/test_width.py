@@ -1,6 +1,6 @@
 """The 64-bit cores (e5500, e6500): nothing is cut to 32 bits on its way to or from KVM.
 
-Every address KVM BookE carries is a ``__u64`` (docs/reference/kvm-guest-debug-abi.md §9.1-9.2),
+Every address KVM BookE carries is a ``__u64`` (docs/reference/kvm-debug-abi.md §9.1-9.2),
 so the plugin must hand a 64-bit core's values to KVM whole: GDB's register writes, hardware
 point addresses, the exit's address, SRR0 of a re-injected interrupt. And a re-injected
 interrupt enters the guest's handler with MSR[CM] = EPCR[ICM], as ``kvmppc_booke_irqprio_deliver``

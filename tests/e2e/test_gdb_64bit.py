@@ -4,7 +4,7 @@ The guest is the demo built as a 64-bit ELF, running in 64-bit mode (``demo.S`` 
 ``guests/build.py build64``): GDB sees the core's architecture and 64-bit registers, stops at a
 software breakpoint, a hardware breakpoint and a watchpoint, steps, and the guest's own
 breakpoint word goes back to the guest as the program interrupt the hardware would raise
-(ESR[PIL], docs/reference/kvm-guest-debug-abi.md §3.7, §9.4). On e6500 GDB reads and writes
+(ESR[PIL], docs/reference/kvm-debug-abi.md §3.7, §9.4). On e6500 GDB reads and writes
 the AltiVec registers through KVM_REG_PPC_VR0.. (§9.3), and the guest computes with what GDB
 wrote.
 

@@ -14,7 +14,7 @@ from .served import NEEDS_GDB, reported_pc, served, traced
 pytestmark = NEEDS_GDB
 TRAP_WORD = bytes.fromhex("00dddd00")
 """What KVM_REG_PPC_DEBUG_INST reports on the emulated e500mc host
-(docs/reference/kvm-guest-debug-abi.md §3.5)."""
+(docs/reference/kvm-debug-abi.md §3.5)."""
 
 
 def stop(r: object) -> tuple[str | None, int | None, int | None]:

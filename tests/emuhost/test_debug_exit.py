@@ -1,5 +1,5 @@
 """Debug events while the host debugs, and the exits booke.c kvmppc_handle_debug builds
-(docs/reference/kvm-guest-debug-abi.md §3.4),
+(docs/reference/kvm-debug-abi.md §3.4),
 with the facility's timing from the e500 core reference manual (§8.4)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Guest mtspr/mfspr of the debug SPRs: booke_emulate.c kvmppc_booke_emulate_mtspr/mfspr
-(docs/reference/kvm-guest-debug-abi.md §3.6),
+(docs/reference/kvm-debug-abi.md §3.6),
 and MSR[DE] protection (booke.c kvm_guest_protect_msr, kvmppc_vcpu_sync_debug; §3.2)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The guest's own debug events when the host is not debugging: booke.c kvmppc_handle_debug
 with guest_debug == 0 queues BOOKE_IRQPRIO_DEBUG for kvmppc_booke_irqprio_deliver
-(docs/reference/kvm-guest-debug-abi.md §3.4, §3.7)."""
+(docs/reference/kvm-debug-abi.md §3.4, §3.7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Interrupt delivery into the guest: booke.c kvmppc_booke_irqprio_deliver and
-kvmppc_core_check_exceptions (docs/reference/kvm-guest-debug-abi.md §3.7)."""
+kvmppc_core_check_exceptions (docs/reference/kvm-debug-abi.md §3.7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """KVM_SET_GUEST_DEBUG as booke.c kvm_arch_vcpu_ioctl_set_guest_debug does it
-(docs/reference/kvm-guest-debug-abi.md §3.1)."""
+(docs/reference/kvm-debug-abi.md §3.1)."""
 
 from __future__ import annotations
 

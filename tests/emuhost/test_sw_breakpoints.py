@@ -1,6 +1,6 @@
 """Software breakpoints and the program-interrupt path (booke.c kvmppc_handle_exit
 BOOKE_INTERRUPT_PROGRAM, emulate.c, e500_emulate.c kvmppc_e500_emul_ehpriv;
-docs/reference/kvm-guest-debug-abi.md §3.5)."""
+docs/reference/kvm-debug-abi.md §3.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The e5500 and e6500 emulated hosts (kvm_e500mc on a 64-bit host kernel), through the KVM byte
-interface: what is 64-bit about them (docs/reference/kvm-guest-debug-abi.md §9, 64-bit cores).
+interface: what is 64-bit about them (docs/reference/kvm-debug-abi.md §9, 64-bit cores).
 
 The guests are 64-bit ELFs from ``tests/guests/ppc64``; they enter 64-bit mode themselves
 (``mtmsr`` with MSR[CM]) and set EPCR[ICM], so their interrupt handlers run in 64-bit mode too.

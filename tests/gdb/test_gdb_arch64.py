@@ -2,7 +2,7 @@
 
 gdb-multiarch 13.1 cannot ``set architecture powerpc:e5500`` (nor e6500, nor e500mc): the
 architecture must come from the description's ``<architecture>``
-(docs/reference/kvm-guest-debug-abi.md §9.5). These tests load the descriptions the plugin
+(docs/reference/kvm-debug-abi.md §9.5). These tests load the descriptions the plugin
 serves, with the ELF of the core's width (built here by GNU as and ld), and read back what GDB
 made of them: the architecture, register sizes, AltiVec's ``vec128`` views, and the core's own
 instruction set in the disassembly. Then GDB drives the stub with the e6500 description over

@@ -180,7 +180,7 @@ def test_a_host_step_over_the_guests_own_breakpoint_word_enters_its_handler(
     sessions: list[Session],
 ) -> None:
     """QEMU claims every status-0 exit while stepping, so the guest loses this exception on
-    each step over it (``kvm_handle_debug``, docs/reference/kvm-guest-debug-abi.md §5.2); here
+    each step over it (``kvm_handle_debug``, docs/reference/kvm-debug-abi.md §5.2); here
     the step ends in the guest's handler instead."""
     vm = new_vm()
     s = session(vm, sessions)

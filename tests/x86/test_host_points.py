@@ -1,6 +1,6 @@
 """Host breakpoints and watchpoints in DR0-3 through a session, on both x86 hosts.
 
-Refusals follow QEMU's ``kvm_arch_insert_hw_breakpoint`` (docs/reference/kvm-guest-debug-abi.md
+Refusals follow QEMU's ``kvm_arch_insert_hw_breakpoint`` (docs/reference/kvm-debug-abi.md
 §5.3): a read-only watchpoint cannot be expressed in DR7 and a fifth point has no slot; either is
 refused with a clear error and leaves the point table, the vCPU's debug state and the guest exactly
 as they were. The guest's own debug registers are never the host's to keep.

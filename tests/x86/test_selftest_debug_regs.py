@@ -1,5 +1,5 @@
 """The KVM selftest ``tools/testing/selftests/kvm/x86/debug_regs.c``, case by case, on the
-emulated x86 host and on this machine's /dev/kvm (docs/reference/kvm-guest-debug-abi.md §6.1).
+emulated x86 host and on this machine's /dev/kvm (docs/reference/kvm-debug-abi.md §6.1).
 
 Each case sets ``kvm_guest_debug`` exactly as the selftest does and checks the exit it checks.
 What a host cannot do is found by trying, never assumed: on the kvm_pvm host (guest CPL0 code

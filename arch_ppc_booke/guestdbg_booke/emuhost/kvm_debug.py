@@ -1,17 +1,17 @@
 """Guest debug in the kernel: KVM_SET_GUEST_DEBUG, the debug exit, the guest's debug SPRs.
 
 * ``set_guest_debug`` is ``kvm_arch_vcpu_ioctl_set_guest_debug`` (booke.c,
-  docs/reference/kvm-guest-debug-abi.md): only
+  docs/reference/kvm-debug-abi.md): only
   ``bp[0..KVMPPC_BOOKE_IAC_NUM + KVMPPC_BOOKE_DAC_NUM - 1]`` are read, BREAKPOINT entries take the
   next IAC and the others the next DAC, a third IAC or DAC or an unknown type bit is -EINVAL - and
   nothing is rolled back: ``guest_debug``, MSRP[DEP] and the DBCR0 built so far stay.
-* ``handle_debug`` is ``kvmppc_handle_debug`` (docs/reference/kvm-guest-debug-abi.md): with
+* ``handle_debug`` is ``kvmppc_handle_debug`` (docs/reference/kvm-debug-abi.md): with
   ``guest_debug == 0`` the event is the guest's and becomes a debug (or, for a trap with MSR[DE]
   clear, program) interrupt; otherwise it exits with status BREAKPOINT (address = PC), WATCH_WRITE
   or WATCH_READ (write wins; address = the configured DAC value) or 0 (single-step, software
   breakpoint).
 * ``mtspr``/``mfspr`` are the debug cases of ``kvmppc_booke_emulate_mtspr``/``mfspr``
-  (docs/reference/kvm-guest-debug-abi.md): while userspace debugs, writes are dropped; DBCR0 reads
+  (docs/reference/kvm-debug-abi.md): while userspace debugs, writes are dropped; DBCR0 reads
   show EDM; DBSR is write-1-to-clear and dequeues the pending debug interrupt; any other write
   reloads the hardware at once.
 """

@@ -1,5 +1,5 @@
 """Interrupt delivery into the guest: ``kvmppc_booke_irqprio_deliver`` and its callers
-(docs/reference/kvm-guest-debug-abi.md).
+(docs/reference/kvm-debug-abi.md).
 
 Pending interrupts are a bit per BOOKE_IRQPRIO; before each guest entry the lowest pending one
 that the guest's MSR allows is delivered (``kvmppc_core_check_exceptions``): save NIP and MSR in

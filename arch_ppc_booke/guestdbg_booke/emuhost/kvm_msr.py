@@ -9,7 +9,7 @@
 * ``guest_write_msr`` is a guest's own mtmsr/rfi/rfci/rfdi. On PR those trap and KVM emulates
   them through ``kvmppc_set_msr``. On HV they run on the hardware in guest state: MSR[GS] stays
   set, and the bits MSRP protects keep their value (DEP while userspace debugs,
-  docs/reference/kvm-guest-debug-abi.md; UCLEP/PMMP always, ``kvmppc_core_vcpu_setup``).
+  docs/reference/kvm-debug-abi.md; UCLEP/PMMP always, ``kvmppc_core_vcpu_setup``).
 * The hardware view: on HV the guest's MSR is the hardware MSR. On PR the hardware runs the guest
   in problem state with IS=DS=1 (``shadow_msr = MSR_USER | MSR_IS | MSR_DS``), so the debug
   facility's user/supervisor and address-space qualifiers see PR=1, IS=DS=1 whatever the guest's

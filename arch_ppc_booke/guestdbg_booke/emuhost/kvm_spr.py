@@ -29,7 +29,7 @@ U32_FIELDS = frozenset({"esr", "pid", "mas0", "mas1", "mas4", "mas6", "decar", "
 """Registers the kernel keeps in a ``u32`` (``struct kvm_vcpu_arch_shared``: esr, mas0, mas1,
 mas4, mas6; ``kvm_vcpu_arch``: pid, decar, pwrmgtcr0; ``kvmppc_vcpu_e500``: hid0, hid1): a
 64-bit guest's ``mtspr`` of a wider value keeps its low word
-(docs/reference/kvm-guest-debug-abi.md §10: PID, ESR and the 32-bit sregs fields stay 32 bits)."""
+(docs/reference/kvm-debug-abi.md §10: PID, ESR and the 32-bit sregs fields stay 32 bits)."""
 
 _SPRG = {regs.SPRN_SPRG0 + n: n for n in range(4)}
 _SPRG.update({regs.SPRN_SPRG4W + n: 4 + n for n in range(4)})

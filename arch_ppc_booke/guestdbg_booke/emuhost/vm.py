@@ -30,7 +30,7 @@ CORES = ("e500mc", "e500v2", "e5500", "e6500")
 SW_BREAK_FLAVOURS = ("dddd00", "ehpriv")
 MAX_VCPUS = 64
 
-# kvm_vm_ioctl_check_extension on BookE (docs/reference/kvm-guest-debug-abi.md)
+# kvm_vm_ioctl_check_extension on BookE (docs/reference/kvm-debug-abi.md)
 _CAPS = {
     kc.KVM_CAP_USER_MEMORY: 1,
     kc.KVM_CAP_SET_GUEST_DEBUG: 1,

@@ -3,7 +3,7 @@
 The encoding is not universal. asm-generic (x86, arm64, s390) packs nr 0-7, type 8-15, a 14-bit size
 at 16-29 and a 2-bit direction at 30-31 with NONE=0, WRITE=1, READ=2. PowerPC uses a 13-bit size and
 a 3-bit direction with NONE=1, READ=2, WRITE=4 (``arch/powerpc/include/uapi/asm/ioctl.h``;
-docs/reference/kvm-guest-debug-abi.md §1.3). So ``KVM_RUN`` is 0xAE80 on x86 but 0x2000AE80 on ppc,
+docs/reference/kvm-debug-abi.md §1.3). So ``KVM_RUN`` is 0xAE80 on x86 but 0x2000AE80 on ppc,
 and a VMM that computes ppc numbers with the generic macro gets ENOTTY.
 """
 
