@@ -45,10 +45,14 @@ def test_e5500_and_e6500_models_read_qemus_pvrs_once_fixed() -> None:
 def test_the_fix_runs_once_a_second_call_looks_nothing_up() -> None:
     ensure_ppc64_models()
 
+    lookups: list[None] = []
+
     def must_not_be_called() -> cpu_table.CpuTable:
+        lookups.append(None)
         raise AssertionError("the table was looked up again")
 
     ensure_ppc64_models(lookup=must_not_be_called)
+    assert lookups == []
 
 
 class FakeTable:
