@@ -80,3 +80,12 @@ hw_bp_end:
 
 /* Runs until kicked: KVM_RUN returns only on a signal or immediate_exit. */
 spin:	jmp spin
+
+/* Endless three-instruction loop for stepping benchmarks (bench/kvm_exit_overhead.py): each
+ * single step lands on the next label; rax counts the passes. */
+step_loop:
+	inc %rax
+step_loop_nop:
+	nop
+step_loop_jmp:
+	jmp step_loop

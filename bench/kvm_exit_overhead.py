@@ -1,0 +1,244 @@
+"""What guestdbg adds to a debug exit on this machine's real ``/dev/kvm``.
+
+``--what step`` (the default): single-step exits, the vCPU at CPL0 in the three-instruction loop
+``step_loop`` of ``tests/guests/x86/long_mode.S`` (``inc``, ``nop``, ``jmp``), measured two ways
+in interleaved rounds (so a burst of machine load hits both alike) on two VMs of one ``/dev/kvm``:
+
+* **bare**: ``KVM_SET_GUEST_DEBUG`` once with single-step enabled, then ``KVM_RUN`` ->
+  ``KVM_EXIT_DEBUG`` over and over with nothing but the ioctl (``fcntl.ioctl``) and a read of the
+  exit reason from ``kvm_run``: the floor a VMM's own loop in Python cannot go below.
+* **framework**: the same single-step exits with a debugger stepping the guest through guestdbg.
+  A :class:`~guestdbg.session.Session` with ``vcpu_threads="vmm"`` (the VMM keeps its vCPU
+  thread, here the bench's loop) and, per exit, everything between one step's ``KVM_RUN`` and
+  the next's:
+
+  1. ``port.before_run()`` - the step command taken, ``KVM_SET_GUEST_DEBUG`` only when the debug
+     state changed, a pending re-injection delivered;
+  2. ``KvmVcpu.run()`` - guestdbg's ``/dev/kvm`` layer (the kick bookkeeping around the ioctl);
+  3. ``port.after_exit(reason)`` - the x86 plugin's decode, the reinjection filter's verdict, the
+     session's step handling: the stop posted, the vCPU parked;
+  4. ``session.wait_stop()`` - the stop the debugger is told about;
+  5. ``session.resume({0: step})`` - the debugger's next single step.
+
+  Steps 4 and 5 are made on the vCPU's own thread, so no thread hand-off is measured: that is
+  what guestdbg's own threads do for a resume of one vCPU (the *inline* run of
+  :mod:`guestdbg.session.threads`), and a VMM that answers its debugger on another thread pays
+  the scheduler's wake-ups, not guestdbg's code. Nothing of the GDB remote protocol is in the
+  loop (no packets): ``bench/vs_qemu.py`` measures that.
+
+Printed: the median µs per exit of each, and ``overhead_ratio = (framework - bare) / bare``
+(target: at most 0.3). Last line: ``bare_us=<float> framework_us=<float> overhead_ratio=<float>``,
+or ``skipped: <reason>`` (exit status 0) where ``/dev/kvm`` is absent, refuses, or is not x86-64.
+
+Measurements are functions in :data:`MEASUREMENTS`, chosen by ``--what``; each gets the open
+rig and the command-line options and returns its last line. A new one (the rate of
+breakpoint-condition evaluations with a hardware breakpoint whose condition is false, a hit
+resumed without a stop) is one more entry there: :func:`framework_steps` shows the loop a VMM
+thread runs, and the stop-free hit path needs only the loop's first three calls.
+
+``tests/test_kvm_exit_overhead.py`` runs :func:`bare_steps` and :func:`framework_steps` for a
+few hundred exits and checks every stop the debugger saw (behaviour, not time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from guestdbg import plugins
+from guestdbg.events import ResumeAction, StopKind
+from guestdbg.kvm import constants as C
+from guestdbg.kvm.device import Kvm, KvmVcpu, KvmVm, machine_kvm_arch, unusable_reason
+from guestdbg.kvm.uapi import AbiLayout
+from guestdbg.session import Session
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from guests.x86 import long_mode
+
+ROUNDS = 30
+EXITS_PER_ROUND = 300
+LOOP = ("step_loop", "step_loop_nop", "step_loop_jmp")
+"""The guest loop's instructions, in the order a single step visits them."""
+STEP = {0: ResumeAction(step=True)}
+
+
+class Skip(Exception):
+    """This machine cannot run the measurement; the message says why."""
+
+
+@dataclass
+class Rig:
+    """One ``/dev/kvm`` with the guest built, and a way to make fresh VMs of it."""
+
+    kvm: Kvm
+    layout: AbiLayout
+    elf: pathlib.Path
+
+    def guest(self) -> tuple[KvmVm, KvmVcpu, dict[str, int]]:
+        """A new VM with one vCPU in long mode at CPL0, RIP at ``step_loop``."""
+        vm = self.kvm.create_vm()
+        vm.add_memory(0, long_mode.RAM_SIZE)
+        sym = long_mode.load(vm, self.elf)
+        vcpu = vm.create_vcpu()
+        long_mode.enter_long_mode(vcpu, self.layout, sym)
+        long_mode.start_at(vcpu, self.layout, sym, LOOP[0])
+        return vm, vcpu, sym
+
+
+@contextlib.contextmanager
+def rig() -> Iterator[Rig]:
+    """Raises :class:`Skip` where this machine has no usable x86-64 ``/dev/kvm``."""
+    layout = plugins.load().arches["x86"].layout()
+    if machine_kvm_arch() != "x86_64":
+        raise Skip(f"the guest is x86-64; this machine's /dev/kvm is {machine_kvm_arch()}")
+    reason = unusable_reason(layout)
+    if reason is not None:
+        raise Skip(reason)
+    with tempfile.TemporaryDirectory() as tmp, Kvm(layout) as kvm:
+        yield Rig(kvm, layout, long_mode.build(pathlib.Path(tmp)))
+
+
+# -- bare ------------------------------------------------------------------------------------
+
+
+def start_bare(rig: Rig, vcpu: KvmVcpu) -> None:
+    """``KVM_SET_GUEST_DEBUG`` with single-step, once."""
+    dbg = rig.layout.new("struct kvm_guest_debug")
+    rig.layout.field("struct kvm_guest_debug", "control").put(
+        dbg, C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP
+    )
+    vcpu.set_guest_debug(bytes(dbg))
+
+
+def bare_steps(rig: Rig, vcpu: KvmVcpu, n: int) -> None:
+    """``n`` single-step exits: the ioctl and a read of the exit reason, nothing else."""
+    fd, nr_run = vcpu.fd, rig.layout.ioctls["KVM_RUN"]
+    run, exit_reason = vcpu.kvm_run, rig.layout.field("struct kvm_run", "exit_reason").get
+    ioctl, debug = fcntl.ioctl, C.KVM_EXIT_DEBUG
+    for _ in range(n):
+        ioctl(fd, nr_run, 0)
+        if exit_reason(run) != debug:
+            raise SystemExit(f"a single step ended in exit {exit_reason(run)}, not KVM_EXIT_DEBUG")
+
+
+# -- framework -------------------------------------------------------------------------------
+
+
+def start_framework(vm: KvmVm) -> Session:
+    """A session on ``vm`` with the VMM's threads (this one), attached, the debugger's first
+    single step given. The vCPU runs freely until the attach's kick, as in a VMM where GDB
+    connects while the guest runs; the debugger's side of the attach runs on a helper thread
+    because this thread is the vCPU's."""
+    session = Session(vm, "x86", vcpu_threads="vmm")
+    port = session.port(0)
+    failed: list[BaseException] = []
+
+    def debugger() -> None:
+        try:
+            session.attach()
+            session.resume(STEP)
+        except BaseException as e:  # reported on the vCPU's thread below
+            failed.append(e)
+
+    helper = threading.Thread(target=debugger, name="bench-debugger")
+    helper.start()
+    if not port.before_run():
+        raise SystemExit("the session closed before the vCPU ran")
+    port.after_exit(port.handle.run())  # KVM_EXIT_INTR: the attach's kick
+    if not port.before_run():  # parks until the debugger's single step
+        raise SystemExit("the session closed before the first step")
+    helper.join()
+    if failed:
+        raise failed[0]
+    return session
+
+
+def framework_steps(session: Session, n: int, pcs: list[int] | None = None) -> None:
+    """``n`` single-step exits with the debugger stepping through ``session``; the vCPU must
+    have been given its step (:func:`start_framework`, or a previous call). Appends the PC of
+    each reported stop to ``pcs``."""
+    port = session.port(0)
+    run, before_run, after_exit = port.handle.run, port.before_run, port.after_exit
+    wait_stop, resume = session.wait_stop, session.resume
+    record = pcs.append if pcs is not None else None
+    for i in range(n):
+        before_run()
+        after_exit(run())
+        ev = wait_stop(0)
+        if ev is None or ev.reason.kind is not StopKind.STEP:
+            raise SystemExit(f"exit {i}: the debugger got {ev}, not a single step's stop")
+        if record is not None:
+            record(ev.reason.pc)
+        resume(STEP)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+def interleaved(
+    loops: dict[str, Callable[[int], None]], rounds: int, exits: int
+) -> dict[str, float]:
+    """Median over ``rounds`` of the µs per exit of each loop; the loops take turns."""
+    samples: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            t0 = time.perf_counter_ns()
+            loop(exits)
+            samples[name].append((time.perf_counter_ns() - t0) / exits / 1000)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def measure_step(r: Rig, opts: argparse.Namespace) -> str:
+    _, bare_vcpu, _ = r.guest()
+    start_bare(r, bare_vcpu)
+    vm, _, _ = r.guest()
+    session = start_framework(vm)
+    try:
+        us = interleaved(
+            {
+                "bare": lambda n: bare_steps(r, bare_vcpu, n),
+                "framework": lambda n: framework_steps(session, n),
+            },
+            opts.rounds,
+            opts.exits,
+        )
+    finally:
+        session.close()
+    ratio = (us["framework"] - us["bare"]) / us["bare"]
+    print(f"single-step exit, bare KVM_RUN:         {us['bare']:7.2f} µs")
+    print(f"single-step exit, through guestdbg:     {us['framework']:7.2f} µs")
+    print(f"overhead: {ratio:.2f} of the bare exit (target: at most 0.3)")
+    return f"bare_us={us['bare']:.2f} framework_us={us['framework']:.2f} overhead_ratio={ratio:.3f}"
+
+
+MEASUREMENTS: dict[str, Callable[[Rig, argparse.Namespace], str]] = {
+    "step": measure_step,
+}
+"""``--what`` -> the measurement; each returns the last line it prints."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--what", choices=sorted(MEASUREMENTS), default="step")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--exits", type=int, default=EXITS_PER_ROUND, help="exits per round")
+    opts = parser.parse_args(argv)
+    try:
+        with rig() as r:
+            print(MEASUREMENTS[opts.what](r, opts))
+    except Skip as e:
+        print(f"skipped: {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

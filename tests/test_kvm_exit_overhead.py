@@ -1,0 +1,117 @@
+"""``bench/kvm_exit_overhead.py``'s loops on this machine's real ``/dev/kvm``: what they do, not
+how long it takes. The bare loop makes exactly the single steps it counts; the framework loop
+reports every one of its single steps to the debugger, in the guest loop's instruction order,
+none lost, none twice; the bench's last line has the documented form.
+
+Skipped, saying why, without a usable x86-64 ``/dev/kvm`` (the bench itself then prints
+``skipped: <reason>``)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import kvm_exit_overhead as bench
+
+from guestdbg.kvm.device import KvmVcpu
+from guestdbg.session import Session
+
+pytestmark = pytest.mark.realkvm
+
+EXITS = 200
+HANG_GUARD = 60.0  # seconds; a KVM_RUN that never exits fails the test instead of the suite
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[bench.Rig]:
+    try:
+        with bench.rig() as r:
+            yield r
+    except bench.Skip as e:
+        pytest.skip(str(e))
+
+
+@contextlib.contextmanager
+def hang_guard() -> Iterator[None]:
+    """SIGALRM interrupts a KVM_RUN on this (the main) thread that does not return."""
+
+    def fail(signum: int, frame: object) -> None:
+        raise TimeoutError(f"no exit within {HANG_GUARD} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.setitimer(signal.ITIMER_REAL, HANG_GUARD)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def reg(r: bench.Rig, vcpu: KvmVcpu, name: str) -> int:
+    return r.layout.field("struct kvm_regs", name).get(vcpu.get_regs())
+
+
+def after(sym: dict[str, int], pc: int, steps: int) -> list[int]:
+    """The PCs ``steps`` single steps stop at, from ``pc`` in the guest loop."""
+    loop = [sym[label] for label in bench.LOOP]
+    at = loop.index(pc)
+    return [loop[(at + k) % len(loop)] for k in range(1, steps + 1)]
+
+
+def test_the_bare_loop_makes_exactly_the_steps_it_counts(rig: bench.Rig) -> None:
+    vm, vcpu, sym = rig.guest()
+    try:
+        rax = reg(rig, vcpu, "rax")
+        bench.start_bare(rig, vcpu)
+        with hang_guard():
+            bench.bare_steps(rig, vcpu, EXITS)
+        assert reg(rig, vcpu, "rip") == after(sym, sym["step_loop"], EXITS)[-1]
+        assert reg(rig, vcpu, "rax") - rax == (EXITS + 2) // 3  # one inc per pass, the first
+    finally:
+        vm.close()
+
+
+def test_the_framework_loop_reports_every_step_in_order_once(rig: bench.Rig) -> None:
+    vm, vcpu, sym = rig.guest()
+    with hang_guard():
+        session = bench.start_framework(vm)
+    try:
+        assert isinstance(session, Session) and session.attached
+        # the guest ran freely until the attach: it may be at any of the loop's instructions
+        start, rax = reg(rig, vcpu, "rip"), reg(rig, vcpu, "rax")
+        pcs: list[int] = []
+        with hang_guard():
+            bench.framework_steps(session, EXITS // 2, pcs)
+            bench.framework_steps(session, EXITS - EXITS // 2, pcs)  # a next round goes on
+        assert pcs == after(sym, start, EXITS)
+        assert reg(rig, vcpu, "rip") == pcs[-1]
+        incs = sum(1 for pc in [start, *pcs[:-1]] if pc == sym["step_loop"])
+        assert reg(rig, vcpu, "rax") - rax == incs  # each step ran one instruction
+        assert session.stats.stops_reported == EXITS
+        stats = session.filter_stats()
+        assert (stats.reported, stats.reinjected, stats.resumed) == (EXITS, 0, 0)
+        assert stats.by_reason == {"step": EXITS}
+        assert not session.control.stops, "a stop was left queued"
+        assert session.port(0).exits == EXITS + 1  # and the attach's kick
+    finally:
+        session.close()
+        vm.close()
+
+
+def test_the_bench_ends_with_the_documented_line(
+    rig: bench.Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hang_guard():
+        assert bench.main(["--rounds", "1", "--exits", "20"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    number = r"\d+\.\d+"
+    assert re.fullmatch(
+        rf"bare_us=({number}) framework_us=({number}) overhead_ratio=(-?{number})", last
+    ), last
