@@ -193,6 +193,37 @@ def test_execute_breakpoint_in_dr0_stops_before_the_instruction(guest: Guest) ->
     assert guest.regs("rax") == 2
 
 
+def test_registers_read_after_an_exit_are_the_kernels_whether_copied_or_asked(
+    guest: Guest,
+) -> None:
+    """With KVM_CAP_SYNC_REGS get_regs reads the copy the kernel leaves in kvm_run: it must be
+    what KVM_GET_REGS answers after every exit, after a register write and after a kick."""
+    import fcntl
+
+    def asked() -> bytearray:
+        buf = LAYOUT.new("struct kvm_regs")
+        fcntl.ioctl(guest.vcpu.fd, LAYOUT.ioctls["KVM_GET_REGS"], buf)
+        return buf
+
+    guest.start_at("step_start")
+    guest.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+    for label in ("step_1", "step_2", "step_3"):
+        assert guest.run() == C.KVM_EXIT_DEBUG
+        assert guest.vcpu.get_regs() == asked()
+        assert guest.regs("rip") == guest.sym[label]
+    regs = guest.vcpu.get_regs()
+    LAYOUT.field("struct kvm_regs", "rax").put(regs, 0x1234)
+    guest.vcpu.set_regs(bytes(regs))
+    assert guest.regs("rax") == 0x1234  # the write, not the copy of the last exit
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    assert guest.vcpu.get_regs() == asked()
+    guest.vcpu.kick()  # immediate_exit: the next run returns at once, nothing runs
+    with watchdog():
+        assert guest.vcpu.run() == C.KVM_EXIT_INTR
+    assert guest.vcpu.get_regs() == asked()
+    assert guest.regs("rip") == guest.sym["step_4"]
+
+
 def test_injected_bp_runs_the_guests_own_vector_3_handler(guest: Guest) -> None:
     """KVM_SET_VCPU_EVENTS exception.injected: delivered through the guest's IDT on entry."""
     guest.start_at("step_start")

@@ -57,6 +57,9 @@ KVM_VCPUEVENT_VALID_SMM = 0x00000008
 KVM_VCPUEVENT_VALID_PAYLOAD = 0x00000010
 KVM_VCPUEVENT_VALID_TRIPLE_FAULT = 0x00000020
 
+KVM_SYNC_X86_REGS = 0x00000001
+"""In ``kvm_run.kvm_valid_regs``: the kernel copies ``struct kvm_regs`` to ``kvm_run.s`` on exit."""
+
 CONSTANTS = {
     name: value
     for name, value in dict(globals()).items()
@@ -79,6 +82,7 @@ X86_ABI = ArchAbi(
         "struct kvm_vcpu_events",
     ),
     constants=CONSTANTS,
+    sync_regs_bit=KVM_SYNC_X86_REGS,
 )
 
 _layout: AbiLayout | None = None

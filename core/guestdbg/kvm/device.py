@@ -5,6 +5,12 @@ passes in (the layout of the arch this machine is, e.g. from the x86 plugin), so
 knows no arch. It refuses a layout of another arch or byte order: the kernel would read the
 bytes in its own.
 
+Where the arch and the kernel offer it (KVM_CAP_SYNC_REGS with ``ArchAbi.sync_regs_bit``), the
+kernel copies ``struct kvm_regs`` into ``kvm_run`` at every exit, and :meth:`KvmVcpu.get_regs`
+reads that copy instead of making a KVM_GET_REGS ioctl: the read a debugger makes at every stop
+(the PC a step starts from, the registers GDB asks for) costs no ioctl. The copy is trusted
+only from a KVM_RUN that exited normally until the next ioctl that sets state.
+
 Kicking follows the VMM convention (QEMU's SIG_IPI): :meth:`KvmVcpu.kick` sets ``immediate_exit``
 in ``kvm_run`` (seen by a KVM_RUN about to start) and sends the vCPU thread a signal whose handler
 does nothing (seen by a KVM_RUN already running). Either way KVM_RUN returns ``-EINTR``, which
@@ -275,6 +281,15 @@ class KvmVcpu:
             )
             if name in layout.ioctls
         }
+        self._regs_copy: slice | None = None
+        """Where ``kvm_run`` holds the kernel's copy of ``struct kvm_regs`` (KVM_CAP_SYNC_REGS)."""
+        self._regs_copy_fresh = False
+        """That copy is the vCPU's registers: written at the last exit, no state set since."""
+        bit = layout.arch.sync_regs_bit
+        if bit and vm.check_extension(constants.KVM_CAP_SYNC_REGS) & bit:
+            layout.field("struct kvm_run", "kvm_valid_regs").put(self._run, bit)
+            start = layout.offsetof("struct kvm_run", "s")
+            self._regs_copy = slice(start, start + layout.sizeof("struct kvm_regs"))
         self._run_mutex = threading.Lock()
         """Held for a whole KVM_RUN: a second one waits, as on ``vcpu->mutex`` in the kernel."""
         self._lock = threading.Lock()
@@ -307,13 +322,16 @@ class KvmVcpu:
                 raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
             with self._lock:
                 self._thread = libc.current_thread_id()
+                self._regs_copy_fresh = False
             try:
                 rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
                 err = libc.ffi.errno
             finally:
                 with self._lock:
                     self._thread = None
-            if rc < 0:
+            if rc >= 0:
+                self._regs_copy_fresh = self._regs_copy is not None
+            else:
                 if err != _errno.EINTR:
                     raise KernelError("KVM_RUN", err)
                 # kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
@@ -349,12 +367,17 @@ class KvmVcpu:
             raise UnsupportedByArch(f"{name} does not exist on {self._layout.arch.kvm_host_arch}")
         if len(data) != self._sizes[name]:
             raise InvalidRequest(f"{name} takes {self._sizes[name]} bytes, got {len(data)}")
+        self._regs_copy_fresh = False  # whatever it sets, the next get_regs asks the kernel
         self._ioctl(name, libc.ffi.from_buffer(data))
 
     def set_guest_debug(self, dbg: bytes) -> None:
         self._set("KVM_SET_GUEST_DEBUG", dbg)
 
     def get_regs(self) -> bytearray:
+        if self._regs_copy_fresh:
+            with self._lock:  # a run starting on another thread makes the copy stale
+                if self._regs_copy_fresh and self._regs_copy is not None:
+                    return bytearray(self._run[self._regs_copy])
         return self._get("KVM_GET_REGS")
 
     def set_regs(self, regs: bytes) -> None:
@@ -389,6 +412,8 @@ class KvmVcpu:
     def _one_reg(self, name: str, reg_id: int, value: bytearray) -> None:
         if not 0 <= reg_id < 1 << 64:
             raise InvalidRequest(f"ONE_REG ids are u64, got {reg_id:#x}")
+        if name == "KVM_SET_ONE_REG":
+            self._regs_copy_fresh = False
         layout = self._layout
         buf = layout.new("struct kvm_one_reg")
         target = libc.ffi.from_buffer(value)  # kept alive across the ioctl
@@ -417,6 +442,7 @@ class KvmVcpu:
         with self._lock:
             if self._thread is not None:
                 raise NotStopped(f"vCPU {self._vcpu_id} is in KVM_RUN; kick it and wait first")
+            self._regs_copy_fresh = False
             libc.make_inert(self._run_ptr, self._run_size)
             os.close(self._fd)
             self._fd = -1

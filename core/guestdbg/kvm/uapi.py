@@ -60,11 +60,15 @@ struct kvm_run {
         struct { uint32_t suberror; uint32_t ndata; uint64_t data[16]; } internal;
         char padding[256];
     };
+    uint64_t kvm_valid_regs;
+    uint64_t kvm_dirty_regs;
+    union { char padding[2048]; } s;
 };
 """
 
 KVM_RUN_PREFIX = "struct kvm_run"
-"""Declared only up to the exit union: its size is not the kernel's and is not checked."""
+"""Declared only up to the sync-regs area ``s`` (its arch contents are not declared): its size is
+not the kernel's and is not checked."""
 
 GENERIC_STRUCTS = (
     "struct kvm_one_reg",
@@ -111,6 +115,10 @@ class ArchAbi:
     constants: dict[str, int]
     """Arch uapi constants (names as in the kernel headers) the truth test checks."""
     header: str = "linux/kvm.h"
+    sync_regs_bit: int = 0
+    """The ``kvm_valid_regs`` bit with which the kernel copies ``struct kvm_regs`` to the start
+    of ``kvm_run.s`` at every exit (x86: ``KVM_SYNC_X86_REGS``, under KVM_CAP_SYNC_REGS); 0 where
+    the arch's ``kvm_sync_regs`` does not begin with its ``kvm_regs``."""
 
 
 class AbiLayout:
