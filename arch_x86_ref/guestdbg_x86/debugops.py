@@ -37,6 +37,7 @@ that leaked the host's value into guest state) - a value the guest wrote itself 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 
 from guestdbg.arch import OwnershipPolicy, VcpuDebugRequest
@@ -53,13 +54,15 @@ from guestdbg.points import DebugPoint
 from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle
 
 from . import abi, dr_slots, host_probe, kernel_caps, numbering
-from .debugregs import DR6_BS, DR_RW_EXECUTE, slot_rw
+from .debugregs import DR6_BS, DR_RW_EXECUTE, DR_TRAP_BITS, slot_rw
 from .guest_dregs import GuestDebugRegs
 from .inject import ExceptionInjector
 
 DB_VECTOR = numbering.DB.number
 BP_VECTOR = numbering.BP.number
 INT3 = b"\xcc"
+_EXIT = struct.Struct("<I4xQQ")
+"""``kvm_debug_exit_arch``'s exception, pc and dr6 in one read (the layout is checked at init)."""
 SAVED = ("dr0", "dr1", "dr2", "dr3", "dr7")
 """What attach/detach keep; DR6 is status the guest owns outright."""
 
@@ -101,6 +104,10 @@ class X86VcpuDebug:
         self._exit_exception = lay.field(*exit_arch, "exception")
         self._exit_pc = lay.field(*exit_arch, "pc")
         self._exit_dr6 = lay.field(*exit_arch, "dr6")
+        self._exit_at = self._exit_exception.offset
+        if (self._exit_pc.offset, self._exit_dr6.offset) != (self._exit_at + 8, self._exit_at + 16):
+            raise UnsupportedByArch("kvm_debug_exit_arch is not exception, pad, pc, dr6")
+        self._exit_unpack = _EXIT.unpack_from
         self._rip = lay.field("struct kvm_regs", "rip")
         self.image = dr_slots.EMPTY
         """DR0-3/DR7 this vCPU was last given (decode_exit reads slot kinds from it)."""
@@ -139,13 +146,11 @@ class X86VcpuDebug:
     # -- decoding ---------------------------------------------------------------------------
 
     def decode_exit(self, run: memoryview) -> DebugEvent:
-        exception = self._exit_exception.get(run)
-        pc = self._exit_pc.get(run)
-        dr6 = self._exit_dr6.get(run)
+        exception, pc, dr6 = self._exit_unpack(run, self._exit_at)
         arch = (exception, dr6)
         self._bp_exit_pc = pc if exception == BP_VECTOR else None
         if exception == DB_VECTOR:
-            hit = self.image.hit(dr6)
+            hit = self.image.hit(dr6) if dr6 & DR_TRAP_BITS else None
             if hit is not None:
                 n, _ = hit
                 rw = slot_rw(self.image.dr7, n)

@@ -325,13 +325,13 @@ class KvmVcpu:
                 self._regs_copy_fresh = False
             try:
                 rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
-                err = libc.ffi.errno
             finally:
                 with self._lock:
                     self._thread = None
             if rc >= 0:
                 self._regs_copy_fresh = self._regs_copy is not None
             else:
+                err = libc.ffi.errno  # this thread's copy from the ioctl: no cffi call since
                 if err != _errno.EINTR:
                     raise KernelError("KVM_RUN", err)
                 # kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
