@@ -30,6 +30,20 @@ Printed: the median µs per exit of each, and ``overhead_ratio = (framework - ba
 (target: at most 0.3). Last line: ``bare_us=<float> framework_us=<float> overhead_ratio=<float>``,
 or ``skipped: <reason>`` (exit status 0) where ``/dev/kvm`` is absent, refuses, or is not x86-64.
 
+Measured here (kvm_pvm, 2 cores under other load; runs vary with it): bare 10-14 µs,
+framework 35-60 µs, ``overhead_ratio`` 2.4-3.4, so the target is not met. Before
+``KvmVcpu.get_regs`` read the registers KVM copies into ``kvm_run`` (KVM_CAP_SYNC_REGS) the
+framework loop also made a KVM_GET_REGS ioctl per step (the PC a step starts from, read when the
+port takes the step command) and ran at 58-86 µs, ratio 4.3-8.7. Where the rest goes, per exit,
+timed section by section (best rounds): ``before_run`` 3.6 µs, ``KvmVcpu.run`` the bare ioctl
+plus about 2 µs (its run mutex and the kick lock), ``after_exit`` 10 µs (decode and filter about
+3, posting the stop and parking the port about 5: three entries of the run-control condition
+and two ``notify_all``), ``wait_stop`` 2.4 µs, ``resume`` 8 µs (stale-stop check, point under
+the PC, new commands, one more ``notify_all``). On this machine entering a
+``threading.Condition`` costs about 0.9 µs, ``notify_all`` 0.6 µs, a plain call 0.06 µs: the
+all-stop run control every step goes through (stop posted, vCPU parked, stop taken, resume
+given) is most of the overhead, not the decode or the filter.
+
 Measurements are functions in :data:`MEASUREMENTS`, chosen by ``--what``; each gets the open
 rig and the command-line options and returns its last line. A new one (the rate of
 breakpoint-condition evaluations with a hardware breakpoint whose condition is false, a hit
