@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
+from ..points import DebugPoint
 
 if TYPE_CHECKING:
     from .session import Session
@@ -22,16 +23,31 @@ def _help(s: Session, args: list[str]) -> str:
 
 
 def _points(s: Session, args: list[str]) -> str:
-    """list the host's breakpoints and watchpoints"""
+    """list the host's breakpoints and watchpoints, with hits and condition evaluations"""
     lines = []
     for e in s.points.sw.values():
-        lines.append(f"swbreak {e.point.addr:#x} refs={e.refs} inserted={e.inserted}")
+        line = f"swbreak {e.point.addr:#x} refs={e.refs} inserted={e.inserted}"
+        lines.append(line + _hits(s, e.point))
     for h in s.points.hw_breaks.values():
         via = " (served by a trap word)" if h.via_sw else ""
-        lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}")
+        lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}" + _hits(s, h.point))
     for w in s.points.watches.values():
         lines.append(f"{w.point.kind.value} {w.point.addr:#x} len={w.point.length} refs={w.refs}")
     return "\n".join(lines) + "\n" if lines else "no points\n"
+
+
+def _hits(s: Session, point: DebugPoint) -> str:
+    st = s.state.point_stats.get(point)
+    if st is None:
+        return ""
+    cond = s.state.conditions.get(point)
+    out = f" hits={st.hits}"
+    if cond is not None:
+        what = getattr(cond, "description", "a Python condition")
+        out += f" if {what}: evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
+        if st.last_error:
+            out += f" (last: {st.last_error})"
+    return out
 
 
 def _stats(s: Session, args: list[str]) -> str:
