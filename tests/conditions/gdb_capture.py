@@ -10,6 +10,7 @@ framing is touched; the bytecode is GDB's own.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
@@ -87,10 +88,8 @@ class ConditionTap:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _serve(self) -> None:
         gdb, _ = self._listener.accept()

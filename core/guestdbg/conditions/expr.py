@@ -45,6 +45,8 @@ class Insn:
         return 1 + OPS[self.op].operand
 
 
+Compiled = Callable[[Callable[[int], int], Callable[[int, int], bytes], str, int], int]
+"""What ``codegen`` makes: ``run(regs, mem, byte_order, addr_mask) -> value``."""
 Handler = Callable[..., int]
 Step = tuple[Handler, Any, int]
 """A pre-decoded instruction as ``evaluate`` runs it: the handler, its argument (operand,
@@ -67,5 +69,11 @@ class AgentExpr:
     """Whether any reachable instruction reads target memory (``ref8`` ... ``ref64``)."""
     insns: tuple[Insn, ...] = field(repr=False)
     """Every instruction, in code order."""
+    reachable: int = field(repr=False)
+    """How many instructions some path reaches."""
     steps: tuple[Step, ...] = field(repr=False, compare=False)
-    """What ``evaluate`` runs: ``insns`` decoded, jump targets as instruction indices."""
+    """What ``interpret`` runs: ``insns`` decoded, jump targets as instruction indices."""
+    compiled: (
+        Callable[[Callable[[int], int], Callable[[int, int], bytes], str, int], int] | None
+    ) = field(repr=False, compare=False)
+    """``codegen``'s function for the expression (None when it has a backward jump)."""

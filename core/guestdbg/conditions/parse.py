@@ -9,8 +9,9 @@ division by zero, a failed read, the step limit). The rules are in ``docs/condit
 from __future__ import annotations
 
 from ..errors import BadExpression
-from .evaluate import build_steps
+from .codegen import compile_forward
 from .expr import DEFAULT_LIMITS, AgentExpr, ExprLimits, Insn
+from .interpret import build_steps
 from .opcodes import OPS, REF_SIZES, Op
 
 
@@ -142,5 +143,7 @@ def parse_agent_expr(code: bytes, *, limits: ExprLimits = DEFAULT_LIMITS) -> Age
         max_stack=deepest,
         reads_memory=any(insn.op in REF_SIZES for insn in live),
         insns=tuple(insns),
+        reachable=len(live),
         steps=build_steps(insns),
+        compiled=compile_forward(insns, depth),
     )
