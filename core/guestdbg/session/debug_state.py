@@ -58,7 +58,8 @@ class DebugState:
         self.conditions: dict[DebugPoint, Condition] = {}
         """Breakpoints that stop only when their condition holds (see :mod:`.hits`)."""
         self.point_stats: dict[DebugPoint, PointStats] = {}
-        """Per inserted point: hits, condition evaluations, stops."""
+        """Per point inserted since the debugger attached: hits, condition evaluations, stops
+        (kept when the point is removed, cleared at detach)."""
         self.gdb_arch: Callable[[], GdbArch] = _no_arch
         """The register layout conditions read registers through (set by the session)."""
 
@@ -180,8 +181,8 @@ class DebugState:
         gone = self.points.remove(point)
         if gone is None:
             return None
-        self.conditions.pop(point, None)
-        self.point_stats.pop(point, None)
+        self.conditions.pop(point, None)  # its counters stay: GDB removes every point at
+        # each stop and inserts them again to resume, and the counts are for the whole attach
         entry = gone if isinstance(gone, SwEntry) else gone.trap
         if entry is None:
             return None

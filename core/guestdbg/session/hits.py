@@ -51,10 +51,11 @@ class PointStats:
 
 
 class HitView:
-    """A :class:`~guestdbg.points.HitContext`: what a condition sees of the vCPU that hit the point, read-only, while that vCPU is out
-    of KVM_RUN on its own thread (so reads need no stop of the VM). Registers come from the
-    arch's GDB register layout, memory from the debugger's view: trap words show the guest's
-    own instructions, an address outside guest RAM raises ``BadAddress``."""
+    """A :class:`~guestdbg.points.HitContext`: what a condition sees of the vCPU that hit the
+    point, read-only, while that vCPU is out of KVM_RUN on its own thread (so reads need no
+    stop of the VM). Registers come from the arch's GDB register layout, memory from the
+    debugger's view: trap words show the guest's own instructions, an address outside guest
+    RAM raises ``BadAddress``."""
 
     __slots__ = ("_arch", "_handle", "_mem", "pc", "points", "vcpu")
 

@@ -33,21 +33,23 @@ def _points(s: Session, args: list[str]) -> str:
         lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}" + _hits(s, h.point))
     for w in s.points.watches.values():
         lines.append(f"{w.point.kind.value} {w.point.addr:#x} len={w.point.length} refs={w.refs}")
-    return "\n".join(lines) + "\n" if lines else "no points\n"
+    out = "\n".join(lines) + "\n" if lines else "no points\n"
+    counted = [(p, st) for p, st in s.state.point_stats.items() if st.hits]
+    if counted:
+        out += "since attach (GDB removes its points at every stop):\n"
+        for p, st in counted:
+            line = f"  {p.kind.value} {p.addr:#x} hits={st.hits}"
+            if st.evaluations:
+                line += f" evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
+            if st.last_error:
+                line += f" (last: {st.last_error})"
+            out += line + "\n"
+    return out
 
 
 def _hits(s: Session, point: DebugPoint) -> str:
-    st = s.state.point_stats.get(point)
-    if st is None:
-        return ""
     cond = s.state.conditions.get(point)
-    out = f" hits={st.hits}"
-    if cond is not None:
-        what = getattr(cond, "description", "a Python condition")
-        out += f" if {what}: evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
-        if st.last_error:
-            out += f" (last: {st.last_error})"
-    return out
+    return "" if cond is None else f" if {getattr(cond, 'description', 'a Python condition')}"
 
 
 def _stats(s: Session, args: list[str]) -> str:

@@ -60,7 +60,7 @@ def _insert(ctx: StubContext, p: DebugPoint, cmd: PointCommand) -> None:
         if condition is None:
             ctx.target.insert_point(p)
         else:
-            ctx.target.insert_point(p, condition)
+            ctx.target.insert_point(p, condition)  # type: ignore[call-arg]
         ctx.gdb_breakpoints.add(key)
 
 
