@@ -1,7 +1,7 @@
 """A slice of the seeded fuzz benchmark in the suite (``bench/agent_expr_fuzz.py``, 100,000
-expressions by default): 2,000 expressions, no crash, no hang, and a mix that reaches every
-outcome (refused, evaluated, failed while running), so the slice is not passing by refusing
-everything."""
+expressions by default): ``python bench/agent_expr_fuzz.py --count 2000 --seed 7`` finds no
+crash and no hang, in a mix that reaches every outcome (refused, evaluated, failed while
+running), so the slice does not pass by refusing everything."""
 
 from __future__ import annotations
 
