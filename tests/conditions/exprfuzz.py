@@ -122,6 +122,12 @@ def check(code: bytes, seed: int = 0) -> Outcome:
     except Exception as e:
         raise Broken(f"parse raised {type(e).__name__}: {e}") from e
     out.parsed = True
+    return check_parsed(expr, seed, out)
+
+
+def check_parsed(expr: AgentExpr, seed: int, out: Outcome | None = None) -> Outcome:
+    """The evaluation half of :func:`check`."""
+    out = out or Outcome(parsed=True)
     big, bits, guest = _guest(seed)
     ram = guest.ram
     value = _run(expr, guest, big, bits, fast=True)

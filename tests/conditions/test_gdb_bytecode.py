@@ -124,7 +124,7 @@ def test_gdb_bytecode_reads_back_to_gdbs_listing_and_computes_gdbs_value(
     assert got == value, f"{CONDITIONS[i]!r}: GDB says {value}, the interpreter {got}"
 
 
-def test_the_conditions_cover_both_answers_and_every_opcode_gdb_uses_for_them(
+def test_the_conditions_cover_both_answers_and_every_opcode_but_four_stack_ones(
     session: tuple[MemTarget, dict[int, bytes], str],
 ) -> None:
     _, sent, out = session
@@ -135,4 +135,5 @@ def test_the_conditions_cover_both_answers_and_every_opcode_gdb_uses_for_them(
                     "rem_unsigned", "lsh", "rsh_signed", "rsh_unsigned", "log_not", "bit_and",
                     "bit_or", "bit_xor", "bit_not", "equal", "less_signed", "less_unsigned",
                     "ext", "zero_ext", "ref8", "ref16", "ref32", "ref64", "if_goto", "goto",
-                    "const8", "const16", "const32", "const64", "reg", "end"}  # fmt: skip
+                    "const8", "const16", "const32", "const64", "reg", "end", "swap"}  # fmt: skip
+    assert not used & {"dup", "pop", "pick", "rot"}  # test_semantics.py has those

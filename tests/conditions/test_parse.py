@@ -161,3 +161,15 @@ def test_an_agent_expr_is_immutable() -> None:
     expr = parse_agent_expr(asm("const8 1", "end"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         expr.code = b"\x27"  # type: ignore[misc]
+
+
+def test_the_same_condition_sent_again_is_the_same_expression() -> None:
+    """GDB sends a condition again each time it inserts the breakpoint: the second parse gives
+    back the first expression (immutable, so sharing it is safe); other limits parse anew,
+    and a refusal is refused again."""
+    code = asm("reg 3", "const8 5", "equal", "end")
+    first = parse_agent_expr(code)
+    assert parse_agent_expr(bytearray(code)) is first
+    assert parse_agent_expr(code, limits=ExprLimits(max_stack=2)) is not first
+    for _ in range(2):
+        assert "unknown" in refused(code + b"\xff")

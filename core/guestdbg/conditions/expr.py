@@ -38,12 +38,6 @@ class Insn:
     op: Op
     operand: int
 
-    @property
-    def size(self) -> int:
-        from .opcodes import OPS
-
-        return 1 + OPS[self.op].operand
-
 
 Compiled = Callable[[Callable[[int], int], Callable[[int, int], bytes], str, int], int]
 """What ``codegen`` makes: ``run(regs, mem, byte_order, addr_mask) -> value``."""

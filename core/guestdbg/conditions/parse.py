@@ -8,6 +8,8 @@ division by zero, a failed read, the step limit). The rules are in ``docs/condit
 
 from __future__ import annotations
 
+import functools
+
 from ..errors import BadExpression
 from .codegen import compile_forward
 from .expr import DEFAULT_LIMITS, AgentExpr, ExprLimits, Insn
@@ -124,10 +126,17 @@ def parse_agent_expr(code: bytes, *, limits: ExprLimits = DEFAULT_LIMITS) -> Age
     """Validate GDB agent-expression bytecode for use as a breakpoint condition.
 
     Raises :class:`~guestdbg.errors.BadExpression` (an ``InvalidRequest``) with what is wrong
-    and where; the rules are in ``docs/conditions.md`` §Validation."""
+    and where; the rules are in ``docs/conditions.md`` §Validation. The same bytes under the
+    same limits give the same (immutable) expression, kept for the next time: GDB sends a
+    condition again each time it inserts the breakpoint, and making the generated function
+    is the costly part of parsing."""
     if not isinstance(code, bytes | bytearray | memoryview):
         raise BadExpression(f"an agent expression is bytes, not {type(code).__name__}")
-    code = bytes(code)
+    return _parse(bytes(code), limits)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(code: bytes, limits: ExprLimits) -> AgentExpr:
     if not code:
         raise BadExpression("empty agent expression")
     if len(code) > limits.max_code:
