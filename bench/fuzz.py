@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing (atheris, libFuzzer's engine) of the targets in
 ``tests/fuzz/fuzz_targets.py``: the packet parser with the stub's state machine (``rsp``), the
-migration-document loader (``migration``), and the agent-expression interpreter once it exists
-(``agent_expr``, listed as pending until then).
+migration-document loader (``migration``), and the agent-expression interpreter of breakpoint
+conditions (``agent_expr``).
 
 Usage: ``python bench/fuzz.py [--runs N] [--targets a,b] [--jobs J] [--hang-seconds S]
 [--seed S] [--work DIR] [--merge | --merge-only DIR]``.

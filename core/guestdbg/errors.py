@@ -35,6 +35,18 @@ class InvalidRequest(GuestDebugError):
     """A request that is malformed on its face (bad length, unknown point kind, bad field)."""
 
 
+class BadExpression(InvalidRequest):
+    """An agent expression (a breakpoint condition's bytecode) that guestdbg will not run: an
+    unknown or refused opcode, a truncated operand, a jump off an instruction, a stack that can
+    underflow or grow past the limit (``docs/conditions.md``)."""
+
+
+class EvalError(GuestDebugError):
+    """An agent expression failed while it ran: a division by zero, a memory or register read
+    that failed, the step limit. The only exception :func:`guestdbg.conditions.evaluate`
+    raises."""
+
+
 class NoMapping(GuestDebugError):
     """An exception number has no counterpart in the requested numberspace."""
 

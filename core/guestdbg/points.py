@@ -12,9 +12,9 @@ anything is recorded, so a refused insert leaves the table exactly as it was.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import InvalidRequest, NoFreeSlot, UnsupportedByArch
 
@@ -70,6 +70,30 @@ class DebugPoint:
 
     def __str__(self) -> str:
         return f"{self.kind.value} {self.space}:{self.addr:#x}/{self.length}"
+
+
+class HitContext(Protocol):
+    """What a breakpoint's condition sees of the vCPU that reached it (read-only)."""
+
+    vcpu: int
+    pc: int
+
+    def register(self, name: str) -> int:
+        """A register by its GDB name (``r3``, ``rax``...)."""
+        ...
+
+    def gdb_register(self, regnum: int) -> int:
+        """A register by GDB register number (the arch's target description order)."""
+        ...
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        """Guest memory as the debugger sees it (the guest's words, never trap words)."""
+        ...
+
+
+Condition = Callable[[HitContext], object]
+"""A breakpoint's condition: true stops the vCPU, false lets it run on, raising stops it and
+says why (see :mod:`guestdbg.session.hits`)."""
 
 
 @dataclass(slots=True)

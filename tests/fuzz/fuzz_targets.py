@@ -21,13 +21,15 @@ handled as it documents, and raises :class:`Crash` (with what went wrong) for an
     crash. Text that is not JSON is not the loader's input and is skipped.
 
 ``agent_expr``
-    The place for GDB's agent-expression interpreter (``qTDP``/``X`` bytecode, conditions
-    evaluated in the stub), which does not exist yet. When it lands: implement
-    :func:`agent_expr_target` (bytecode in; the documented error path is the interpreter's
-    own error for a bad opcode, stack over/underflow, a bad memory read; a crash is anything
-    else, or running past its step limit), drop ``PENDING`` from its entry, and seed
-    ``corpus/agent_expr/`` with a few expressions GDB compiles (``maint agent`` prints them).
-    Until then ``bench/fuzz.py`` lists it as pending and runs nothing for it.
+    GDB agent-expression bytecode (a breakpoint condition's ``;X`` part) into the interpreter
+    (``guestdbg.conditions``): parsed, and when it parses evaluated against a small guest
+    (registers, RAM with recording callbacks; the byte order, address width and values
+    chosen by the input's CRC). The documented error paths are ``BadExpression`` from the
+    parser and ``EvalError`` from the evaluation; a crash is anything else, an internal
+    error, or a run that breaks a rule of ``tests/conditions/exprfuzz.py`` (a register read
+    validation did not list, memory read outside the address width or when validation said
+    none, guest RAM changed, the two ways of running disagreeing). The corpus starts from
+    conditions GDB compiles.
 
 A *hang* is an input running longer than the bound ``bench/fuzz.py`` sets (``--hang-seconds``);
 the test replays the corpus under the same kind of bound.
@@ -45,7 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 CORPUS = HERE / "corpus"
-sys.path[:0] = [str(TESTS / "gdb")]
+sys.path[:0] = [str(TESTS / "gdb"), str(TESTS / "conditions")]
 
 OneInput = Callable[[bytes], None]
 
@@ -191,11 +193,21 @@ def migration_target() -> OneInput:
     return one_input
 
 
-# -- agent_expr: GDB agent expressions (not written yet) ------------------------------------
+# -- agent_expr: GDB agent expressions --------------------------------------------------------
 
 
 def agent_expr_target() -> OneInput:
-    raise NotImplementedError("guestdbg has no agent-expression interpreter yet")
+    import zlib
+
+    from exprfuzz import Broken, check
+
+    def one_input(data: bytes) -> None:
+        try:
+            check(data, zlib.crc32(data))
+        except Broken as e:
+            raise Crash(str(e)) from e
+
+    return one_input
 
 
 # -- the list -------------------------------------------------------------------------------
@@ -234,6 +246,6 @@ TARGETS = {
             skip=("guestdbg.kvm.uapi", "guestdbg.plugins"),  # struct layouts, per vCPU
             max_len=4096,
         ),
-        Target("agent_expr", agent_expr_target, PENDING),
+        Target("agent_expr", agent_expr_target, instrument=("guestdbg.conditions",), max_len=512),
     )
 }

@@ -64,6 +64,8 @@ class StubContext:
     """The target's optional ``read_some_registers``, resolved once."""
     expedite: Sequence[int] = ()
     skips: ProgramBreakpointSkips = field(default_factory=lambda: ProgramBreakpointSkips(None))
+    gdb_breakpoints: set[tuple[int, int]] = field(default_factory=set)
+    """(Z type, address) of the breakpoints GDB inserted on this connection."""
     """GDB's breakpoints on this connection and the program-breakpoint skips not applied."""
 
     @classmethod
@@ -71,7 +73,9 @@ class StubContext:
         arch = target.gdb_arch
         return cls(
             target=target,
-            features=StubFeatures.derive(target.caps, packet_size),
+            features=StubFeatures.derive(
+                target.caps, packet_size, conditions=hasattr(target, "set_condition")
+            ),
             codec=RegisterCodec(arch),
             vcpus=target.vcpu_count(),
             xml=target_xml(arch).encode(),

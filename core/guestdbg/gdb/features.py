@@ -25,10 +25,18 @@ class StubFeatures:
     hw_breakpoints: bool
     watchpoints: bool
     single_step: bool
+    conditions: bool = False
+    """Breakpoint conditions evaluated in the stub (``ConditionalBreakpoints+``): the target
+    judges them and steps a vCPU past a false one on its own, which needs the host's
+    single-step (a host that plants traps to step cannot)."""
 
     @classmethod
     def derive(
-        cls, caps: DebugCapabilities, packet_size: int = DEFAULT_PACKET_SIZE
+        cls,
+        caps: DebugCapabilities,
+        packet_size: int = DEFAULT_PACKET_SIZE,
+        *,
+        conditions: bool = False,
     ) -> StubFeatures:
         watch_slots = caps.hw_breakpoints if caps.shared_slots else caps.hw_watchpoints
         return cls(
@@ -36,6 +44,7 @@ class StubFeatures:
             hw_breakpoints=caps.hw_breakpoints > 0,
             watchpoints=watch_slots > 0 and bool(caps.watch_kinds),
             single_step=caps.single_step,
+            conditions=conditions and caps.single_step and not caps.step_via_sw,
         )
 
     def qsupported_reply(self) -> bytes:
@@ -43,6 +52,8 @@ class StubFeatures:
         if self.hw_breakpoints:
             parts.append(b"hwbreak+")
         parts += [b"qXfer:features:read+", b"vContSupported+"]
+        if self.conditions:
+            parts.append(b"ConditionalBreakpoints+")
         return b";".join(parts)
 
     def vcont_reply(self) -> bytes:

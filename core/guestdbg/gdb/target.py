@@ -184,7 +184,12 @@ class DebugTarget(Protocol):
 
     def write_memory(self, vcpu: int, addr: int, data: bytes) -> None: ...
 
-    def insert_point(self, point: DebugPoint) -> None: ...
+    def insert_point(self, point: DebugPoint) -> None:
+        """Add one reference to ``point``. A target that judges breakpoint conditions itself
+        also takes ``insert_point(point, condition)`` and offers
+        ``set_condition(point, condition)`` (replace the condition, no new reference): the
+        stub then offers ``ConditionalBreakpoints+`` (see :mod:`guestdbg.gdb.conditions`)."""
+        ...
 
     def remove_point(self, point: DebugPoint) -> object:
         """Drop one reference to ``point``; whatever it returns is ignored by the stub."""

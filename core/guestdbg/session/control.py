@@ -76,6 +76,12 @@ class RunControl:
         """Step-overs still to do after the current one, in order."""
         self._after: dict[int, Command] = {}
         """What each resumed vCPU does once every step-over is done."""
+        self.in_run: set[int] = set()
+        """vCPUs between their port's ``before_run`` returning and its ``after_exit``: in
+        KVM_RUN or about to enter it."""
+        self.holder: int | None = None
+        """A vCPU stepping over a trap word it took out of memory on its own (a breakpoint
+        whose condition was false): no other vCPU enters KVM_RUN until it is back."""
         self.on_park: Callable[[int], None] | None = None
         """Called (lock held) when a vCPU parks, before it counts as stopped (planted steps
         turn their hit into the step here)."""
@@ -190,6 +196,37 @@ class RunControl:
             self.resumed = set(range(len(self.commands)))
             for i in range(len(self.commands)):
                 self.give(i, RUN)
+
+    # -- one vCPU alone, without a stop ----------------------------------------------------
+
+    def hold(self, index: int) -> None:
+        """Keep every other vCPU out of KVM_RUN until :meth:`release`: ``index`` takes a trap
+        word out of guest memory for one step, and a vCPU running meanwhile would pass that
+        address unseen. Those in KVM_RUN are kicked; they wait in ``before_run`` without
+        parking (nothing is reported, their commands stay). Holders take turns."""
+        with self.cv:
+            while self.holder is not None and self.holder != index:
+                self.cv.wait()
+            self.holder = index
+            kicked: set[int] = set()
+            while others := self.in_run - {index}:
+                for i in others - kicked:
+                    self.kick(i)
+                kicked |= others
+                self.cv.wait()
+
+    def release(self, index: int) -> None:
+        with self.cv:
+            if self.holder == index:
+                self.holder = None
+                self.cv.notify_all()
+
+    def left_run(self, index: int) -> None:
+        """``index`` is out of KVM_RUN (its port's ``after_exit`` began)."""
+        self.in_run.discard(index)
+        if self.holder is not None:  # read after the discard: a holder checks under the lock
+            with self.cv:
+                self.cv.notify_all()
 
     def close(self) -> None:
         with self.cv:

@@ -8,15 +8,21 @@ document, the monitor), instead of a session they reach into.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..arch import OwnershipPolicy
 from ..capabilities import DebugCapabilities
-from ..errors import UnsupportedByArch
-from ..points import DebugPoint, PointKind, PointTable, SwEntry
+from ..errors import InvalidRequest, UnsupportedByArch
+from ..points import Condition, DebugPoint, PointKind, PointTable, SwEntry
 from ..vcpu import VcpuHandle
+from . import traps
+from .hits import PointStats
 from .traps import TrapWriter
+
+if TYPE_CHECKING:
+    from ..gdb.target import GdbArch
 
 
 @dataclass
@@ -49,6 +55,20 @@ class DebugState:
         self.saved_guest: list[Mapping[str, int]] = [{} for _ in range(vcpus)]
         """Per vCPU, the guest's own debug settings the arch saved at attach."""
         self.stats = SessionStats()
+        self.conditions: dict[DebugPoint, Condition] = {}
+        """Breakpoints that stop only when their condition holds (see :mod:`.hits`)."""
+        self.point_stats: dict[DebugPoint, PointStats] = {}
+        """Per point inserted since the debugger attached: hits, condition evaluations, stops
+        (kept when the point is removed, cleared at detach)."""
+        self.gdb_arch: Callable[[], GdbArch] = _no_arch
+        """The register layout conditions read registers through (set by the session)."""
+
+    def read_view(self, vcpu: VcpuHandle, addr: int, length: int) -> bytes:
+        """Guest memory as the debugger sees it (trap words shadowed), through ``vcpu``."""
+        if addr < 0 or length < 0:
+            raise InvalidRequest("negative address or length")
+        w = self.trap_writer
+        return traps.shadow_read(self.points, w.vm, vcpu, addr, length, w.insn)
 
     @property
     def traps_active(self) -> bool:
@@ -80,10 +100,51 @@ class DebugState:
             point.kind is PointKind.HW_BREAK and self.caps.hw_break_via_sw
         )
 
-    def insert(self, point: DebugPoint, vcpu: VcpuHandle) -> None:
+    def insert(
+        self, point: DebugPoint, vcpu: VcpuHandle, condition: Condition | None = None
+    ) -> None:
         """Add one reference to a point (its trap word written through ``vcpu``'s address
-        translation); a refused point changes nothing."""
+        translation); a refused point changes nothing. ``condition`` replaces the point's
+        (None: it always stops)."""
         point = self.normalise(point)
+        self._check_condition(point, condition)
+        self._insert(point, vcpu)
+        self.set_condition(point, condition)
+        self.point_stats.setdefault(point, PointStats())
+
+    def set_condition(self, point: DebugPoint, condition: Condition | None) -> None:
+        """Replace an inserted breakpoint's condition (None: unconditional)."""
+        point = self.normalise(point)
+        self._check_condition(point, condition)
+        if not self._known(point):
+            raise InvalidRequest(f"{point} is not inserted")
+        if condition is None:
+            self.conditions.pop(point, None)
+        else:
+            self.conditions[point] = condition
+
+    def _check_condition(self, point: DebugPoint, condition: Condition | None) -> None:
+        if condition is None:
+            return
+        if point.kind.is_watch:
+            raise InvalidRequest(f"{point}: conditions are for breakpoints, not watchpoints")
+        if not callable(condition):
+            raise InvalidRequest(f"a condition must be callable, not {condition!r}")
+        if not self.caps.single_step or self.caps.step_via_sw:
+            raise UnsupportedByArch(
+                "breakpoint conditions need the host's single-step to let a vCPU past a false "
+                "one, which this host does not give the debugger"
+            )
+
+    def _known(self, point: DebugPoint) -> bool:
+        pts = self.points
+        if point.kind is PointKind.SW_BREAK:
+            return (point.space, point.addr) in pts.sw
+        if point.kind is PointKind.HW_BREAK:
+            return (point.space, point.addr) in pts.hw_breaks
+        return any(e.point == point for e in pts.watches.values())
+
+    def _insert(self, point: DebugPoint, vcpu: VcpuHandle) -> None:
         if point.kind.is_watch and not self.caps.watch_kinds:
             raise UnsupportedByArch(
                 f"no hardware watchpoints for the host under the {self.policy} policy: the "
@@ -116,9 +177,12 @@ class DebugState:
 
     def remove(self, point: DebugPoint) -> str | None:
         """Remove one reference; returns a note when a trap word could not be restored."""
-        gone = self.points.remove(self.normalise(point))
+        point = self.normalise(point)
+        gone = self.points.remove(point)
         if gone is None:
             return None
+        self.conditions.pop(point, None)  # its counters stay: GDB removes every point at
+        # each stop and inserts them again to resume, and the counts are for the whole attach
         entry = gone if isinstance(gone, SwEntry) else gone.trap
         if entry is None:
             return None
@@ -133,3 +197,9 @@ class DebugState:
         for entry in list(self.points.traps()):
             self.trap_writer.remove(entry)
         self.points.clear()
+        self.conditions.clear()
+        self.point_stats.clear()
+
+
+def _no_arch() -> GdbArch:
+    raise InvalidRequest("no register layout for conditions in this session")

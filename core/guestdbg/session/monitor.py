@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
+from ..points import DebugPoint
 
 if TYPE_CHECKING:
     from .session import Session
@@ -22,16 +23,33 @@ def _help(s: Session, args: list[str]) -> str:
 
 
 def _points(s: Session, args: list[str]) -> str:
-    """list the host's breakpoints and watchpoints"""
+    """list the host's breakpoints and watchpoints, with hits and condition evaluations"""
     lines = []
     for e in s.points.sw.values():
-        lines.append(f"swbreak {e.point.addr:#x} refs={e.refs} inserted={e.inserted}")
+        line = f"swbreak {e.point.addr:#x} refs={e.refs} inserted={e.inserted}"
+        lines.append(line + _hits(s, e.point))
     for h in s.points.hw_breaks.values():
         via = " (served by a trap word)" if h.via_sw else ""
-        lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}")
+        lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}" + _hits(s, h.point))
     for w in s.points.watches.values():
         lines.append(f"{w.point.kind.value} {w.point.addr:#x} len={w.point.length} refs={w.refs}")
-    return "\n".join(lines) + "\n" if lines else "no points\n"
+    out = "\n".join(lines) + "\n" if lines else "no points\n"
+    counted = [(p, st) for p, st in s.state.point_stats.items() if st.hits]
+    if counted:
+        out += "since attach (GDB removes its points at every stop):\n"
+        for p, st in counted:
+            line = f"  {p.kind.value} {p.addr:#x} hits={st.hits}"
+            if st.evaluations:
+                line += f" evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
+            if st.last_error:
+                line += f" (last: {st.last_error})"
+            out += line + "\n"
+    return out
+
+
+def _hits(s: Session, point: DebugPoint) -> str:
+    cond = s.state.conditions.get(point)
+    return "" if cond is None else f" if {getattr(cond, 'description', 'a Python condition')}"
 
 
 def _stats(s: Session, args: list[str]) -> str:

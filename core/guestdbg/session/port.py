@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..arch import ArchVcpuDebug
 from ..events import Reinject, Report, StopEvent, StopKind, StopReason
@@ -41,14 +41,16 @@ from ..kvm.constants import (
     KVM_EXIT_INTR,
     exit_name,
 )
-from ..points import DEFAULT_SPACE, DebugPoint
+from ..points import DEFAULT_SPACE, DebugPoint, SwEntry
 from ..vcpu import VcpuHandle
 from .control import Command, RunControl, StepOver
 from .debug_state import DebugState
+from .hits import HitView, judge, points_at
 
 log = logging.getLogger(__name__)
 
 _WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
+_BREAK_STOPS = frozenset({StopKind.SW_BREAK, StopKind.HW_BREAK})
 _TRAP_WORD_EXITS = frozenset({KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_EXCEPTION})
 """Exits a trap word can end KVM_RUN with on a kernel that cannot report it as KVM_EXIT_DEBUG."""
 
@@ -70,6 +72,13 @@ class _Phase(enum.Enum):
     STEP = "step"
     OVER = "over"
     """Stepping over the point under the PC, alone, the point out of the way."""
+    PASS = "pass"
+    """Stepping past a breakpoint whose condition was false, then back to what it was doing."""
+
+
+_STEPPING_PAST = frozenset({_Phase.OVER, _Phase.PASS})
+"""Phases that finish their one step even when the VM is being stopped: a trap word is out of
+guest memory or a compare out of the registers until that step is done."""
 
 
 class VcpuPort:
@@ -115,6 +124,15 @@ class VcpuPort:
         self._phase = _Phase.PARKED
         self._cmd: Command | None = None
         self._suspended = False
+        self._passing: SwEntry | None = None
+        """The trap word this vCPU took out to step past its false condition."""
+        self._resume_to: tuple[_Phase, bool, int | None, frozenset[DebugPoint]] = (
+            _Phase.RUN,
+            False,
+            None,
+            frozenset(),
+        )
+        """Where a pass returns to: phase, step, origin, masked."""
 
     # -- the vCPU thread's calls ------------------------------------------------------------
 
@@ -127,10 +145,14 @@ class VcpuPort:
         with c.cv:
             while True:
                 cmd = c.commands[self.index]
-                if cmd is not None and c.stop_all and self._phase is not _Phase.OVER:
+                if cmd is not None and c.stop_all and self._phase not in _STEPPING_PAST:
                     self._park_locked()  # another vCPU stopped the VM
                     continue
+                if c.holder is not None and c.holder != self.index:
+                    c.cv.wait()  # another vCPU steps past a trap word it took out
+                    continue
                 if cmd is not None and self.inline == inline:
+                    c.in_run.add(self.index)
                     break
                 if inline or (c.closed and cmd is None):
                     return False
@@ -141,6 +163,7 @@ class VcpuPort:
             self.sync_debug()
             self.deliver_pending()
         except Exception as e:
+            c.left_run(self.index)
             self.fail(e)
             return self.before_run(inline)
         return True
@@ -148,6 +171,7 @@ class VcpuPort:
     def after_exit(self, reason: int) -> Next:
         """Call with every KVM_RUN's exit reason (``kvm_run`` holds the rest)."""
         self.exits += 1
+        self.control.left_run(self.index)
         if reason == KVM_EXIT_DEBUG:
             try:
                 self._debug_exit()
@@ -185,19 +209,66 @@ class VcpuPort:
         kind = type(verdict)
         if kind is Report:
             stop: StopReason = verdict.reason  # type: ignore[union-attr]
-            if self._phase is _Phase.OVER:
+            phase = self._phase
+            if phase is _Phase.OVER:
                 self._end_over()
                 if stop.kind is StopKind.STEP and not self._cmd_step():
                     self.filter.stats.step_over_taken()  # the session's own step: not a stop
                     self._phase = _Phase.PARKED
                     self.control.over_done(self.index)
                     return
+            elif phase is _Phase.PASS:
+                self._end_pass()
+                if stop.kind is StopKind.STEP and self._phase is _Phase.RUN:
+                    return  # past the point whose condition was false: run on
+            elif stop.kind in _BREAK_STOPS and not self._stops_here(stop.pc):
+                self._pass(stop.pc)
+                return
             self._stop(stop)
             return
         if kind is Reinject:
             self.pending = verdict  # type: ignore[assignment]
             if self.state.catch_guest_events:
                 self._stop(StopReason(StopKind.GUEST_EVENT, ev.pc))
+
+    def _stops_here(self, pc: int) -> bool:
+        """Judge the conditions of the breakpoints at ``pc`` (see :mod:`.hits`)."""
+        st = self.state
+        return judge(points_at(st.points, pc), st.conditions, st.point_stats, self._view_at(pc))
+
+    def _view_at(self, pc: int) -> Callable[[Sequence[DebugPoint]], HitView]:
+        st = self.state
+
+        def view(points: Sequence[DebugPoint]) -> HitView:
+            return HitView(self.index, pc, points, self.handle, st.gdb_arch, st.read_view)
+
+        return view
+
+    def _pass(self, pc: int) -> None:
+        """Step past the breakpoint at ``pc`` alone (its condition was false), then go back to
+        what the vCPU was doing; no stop is posted and no other vCPU parks."""
+        pts = self.state.points
+        trap = pts.trap_at(DEFAULT_SPACE, pc)
+        hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
+        self._resume_to = (self._phase, self.step, self.origin, self.masked)
+        self._phase = _Phase.PASS
+        self.step = True
+        self.origin = pc
+        if hw is not None and not hw.via_sw:
+            self.masked = self.masked | {hw.point}
+        if trap is not None and trap.inserted:
+            self.control.hold(self.index)
+            if self.state.trap_writer.suspend(trap):
+                self._passing = trap
+            else:
+                self.control.release(self.index)
+
+    def _end_pass(self) -> None:
+        trap, self._passing = self._passing, None
+        if trap is not None:
+            self.state.trap_writer.rearm(trap)
+            self.control.release(self.index)
+        self._phase, self.step, self.origin, self.masked = self._resume_to
 
     def _own_trap(self, reason: int) -> bool:
         """An exit other than KVM_EXIT_DEBUG at a trap word the debugger inserted: a kernel
@@ -226,6 +297,8 @@ class VcpuPort:
     def _stop(self, stop: StopReason) -> None:
         if self._phase is _Phase.OVER:
             self._end_over()
+        elif self._phase is _Phase.PASS:
+            self._end_pass()
         self.last_stop = stop
         c = self.control
         with c.cv:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..arch import ArchInfo, ArchVcpuDebug, CoreInfo, OwnershipPolicy, VcpuDebugRequest
 from ..capabilities import CapabilityLimits, DebugCapabilities
@@ -32,11 +32,12 @@ from ..filter import FilterStats, ReinjectionFilter
 from ..gdb.target import GdbArch
 from ..kvm.constants import KVM_EXIT_MMIO
 from ..plugins import Registry, default_registry
-from ..points import DebugPoint, PointTable
+from ..points import Condition, DebugPoint, PointTable
 from ..vcpu import VmHandle
 from . import lifetime, migration, traps
 from .control import RunControl
 from .debug_state import DebugState, SessionStats
+from .hits import PointStats
 from .monitor import run_monitor
 from .planted_steps import PlantedSteps
 from .port import VcpuPort
@@ -56,6 +57,19 @@ _SESSIONS: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictiona
 def default_exit_handler(index: int, reason: int, run: memoryview) -> bool:
     """Without a VMM device model: MMIO is ignored (reads see zeros), anything else halts."""
     return reason == KVM_EXIT_MMIO
+
+
+def _lazy_gdb_arch(reg: Registry, info: ArchInfo, core: CoreInfo) -> Callable[[], GdbArch]:
+    """The arch's GDB register layout, built at first use (a session without GDB and without
+    conditions never needs it), from whichever thread asks first."""
+    built: list[GdbArch] = []
+
+    def get() -> GdbArch:
+        if not built:
+            built.append(reg.gdb_arch(info, core))
+        return built[0]
+
+    return get
 
 
 class Session:
@@ -134,7 +148,7 @@ class Session:
             for i, (v, ops) in enumerate(zip(handles, self.ops, strict=True))
         ]  # fmt: skip
         self.planted = PlantedSteps(self.state, self.control, self.ports)
-        self._gdb_arch: GdbArch | None = None
+        self.state.gdb_arch = _lazy_gdb_arch(reg, info, core_info)
         self.closed = False
         self._threads: OwnedThreads | None = None
         if vcpu_threads == "session":
@@ -150,9 +164,7 @@ class Session:
 
     @property
     def gdb_arch(self) -> GdbArch:
-        if self._gdb_arch is None:
-            self._gdb_arch = self.registry.gdb_arch(self.arch, self.core)
-        return self._gdb_arch
+        return self.state.gdb_arch()
 
     @property
     def points(self) -> PointTable:
@@ -266,10 +278,25 @@ class Session:
 
     # -- points -----------------------------------------------------------------------------
 
-    def insert_point(self, point: DebugPoint) -> None:
-        """Add one reference to a point; a refused point changes nothing."""
+    def insert_point(self, point: DebugPoint, condition: Condition | None = None) -> None:
+        """Add one reference to a point; a refused point changes nothing.
+
+        ``condition`` (breakpoints only) is judged on the hitting vCPU's thread at every hit,
+        given a :class:`~.hits.HitView` of that vCPU's registers and memory: a false one lets
+        the vCPU run on without a stop (see :mod:`.hits`). It replaces the point's condition;
+        None makes the point unconditional."""
         self._require_stopped()
-        self.state.insert(point, self.ports[0].handle)
+        self.state.insert(point, self.ports[0].handle, condition)
+
+    def set_condition(self, point: DebugPoint, condition: Condition | None) -> None:
+        """Replace an inserted breakpoint's condition without adding a reference (GDB sends
+        ``Z0`` again for a location whose condition changed)."""
+        self._require_stopped()
+        self.state.set_condition(point, condition)
+
+    def point_stats(self) -> dict[DebugPoint, PointStats]:
+        """Per inserted point: hits, condition evaluations, stops, failed evaluations."""
+        return {p: dataclasses.replace(st) for p, st in self.state.point_stats.items()}
 
     def remove_point(self, point: DebugPoint) -> str | None:
         """Remove one reference; returns a note when a trap word could not be restored."""

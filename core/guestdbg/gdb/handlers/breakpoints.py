@@ -13,6 +13,7 @@ import logging
 from ...errors import GuestDebugError, InvalidRequest, UnsupportedByArch
 from ...points import DebugPoint, PointKind
 from ..commands.breakpoints import PointCommand
+from ..conditions import AgentCondition
 from ..context import StubContext
 from ..error_replies import error_text_reply
 
@@ -27,9 +28,10 @@ def point(ctx: StubContext, cmd: PointCommand) -> bytes:
             raise InvalidRequest("breakpoint or watchpoint of length 0")
         p = DebugPoint(PointKind.from_gdb_type(cmd.gdb_type), cmd.addr, cmd.kind)
         if cmd.insert:
-            ctx.target.insert_point(p)
+            _insert(ctx, p, cmd)
         else:
             ctx.target.remove_point(p)
+            ctx.gdb_breakpoints.discard((cmd.gdb_type, cmd.addr))
     except GuestDebugError as e:
         if cmd.insert and isinstance(e, UnsupportedByArch):
             # GDB 13 shows the reason only for Z1: say it where the VMM's user sees it too
@@ -38,6 +40,28 @@ def point(ctx: StubContext, cmd: PointCommand) -> bytes:
         return error_text_reply(e)
     ctx.skips.point(cmd.gdb_type, cmd.addr, cmd.insert)
     return b"OK"
+
+
+def _insert(ctx: StubContext, p: DebugPoint, cmd: PointCommand) -> None:
+    """A breakpoint GDB already inserted on this connection only changes its conditions: GDB
+    sends ``Z0`` again, without ``z0``, for a location whose condition changed (as gdbserver
+    takes it: the new list replaces the old)."""
+    condition = None
+    if cmd.conditions:
+        if not ctx.features.conditions or p.kind.is_watch:
+            raise InvalidRequest("conditions are not offered for this breakpoint type")
+        condition = AgentCondition.parse(cmd.conditions, ctx.target.gdb_arch)
+    key = (cmd.gdb_type, cmd.addr)
+    if p.kind.is_watch:
+        ctx.target.insert_point(p)
+    elif key in ctx.gdb_breakpoints and ctx.features.conditions:
+        ctx.target.set_condition(p, condition)  # type: ignore[attr-defined]
+    else:
+        if condition is None:
+            ctx.target.insert_point(p)
+        else:
+            ctx.target.insert_point(p, condition)  # type: ignore[call-arg]
+        ctx.gdb_breakpoints.add(key)
 
 
 HANDLERS = {PointCommand: point}
