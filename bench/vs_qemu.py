@@ -26,7 +26,13 @@ taken out), and once against a target that answers at once (the stub's own cost)
 loopback share is the round trips times the floor; what remains of the TCP time is the client
 (GDB's own work) and socket I/O.
 
-Last line: ``gdb_ratio=<float> rsp_ratio=<float>`` (guestdbg / QEMU).
+And breakpoint conditions: ``break *hit if <cond>`` with a condition true once in 1,000 hits,
+one on a register and one on a memory word (``CONDITIONS``): evaluations per second. guestdbg
+evaluates it in the stub, on the vCPU's thread, and GDB sees one stop per 1,000 hits; QEMU
+offers no target-side conditions, so GDB stops, reads and resumes at every hit.
+
+Last line: ``gdb_ratio=<float> rsp_ratio=<float> cond_ratio=<float>`` (guestdbg / QEMU;
+``cond_ratio`` is the lower of the two conditions' ratios).
 """
 
 from __future__ import annotations
@@ -263,6 +269,52 @@ def gdb_rate(server: Server, elf: Path, sym: dict[str, int], hits: int) -> float
         raise SystemExit(f"{server.name}: GDB stopped {hits} times, the guest counted "
                          f"{counted.group(1)}")  # fmt: skip
     return hits / float(elapsed.group(1))
+
+
+CONDITIONS = {
+    "register": "$r4 % 1000 == 0",
+    "memory": "*(int *)&count % 1000 == 999",
+}
+"""True once in 1,000 hits of ``hit``: r4 is the iteration about to be stored, ``count`` the one
+stored before it."""
+
+
+def cond_rate(server: Server, elf: Path, which: str, stops: int) -> float:
+    """Condition evaluations per second for ``break *hit if <cond>``, timed inside GDB over
+    ``stops`` stops (1,000 hits each). GDB hands the condition to a stub that offers
+    ``ConditionalBreakpoints+`` (guestdbg) and evaluates it itself at every hit otherwise
+    (QEMU): a stop, a register or memory read, and a resume per hit."""
+    commands = [
+        "set confirm off",
+        "set pagination off",
+        "set endian big",
+        f"target remote 127.0.0.1:{server.port}",
+        f"break *hit if {CONDITIONS[which]}",
+        "continue",
+        "python gdb.set_convenience_variable('before', int(gdb.parse_and_eval('*(int *)&count')))",
+        "python import time; t0 = time.perf_counter()",
+        *["continue"] * stops,
+        "python print('ELAPSED %.9f' % (time.perf_counter() - t0))",
+        "python print('COUNTED %d' % (int(gdb.parse_and_eval('*(int *)&count')) - "
+        "int(gdb.convenience_variable('before'))))",
+        "python print('R4 %d' % int(gdb.parse_and_eval('$r4')))",
+        "delete",
+        "detach",
+    ]
+    args = [GDB, "-nx", "-batch", str(elf)]
+    for cmd in commands:
+        args += ["-ex", cmd]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    elapsed = re.search(r"^ELAPSED ([0-9.]+)", text, re.M)
+    counted = re.search(r"^COUNTED (\d+)", text, re.M)
+    r4 = re.search(r"^R4 (\d+)", text, re.M)
+    if elapsed is None or counted is None or r4 is None:
+        raise SystemExit(f"{server.name}: GDB run failed:\n{text}")
+    if int(counted.group(1)) != 1000 * stops or int(r4.group(1)) % 1000:
+        raise SystemExit(f"{server.name}: {stops} stops on '{CONDITIONS[which]}' but the guest "
+                         f"counted {counted.group(1)} hits, r4={r4.group(1)}")  # fmt: skip
+    return 1000 * stops / float(elapsed.group(1))
 
 
 # -- the loopback floor ---------------------------------------------------------------------
@@ -612,6 +664,11 @@ def measure(
             ("qemu", "rsp", lambda: rsp_rate(qemu, sym, rsp_hits, plain_c=False)),
             ("guestdbg", "rsp-c", lambda: rsp_rate(ours, sym, rsp_hits, plain_c=True)),
         ]
+        for which in CONDITIONS:
+            runs += [
+                ("guestdbg", f"cond-{which}", lambda w=which: cond_rate(ours, elf, w, 5)),  # type: ignore[misc]
+                ("qemu", f"cond-{which}", lambda w=which: cond_rate(qemu, elf, w, 1)),  # type: ignore[misc]
+            ]
         for r in range(rounds):
             floors.append(loopback_round_trip(floor_trips))
             order = runs if r % 2 == 0 else runs[::-1]
@@ -667,7 +724,14 @@ def main() -> int:
           f"({1e6 / plain:.1f} us/hit; floor for 1 round trip: {1 / floor:.0f})")  # fmt: skip
     gdb_ratio = res.median("guestdbg", "gdb") / res.median("qemu", "gdb")
     rsp_ratio = res.median("guestdbg", "rsp") / res.median("qemu", "rsp")
-    print(f"gdb_ratio={gdb_ratio:.3f} rsp_ratio={rsp_ratio:.3f}")
+    cond_ratios = []
+    for which, cond in CONDITIONS.items():
+        ours, theirs = res.median("guestdbg", f"cond-{which}"), res.median("qemu", f"cond-{which}")
+        cond_ratios.append(ours / theirs)
+        print(f"break *hit if {cond} (true once in 1,000 hits), evaluations/s:")
+        print(f"  guestdbg {ours:8.0f}  qemu {theirs:8.0f}  ratio {ours / theirs:6.1f}")
+    cond_ratio = min(cond_ratios)  # the weaker of the register and the memory condition
+    print(f"gdb_ratio={gdb_ratio:.3f} rsp_ratio={rsp_ratio:.3f} cond_ratio={cond_ratio:.3f}")
     return 0
 
 
