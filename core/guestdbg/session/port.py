@@ -192,6 +192,13 @@ class VcpuPort:
                     self._phase = _Phase.PARKED
                     self.control.over_done(self.index)
                     return
+                if stop.kind is StopKind.STEP and self._steps_on(stop.pc):
+                    self._phase = _Phase.PARKED  # the range goes on with the others
+                    self.control.over_done(self.index)
+                    return
+            elif stop.kind is StopKind.STEP and self._steps_on(stop.pc):
+                self.origin = stop.pc  # range step: the next step, nobody woken
+                return
             self._stop(stop)
             return
         if kind is Reinject:
@@ -222,6 +229,17 @@ class VcpuPort:
 
     def _cmd_step(self) -> bool:
         return self._cmd is not None and self._cmd.step
+
+    def _steps_on(self, pc: int) -> bool:
+        """A range step goes on from ``pc``: it is in the command's range and no host
+        breakpoint is at it (range stepping stops at breakpoints, as gdbserver's does)."""
+        cmd = self._cmd
+        r = cmd.range if cmd is not None else None
+        if r is None or not r[0] <= pc < r[1]:
+            return False
+        pts = self.state.points
+        key = (DEFAULT_SPACE, pc)
+        return key not in pts.sw and key not in pts.hw_breaks
 
     def _stop(self, stop: StopReason) -> None:
         if self._phase is _Phase.OVER:
