@@ -167,6 +167,15 @@ def test_a_range_step_that_ends_while_another_vcpu_continues_stops_both(
     assert s.wait_stop(0) is None and not s.control.running
 
 
+def test_with_planted_steps_a_range_step_is_one_step(sessions: list[Session]) -> None:
+    """Guest-priority steps with planted trap words (docs/stepping.md): a range step reports
+    after one instruction, which GDB's client accepts and steps on from."""
+    s = Session(make_vm("session_smp"), "e500mc", policy="guest-priority")  # type: ignore[arg-type]
+    sessions.append(s)
+    ev = resume(s, {0: ResumeAction(step=True, range=(SMP["_start"], SMP["loop_end"]))})
+    assert (ev.reason.kind, ev.reason.pc) == (StopKind.STEP, SMP["_start"] + 4)
+
+
 @pytest.mark.parametrize(
     "make",
     [
