@@ -8,6 +8,8 @@ instruction at a time: what GDB does without range stepping."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from guestdbg.errors import InvalidRequest
@@ -165,6 +167,24 @@ def test_a_range_step_that_ends_while_another_vcpu_continues_stops_both(
     ev = resume(s, {0: ResumeAction(step=True, range=span), 1: ResumeAction()})
     assert (ev.vcpu, ev.reason.kind, ev.reason.pc) == (0, StopKind.STEP, SMP["loop"])
     assert s.wait_stop(0) is None and not s.control.running
+
+
+def test_a_range_step_that_never_leaves_its_range_stops_on_an_interrupt(
+    sessions: list[Session],
+) -> None:
+    """Round vCPU 0's loop, all inside the range: no stop of its own; GDB's Ctrl-C stops it
+    inside the range (after the inline run was handed to the vCPU's thread)."""
+    s = open_session(sessions, "session_smp")
+    span = (SMP["_start"], SMP["loop_end"] + 4)
+    s.resume({0: ResumeAction(step=True, range=span)})
+    deadline = time.monotonic() + 10  # a hang guard, not a timing assertion
+    while int.from_bytes(s.vm.read_phys(SMP["slots"], 4), "big") < 2:
+        assert time.monotonic() < deadline, "vCPU 0 never went round its loop"
+        assert s.wait_stop(0.01) is None, "a range step that never leaves its range stopped"
+    s.interrupt()
+    ev = s.wait_stop(10)
+    assert ev is not None and ev.reason.kind is StopKind.INTERRUPT
+    assert span[0] <= ev.reason.pc < span[1]
 
 
 def test_with_planted_steps_a_range_step_is_one_step(sessions: list[Session]) -> None:
