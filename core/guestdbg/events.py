@@ -151,8 +151,8 @@ class ResumeAction:
     the range, or whatever else stops it first (a breakpoint, also one at an address inside the
     range, a watchpoint, a caught guest event, a halt). A reinjected guest exception is
     delivered as always (its handler lies outside the range, so the step after it reports).
-    On arches that step with planted traps it is a single step (GDB steps again while the PC
-    is in the range: docs/stepping.md)."""
+    Where steps are planted trap words (``caps.step_via_sw``: BookE guest-priority) it is a
+    single step (GDB steps again while the PC is in the range: docs/stepping.md)."""
 
     def __post_init__(self) -> None:
         r = self.range
