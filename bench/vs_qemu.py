@@ -26,13 +26,21 @@ taken out), and once against a target that answers at once (the stub's own cost)
 loopback share is the round trips times the floor; what remains of the TCP time is the client
 (GDB's own work) and socket I/O.
 
+Range stepping: GDB's ``next`` over source lines of 60 instructions each (the loop's last line
+adds its branch back) from ``bench/guests/range_lines.S``, assembled with ``as -g``: lines per
+second, timed inside GDB with its Python, on both targets in alternating rounds on their own
+pair of servers. guestdbg offers ``vCont;r`` and range-steps a whole line with one packet and
+one stop reply; QEMU does not, so GDB steps its lines with one ``vCont;s`` and one stop per
+instruction (docs/reference/peers.md §9). The guest's r3 counts the instructions run (a line
+that was not stepped whole fails the run).
+
 And breakpoint conditions: ``break *hit if <cond>`` with a condition true once in 1,000 hits,
 one on a register and one on a memory word (``CONDITIONS``): evaluations per second. guestdbg
 evaluates it in the stub, on the vCPU's thread, and GDB sees one stop per 1,000 hits; QEMU
 offers no target-side conditions, so GDB stops, reads and resumes at every hit.
 
-Last line: ``gdb_ratio=<float> rsp_ratio=<float> cond_ratio=<float>`` (guestdbg / QEMU;
-``cond_ratio`` is the lower of the two conditions' ratios).
+Last line: ``gdb_ratio=<float> rsp_ratio=<float> cond_ratio=<float> range_ratio=<float>``
+(guestdbg / QEMU; ``cond_ratio`` is the lower of the two conditions' ratios).
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ from guestdbg.demo.elf_info import symbols  # noqa: E402
 from guestdbg_booke.guests import build  # noqa: E402
 
 GUEST = ROOT / "bench" / "guests" / "bp_loop.S"
+RANGE_GUEST = ROOT / "bench" / "guests" / "range_lines.S"
+LINE_INSNS = 60
+"""Instructions per source line of the range guest (its ``LINE_INSNS``)."""
 BUILD = ROOT / "bench" / "guests" / "build"
 GDB = "gdb-multiarch"
 QEMU = "qemu-system-ppc"
@@ -315,6 +326,60 @@ def cond_rate(server: Server, elf: Path, which: str, stops: int) -> float:
         raise SystemExit(f"{server.name}: {stops} stops on '{CONDITIONS[which]}' but the guest "
                          f"counted {counted.group(1)} hits, r4={r4.group(1)}")  # fmt: skip
     return 1000 * stops / float(elapsed.group(1))
+
+
+def first_line() -> int:
+    """The range guest's first loop line, by its ``# line: first`` marker."""
+    for n, text in enumerate(RANGE_GUEST.read_text().splitlines(), 1):
+        if "# line: first" in text:
+            return n
+    raise SystemExit(f"{RANGE_GUEST}: no '# line: first' marker")
+
+
+def range_rate(server: Server, elf: Path, lines: int) -> float:
+    """Source lines per second of GDB's ``next`` over the range guest's lines, timed inside
+    GDB; every line's instructions are checked to have run (r3)."""
+    commands = [
+        "set confirm off",
+        "set pagination off",
+        "set endian big",
+        f"target remote 127.0.0.1:{server.port}",
+        f"tbreak {RANGE_GUEST.name}:{first_line()}",
+        "continue",
+        "python r3 = int(gdb.parse_and_eval('$r3'))",
+        "python import time; t0 = time.perf_counter(); "
+        f"[gdb.execute('next', to_string=True) for _ in range({lines})]; "
+        "dt = time.perf_counter() - t0",
+        "python print('ELAPSED %.9f' % dt)",
+        "python print('RAN %d' % ((int(gdb.parse_and_eval('$r3')) - r3) & 0xffffffff))",
+        "detach",
+    ]
+    args = [GDB, "-nx", "-batch", str(elf)]
+    for cmd in commands:
+        args += ["-ex", cmd]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    elapsed = re.search(r"^ELAPSED ([0-9.]+)", text, re.M)
+    ran = re.search(r"^RAN (\d+)", text, re.M)
+    if elapsed is None or ran is None:
+        raise SystemExit(f"{server.name}: GDB range run failed:\n{text}")
+    if int(ran.group(1)) != lines * LINE_INSNS:
+        raise SystemExit(f"{server.name}: {lines} nexts of {LINE_INSNS}-instruction lines ran "
+                         f"{ran.group(1)} instructions")  # fmt: skip
+    return lines / float(elapsed.group(1))
+
+
+def measure_range(rounds: int, lines: int) -> Results:
+    elf = build(RANGE_GUEST, BUILD, debug_lines=True)
+    res = Results()
+    with servers(elf) as (ours, qemu):
+        runs = [("guestdbg", ours), ("qemu", qemu)]
+        for r in range(rounds):
+            for target, server in runs if r % 2 == 0 else runs[::-1]:
+                rate = range_rate(server, elf, lines)
+                res.add(target, "range", rate)
+                print(f"round {r + 1}: {target:8s} next  {rate:8.1f} lines/s", flush=True)
+    return res
 
 
 # -- the loopback floor ---------------------------------------------------------------------
@@ -686,12 +751,14 @@ def main() -> int:
     p.add_argument("--rsp-hits", type=int, default=1000)
     p.add_argument("--floor-trips", type=int, default=2000)
     p.add_argument("--breakdown-hits", type=int, default=1000)
+    p.add_argument("--range-lines", type=int, default=40)
     args = p.parse_args()
     for tool in (GDB, QEMU):
         if shutil.which(tool) is None:
             print(f"vs_qemu: {tool} not found (tools/bootstrap.sh installs it)", file=sys.stderr)
             return 2
     res, floors = measure(args.rounds, args.gdb_hits, args.rsp_hits, args.floor_trips)
+    ranged = measure_range(args.rounds, args.range_lines)
     floor = statistics.median(floors)
     print()
     print(f"machine: {os.cpu_count()} CPUs; medians of {args.rounds} alternating rounds")
@@ -722,8 +789,13 @@ def main() -> int:
     plain = res.median("guestdbg", "rsp-c")
     print(f"raw RSP, plain c per hit (guestdbg steps over on its own): {plain:.0f} hits/s "
           f"({1e6 / plain:.1f} us/hit; floor for 1 round trip: {1 / floor:.0f})")  # fmt: skip
+    ours, theirs = ranged.median("guestdbg", "range"), ranged.median("qemu", "range")
+    print(f"GDB next over {LINE_INSNS}-instruction lines (guestdbg range-steps, QEMU steps):")
+    print(f"  guestdbg {ours:8.1f} lines/s  ({1e3 / ours:7.2f} ms/line)")
+    print(f"  qemu     {theirs:8.1f} lines/s  ({1e3 / theirs:7.2f} ms/line)")
     gdb_ratio = res.median("guestdbg", "gdb") / res.median("qemu", "gdb")
     rsp_ratio = res.median("guestdbg", "rsp") / res.median("qemu", "rsp")
+    range_ratio = ours / theirs
     cond_ratios = []
     for which, cond in CONDITIONS.items():
         ours, theirs = res.median("guestdbg", f"cond-{which}"), res.median("qemu", f"cond-{which}")
@@ -731,7 +803,8 @@ def main() -> int:
         print(f"break *hit if {cond} (true once in 1,000 hits), evaluations/s:")
         print(f"  guestdbg {ours:8.0f}  qemu {theirs:8.0f}  ratio {ours / theirs:6.1f}")
     cond_ratio = min(cond_ratios)  # the weaker of the register and the memory condition
-    print(f"gdb_ratio={gdb_ratio:.3f} rsp_ratio={rsp_ratio:.3f} cond_ratio={cond_ratio:.3f}")
+    print(f"gdb_ratio={gdb_ratio:.3f} rsp_ratio={rsp_ratio:.3f} cond_ratio={cond_ratio:.3f} "
+          f"range_ratio={range_ratio:.3f}")  # fmt: skip
     return 0
 
 

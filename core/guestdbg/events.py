@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidRequest
 from .numbering import ExceptionId
 from .points import DEFAULT_SPACE, PointKind
 
@@ -144,6 +145,24 @@ class ResumeAction:
     resume is accepted and ignored, as QEMU does: a VMM has no signals to give a guest.)"""
 
     step: bool = False
+    range: tuple[int, int] | None = None
+    """With ``step``: a range step (GDB's ``vCont;r``). The vCPU steps once, then keeps
+    stepping while its PC stays in ``[start, end)``, and reports one step stop when it leaves
+    the range, or whatever else stops it first (a breakpoint, also one at an address inside the
+    range, a watchpoint, a caught guest event, a halt). A reinjected guest exception is
+    delivered as always (its handler lies outside the range, so the step after it reports).
+    Where steps are planted trap words (``caps.step_via_sw``: BookE guest-priority) it is a
+    single step (GDB steps again while the PC is in the range: docs/stepping.md)."""
+
+    def __post_init__(self) -> None:
+        r = self.range
+        if r is None:
+            return
+        if not self.step:
+            raise InvalidRequest("a range is a step's: ResumeAction(step=True, range=...)")
+        start, end = r
+        if not 0 <= start < end:
+            raise InvalidRequest(f"range step: empty or negative range [{start:#x}, {end:#x})")
 
 
 @dataclass(frozen=True, slots=True)

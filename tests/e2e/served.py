@@ -40,17 +40,18 @@ PC_REGNUM = 0x20
 
 
 @functools.cache
-def elf(name: str) -> Path:
-    """``demo`` is the shipped demo guest; other names are ``tests/e2e/guests/<name>.S``."""
+def elf(name: str, debug_lines: bool = False) -> Path:
+    """``demo`` is the shipped demo guest; other names are ``tests/e2e/guests/<name>.S``;
+    ``debug_lines``: assembled with ``-g`` (GDB steps its source lines)."""
     source = PACKAGE_DIR / "demo.S" if name == "demo" else GUESTS / f"{name}.S"
-    return build(source, BUILD)
+    return build(source, BUILD, debug_lines=debug_lines)
 
 
 class Served:
     """``GdbServer(Session(vm, "e500mc"), ("127.0.0.1", 0))`` over one guest ELF."""
 
-    def __init__(self, name: str, smp: int = 1) -> None:
-        self.elf = elf(name)
+    def __init__(self, name: str, smp: int = 1, debug_lines: bool = False) -> None:
+        self.elf = elf(name, debug_lines)
         self.sym = symbols(self.elf)
         self.vm = default_registry().emulated_host("e500mc").create_vm(str(self.elf), smp=smp)
         self.view = HostView(self.vm, "big")
@@ -107,8 +108,8 @@ class Served:
 
 
 @contextmanager
-def served(name: str, smp: int = 1) -> Iterator[Served]:
-    s = Served(name, smp)
+def served(name: str, smp: int = 1, debug_lines: bool = False) -> Iterator[Served]:
+    s = Served(name, smp, debug_lines)
     try:
         yield s
     finally:

@@ -50,6 +50,12 @@ from guestdbg.gdb.commands.threads import SetThread, ThreadAlive, ThreadExtraInf
         (b"vCont;C05:2;c:-1", VCont((VContAction(False, 2), VContAction(False, THREAD_ALL)))),
         (b"vCont;s:p1.3", VCont((VContAction(True, 3),))),
         (b"vCont;c:0", VCont((VContAction(False, THREAD_ANY),))),
+        (b"vCont;r1000,1010:1", VCont((VContAction(True, 1, (0x1000, 0x1010)),))),
+        (
+            b"vCont;r1000,1001:p1.2;c",
+            VCont((VContAction(True, 2, (0x1000, 0x1001)), VContAction(False, None))),
+        ),
+        (b"vCont;rA0,FF", VCont((VContAction(True, None, (0xA0, 0xFF)),))),
         (b"Hg0", SetThread("g", THREAD_ANY)),
         (b"Hc-1", SetThread("c", THREAD_ALL)),
         (b"Hgp1.2", SetThread("g", 2)),
@@ -113,7 +119,19 @@ def test_unimplemented_packets_are_none_for_the_empty_reply(body: bytes) -> None
         b"T",
         b"vCont",
         b"vCont;",
-        b"vCont;r1000,2000:1",  # range step: not offered
+        b"vCont;r1000:1",  # range step: no comma
+        b"vCont;r1000;2000:1",
+        b"vCont;r2000,1000:1",  # start above end
+        b"vCont;r1000,1000:1",  # empty range
+        b"vCont;r:1",  # no range at all
+        b"vCont;r,:1",
+        b"vCont;r1000,:1",
+        b"vCont;r,2000",
+        b"vCont;rzz,2000:1",  # not hex
+        b"vCont;r1000,0x2000",
+        b"vCont;r1000,2000,3000",
+        b"vCont;r10000000000000000,10000000000000001",  # more than 64 bits
+        b"vCont;r1000,2000:",
         b"vCont;t:1",  # non-stop: not offered
         b"vCont;s:",
         b"vCont;c:zz",

@@ -94,7 +94,8 @@ def _escape(data: bytes) -> bytes:
 EDGES = (0, BASE, BASE + 0x10, BASE + SIZE - 4, 2**64 - 4)
 THREADS = (b"0", b"-1", b"1", b"2", b"3", b"p1.2", b"ff")
 RESUMES = (b"c", b"s", b"vCont;c", b"vCont;s:1", b"vCont;s:2;c", b"vCont;c:2", b"C05", b"S05",
-           b"vCont;s:0", b"vCont;c:5", b"s1100", b"c1200")  # fmt: skip
+           b"vCont;s:0", b"vCont;c:5", b"s1100", b"c1200", b"vCont;r1000,1100:1;c",
+           b"vCont;r1100,1000:2")  # fmt: skip
 QUERIES = (b"?", b"g", b"qC", b"qfThreadInfo", b"qsThreadInfo", b"vCont?", b"qAttached",
            b"QStartNoAckMode", b"qSupported:swbreak+;hwbreak+", b"qThreadExtraInfo,2")  # fmt: skip
 MONITOR = ("help", "points", "stats", "policy", "shell ls", "")

@@ -73,7 +73,7 @@ def test_qsupported_advertises_exactly_what_is_implemented() -> None:
 
 
 def test_vcont_query_offers_step_only_when_the_target_can_step() -> None:
-    assert StubFeatures.derive(TEST_CAPS).vcont_reply() == b"vCont;c;C;s;S"
+    assert StubFeatures.derive(TEST_CAPS).vcont_reply() == b"vCont;c;C;s;S;r"
     assert StubFeatures.derive(NO_HW).vcont_reply() == b"vCont;c;C"
 
 

@@ -257,6 +257,27 @@ def test_a_step_reply_carries_the_thread_id() -> None:
     assert t.count.resume[-1] == {1: ResumeAction(step=True), 0: ResumeAction(step=False)}
 
 
+def test_a_range_step_reaches_the_target_with_its_range_and_the_others_continue() -> None:
+    stub, t = connect(vcpus=2)
+    assert ask1(stub, b"vCont?") == b"vCont;c;C;s;S;r"
+    reply = run_to_stop(stub, t, b"vCont;r1100,1110:2;c")
+    assert reply.startswith(b"T05thread:2;20:00001104;")
+    assert t.count.resume[-1] == {
+        1: ResumeAction(step=True, range=(0x1100, 0x1110)),
+        0: ResumeAction(step=False),
+    }
+
+
+@pytest.mark.parametrize(
+    "body", [b"vCont;r1100:1", b"vCont;r1110,1100:1", b"vCont;r1100,1100:1", b"vCont;rx,1:1"]
+)
+def test_a_malformed_range_step_gets_einval_and_nothing_runs(body: bytes) -> None:
+    stub, t = connect()
+    pc = t.regs[0][PC]
+    assert ask1(stub, body) == E_INVAL
+    assert stub.state is StubState.IDLE and t.count.resume == [] and t.regs[0][PC] == pc
+
+
 def test_vcont_actions_apply_leftmost_first_and_thread_0_means_the_last_stop() -> None:
     stub, t = connect(vcpus=3)
     ask(stub, b"Z0,1010,4")
@@ -290,6 +311,7 @@ def test_step_on_a_target_that_cannot_step_is_refused_and_nothing_runs() -> None
     assert ask1(stub, b"vCont?") == b"vCont;c;C"
     assert ask1(stub, b"vCont;s:1") == E_OPNOTSUPP  # GDB sends it unadvertised (gdbstub #89)
     assert ask1(stub, b"s") == E_OPNOTSUPP
+    assert ask1(stub, b"vCont;r1000,1010:1") == E_OPNOTSUPP
     assert stub.state is StubState.IDLE and t.count.resume == []
 
 

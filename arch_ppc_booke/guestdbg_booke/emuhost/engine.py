@@ -29,7 +29,9 @@ count-limited slices above all, are in :mod:`guestdbg.emuhost.unicorn`):
   :data:`~guestdbg.emuhost.unicorn.SLICE` instructions, and the engine's private stubs count too:
   every run passes a count, so Unicorn's instruction counter is in every block from the start
   (a block translated without it runs on uncounted: a step after an uncounted run never
-  returns), and a kick is seen between two slices, on an instruction boundary.
+  returns), and a kick is seen between two slices, on an instruction boundary. A step also sets
+  an exit at the next address for its run, so the block it translates is that one instruction,
+  not everything up to the next branch (``docs/reference/unicorn.md`` §4).
 * **MMIO**: addresses outside RAM are unmapped; an access faults before it is done and the model
   completes it after the VMM has served the exit.
 
@@ -182,6 +184,12 @@ class Engine:
         passing: set[int] = {pass_exit} & self._exits if pass_exit is not None else set()
         if passing:
             self._apply_exits(self._exits - passing, passing)
+        one = (pc + 4) & self.mask if step else None
+        if one is not None:
+            # The block a step translates ends at the next instruction (docs/reference/
+            # unicorn.md §4): without this exit it runs to the next branch, translated anew
+            # for every step through straight-line code.
+            uc.ctl_set_exits(sorted((self._exits - passing) | {one}))
         self._stop = None
         self._xer = None  # the guest may change SO/OV/CA
         try:
@@ -194,6 +202,8 @@ class Engine:
                 uc.mem_protect(unprotect, PAGE_SIZE, self._prot.get(unprotect, PROT_ALL))
             if passing:
                 self._apply_exits(self._exits, passing)
+            elif one is not None:
+                uc.ctl_set_exits(sorted(self._exits))
         stop = self._stop
         if stop is not None and stop.kind in (StopKind.PROT, StopKind.MMIO):
             return stop  # its PC is the accessing instruction's (see ``_on_prot``)

@@ -12,6 +12,10 @@ into the ELF's content hash (:mod:`guestdbg.guest_build` does the caching).
 ``build`` itself picks ``build64`` for a source in a directory named ``ppc64`` (the 64-bit test
 guests, ``tests/guests/ppc64``), so a caller that only has a path gets the right width; such a
 directory brings its own ``link.ld`` (a 64-bit output format).
+
+``debug_lines=True`` assembles with ``-g``: DWARF line information for the assembly source, one
+line per source line (a macro's or ``.rept``'s expansion is the line that invokes it), so GDB's
+``step``/``next`` step source lines (and range-step them, docs/stepping.md).
 """
 
 from __future__ import annotations
@@ -46,17 +50,21 @@ def is_64bit(source: Path) -> bool:
     return Path(source).resolve().parent.name == DIR_64
 
 
-def build(source: Path, out_dir: Path) -> Path:
+def build(source: Path, out_dir: Path, *, debug_lines: bool = False) -> Path:
     """The ELF built from ``source`` into ``out_dir`` (reused when nothing changed); 64-bit for
-    a source in a ``ppc64`` directory."""
+    a source in a ``ppc64`` directory; with line information if ``debug_lines``."""
     if is_64bit(source):
-        return build64(source, out_dir)
-    return _build(source, out_dir, AS_FLAGS, LD_FLAGS)
+        return build64(source, out_dir, debug_lines=debug_lines)
+    return _build(source, out_dir, _lines(AS_FLAGS, debug_lines), LD_FLAGS)
 
 
-def build64(source: Path, out_dir: Path) -> Path:
+def build64(source: Path, out_dir: Path, *, debug_lines: bool = False) -> Path:
     """The 64-bit (ELF64) guest built from ``source``, for e5500 and e6500."""
-    return _build(source, out_dir, AS_FLAGS_64, LD_FLAGS_64)
+    return _build(source, out_dir, _lines(AS_FLAGS_64, debug_lines), LD_FLAGS_64)
+
+
+def _lines(as_flags: tuple[str, ...], debug_lines: bool) -> tuple[str, ...]:
+    return (*as_flags, "-g") if debug_lines else as_flags
 
 
 def _build(

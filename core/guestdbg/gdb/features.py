@@ -57,7 +57,8 @@ class StubFeatures:
         return b";".join(parts)
 
     def vcont_reply(self) -> bytes:
-        return b"vCont;c;C;s;S" if self.single_step else b"vCont;c;C"
+        """Range stepping (``r``) is a repeated single step: offered with ``s``."""
+        return b"vCont;c;C;s;S;r" if self.single_step else b"vCont;c;C"
 
     def supports_point_type(self, gdb_type: int) -> bool:
         """Whether ``Z<type>`` is a packet this stub serves (otherwise: the empty reply)."""

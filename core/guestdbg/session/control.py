@@ -50,6 +50,11 @@ class Command:
     """Stop after one instruction (else run until something stops the VM)."""
     over: StepOver | None = None
     """Step over this point first, alone. With ``step`` the step-over is the step."""
+    range: tuple[int, int] | None = None
+    """With ``step``: keep stepping while the PC stays in ``[start, end)`` and no host
+    breakpoint is at it (:class:`~guestdbg.events.ResumeAction`). The vCPU's own thread loops
+    (:mod:`.port`); a range step that starts with a step-over goes on, once that step lands in
+    the range, as a resumed vCPU does after the step-overs (``over_done``)."""
 
 
 RUN = Command()
@@ -91,13 +96,22 @@ class RunControl:
     def resume(self, actions: Mapping[int, ResumeAction], overs: Mapping[int, StepOver]) -> None:
         """Run the named vCPUs: first each one with a point under its PC steps over it, one at
         a time, alone; then every resumed vCPU goes on (a step-over that was the step asked for
-        is reported and ends the resume)."""
+        is reported and ends the resume; one that began a range step still in its range goes on
+        with the others)."""
         with self.cv:
             self.stop_all = False
             self.resumed = set(actions)
             self._queue, self._after = [], {}
-            queue = [(i, Command(actions[i].step, overs[i])) for i in sorted(actions) if i in overs]
-            after = {i: Command(a.step) for i, a in actions.items() if not (i in overs and a.step)}
+            queue = [
+                (i, Command(actions[i].step, overs[i], actions[i].range))
+                for i in sorted(actions)
+                if i in overs
+            ]
+            after = {
+                i: Command(a.step, range=a.range)
+                for i, a in actions.items()
+                if not (i in overs and a.step and a.range is None)
+            }
             if not queue:
                 for i, cmd in after.items():
                     self.give(i, cmd)

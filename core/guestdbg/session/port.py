@@ -217,10 +217,20 @@ class VcpuPort:
                     self._phase = _Phase.PARKED
                     self.control.over_done(self.index)
                     return
+                if stop.kind is StopKind.STEP and self._steps_on(stop.pc):
+                    self._phase = _Phase.PARKED  # the range goes on with the others
+                    self.control.over_done(self.index)
+                    return
             elif phase is _Phase.PASS:
                 self._end_pass()
                 if stop.kind is StopKind.STEP and self._phase is _Phase.RUN:
                     return  # past the point whose condition was false: run on
+                if stop.kind is StopKind.STEP and self._steps_on(stop.pc):
+                    self.origin = stop.pc  # past it, and the range step goes on
+                    return
+            elif stop.kind is StopKind.STEP and self._steps_on(stop.pc):
+                self.origin = stop.pc  # range step: the next step, nobody woken
+                return
             elif stop.kind in _BREAK_STOPS and not self._stops_here(stop.pc):
                 self._pass(stop.pc)
                 return
@@ -293,6 +303,22 @@ class VcpuPort:
 
     def _cmd_step(self) -> bool:
         return self._cmd is not None and self._cmd.step
+
+    def _steps_on(self, pc: int) -> bool:
+        """A range step goes on from ``pc``: it is in the command's range and no host
+        breakpoint is at it (range stepping stops at breakpoints, as gdbserver's does), unless
+        every breakpoint there has a condition: the next step hits it and the condition says."""
+        cmd = self._cmd
+        r = cmd.range if cmd is not None else None
+        if r is None or not r[0] <= pc < r[1]:
+            return False
+        pts = self.state.points
+        key = (DEFAULT_SPACE, pc)
+        if key not in pts.sw and key not in pts.hw_breaks:
+            return True
+        # a breakpoint whose condition decides is judged when the next step reaches it
+        conditions = self.state.conditions
+        return all(p in conditions for p in points_at(pts, pc))
 
     def _stop(self, stop: StopReason) -> None:
         if self._phase is _Phase.OVER:

@@ -372,7 +372,7 @@ class Session:
     # -- run control ------------------------------------------------------------------------
 
     def resume(self, actions: Mapping[int, ResumeAction]) -> None:
-        """Run the named vCPUs (step or continue); vCPUs not named stay stopped.
+        """Run the named vCPUs (continue, step or range step); vCPUs not named stay stopped.
 
         With the session's own threads a resume of one vCPU runs on the caller's thread for up
         to the watchdog's limit (50 ms) - most steps and hits end well within it - and on the

@@ -3,10 +3,11 @@
 ``vCont`` actions apply leftmost first (manual, "vCont"): a thread named by an earlier action
 keeps it, the default action (no thread id, or ``-1``) covers every vCPU left. Thread ``0``
 ("any") means the thread of the last stop. vCPUs no action covers stay stopped. ``s`` without
-``vCont`` steps only the ``Hc`` thread; ``c`` continues every vCPU. A step the target cannot do
-is refused even though GDB sends it unadvertised (gdbstub issues 89 and 167). A continue that
-follows GDB's skip of a program breakpoint with its single-step breakpoint becomes the step it
-stands for (:mod:`guestdbg.gdb.program_breakpoints`).
+``vCont`` steps only the ``Hc`` thread; ``c`` continues every vCPU. A range step (``r``) is a
+step the session repeats while the PC stays in the range, one stop in the end. A step the
+target cannot do is refused even though GDB sends it unadvertised (gdbstub issues 89 and 167).
+A continue that follows GDB's skip of a program breakpoint with its single-step breakpoint
+becomes the step it stands for (:mod:`guestdbg.gdb.program_breakpoints`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def vcont(ctx: StubContext, cmd: VCont) -> None:
     for action in cmd.actions:
         if action.step:
             _check_step(ctx)
-        what = STEP if action.step else CONTINUE
+        if action.range is not None:
+            what = ResumeAction(step=True, range=action.range)
+        else:
+            what = STEP if action.step else CONTINUE
         if action.thread is None or action.thread == THREAD_ALL:
             for vcpu in range(ctx.vcpus):
                 actions.setdefault(vcpu, what)
