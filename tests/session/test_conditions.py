@@ -138,3 +138,35 @@ def test_conditions_are_for_inserted_breakpoints_only(sessions: list[Session]) -
     s.insert_point(SW, lambda view: False)
     s.set_condition(SW, None)  # unconditional again: the first pass stops
     assert run_until_stop(s) == (0, 1)
+
+
+@pytest.mark.parametrize("point", [SW, HW], ids=["trap-word", "iac"])
+def test_a_range_step_goes_on_over_a_false_condition_and_stops_on_a_true_one(
+    sessions: list[Session], point: DebugPoint
+) -> None:
+    """The loop body [loop, loop_end) range-stepped: a breakpoint at ``shared_bp`` whose
+    condition is false is judged and passed without ending the range; where it holds, the
+    range ends with the breakpoint."""
+    s = open_session(sessions)
+    for _ in range(20):  # from _start to the loop
+        s.resume({0: ResumeAction(step=True)})
+        ev = s.wait_stop(30)
+        assert ev is not None
+        if ev.reason.pc == SYM["loop"]:
+            break
+    s.insert_point(point, lambda view: False)
+    rng = (SYM["loop"], SYM["loop_end"])
+    s.resume({0: ResumeAction(step=True, range=rng)})
+    ev = s.wait_stop(30)
+    assert ev is not None and (ev.reason.kind, ev.reason.pc) == (StopKind.STEP, SYM["loop_end"])
+    assert s.point_stats()[point].evaluations == 1
+    s.set_condition(point, lambda view: True)
+    s.resume({0: ResumeAction(step=True)})  # the loop's branch, back to its first line
+    ev = s.wait_stop(30)
+    assert ev is not None and ev.reason.pc == SYM["loop"]
+    s.resume({0: ResumeAction(step=True, range=rng)})
+    ev = s.wait_stop(30)
+    assert ev is not None and (ev.reason.kind.value, ev.reason.pc) == (
+        point.kind.value,
+        SYM["shared_bp"],
+    )
