@@ -65,6 +65,9 @@ _EXIT = struct.Struct("<I4xQQ")
 """``kvm_debug_exit_arch``'s exception, pc and dr6 in one read (the layout is checked at init)."""
 SAVED = ("dr0", "dr1", "dr2", "dr3", "dr7")
 """What attach/detach keep; DR6 is status the guest owns outright."""
+_HostState = tuple[tuple[DebugPoint, ...], bool, bool]
+"""What ``encode_guest_debug`` is given: hardware points, step, software breakpoints."""
+_ENCODED_KEPT = 16
 
 
 class X86VcpuDebug:
@@ -112,6 +115,8 @@ class X86VcpuDebug:
         self.image = dr_slots.EMPTY
         """DR0-3/DR7 this vCPU was last given (decode_exit reads slot kinds from it)."""
         self._last_hw_image = dr_slots.EMPTY
+        self._encoded: dict[_HostState, tuple[bytes, dr_slots.SlotImage]] = {}
+        """``struct kvm_guest_debug`` and DR image per host state already encoded."""
         self._bp_exit_pc: int | None = None
         """PC of the #BP exit whose instruction length the kernel still holds."""
 
@@ -120,6 +125,23 @@ class X86VcpuDebug:
     def encode_guest_debug(
         self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
     ) -> bytes:
+        """Each host state is encoded once and kept: a breakpoint hit passed by a single step
+        (its condition false) switches between two states and back at every hit."""
+        key = (tuple(hw_points), step, sw_breaks)
+        known = self._encoded.get(key)
+        if known is None:
+            if len(self._encoded) >= _ENCODED_KEPT:
+                self._encoded.clear()
+            known = self._encoded[key] = self._encode(hw_points, step, sw_breaks)
+        dbg, image = known
+        if hw_points:
+            self._last_hw_image = image
+        self.image = image
+        return dbg
+
+    def _encode(
+        self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
+    ) -> tuple[bytes, dr_slots.SlotImage]:
         image = dr_slots.encode(hw_points)
         control = 0
         if sw_breaks:
@@ -139,9 +161,7 @@ class X86VcpuDebug:
             for n, addr in enumerate(image.addrs):
                 self._debugreg[n].put(buf, addr)
             self._debugreg[7].put(buf, image.dr7)
-            self._last_hw_image = image
-        self.image = image
-        return bytes(buf)
+        return bytes(buf), image
 
     # -- decoding ---------------------------------------------------------------------------
 
