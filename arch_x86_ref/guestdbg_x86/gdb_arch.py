@@ -136,9 +136,7 @@ class X86GdbArch:
         would otherwise pay at every hit (``bench/kvm_exit_overhead.py --what cond``)."""
         sources = self._sources
         count = len(sources)
-        doors = {sources[n].door for n in regnums if 0 <= n < count}
-        rg = vcpu.get_regs() if "regs" in doors else None
-        sr = vcpu.get_sregs() if doors & {"sregs", "selector"} else None
+        rg = sr = None
         out: dict[int, int | None] = {}
         for n in regnums:
             if not 0 <= n < count:
@@ -147,10 +145,12 @@ class X86GdbArch:
             if s.field is None:
                 out[n] = None
             elif s.door == "regs":
-                assert rg is not None
+                if rg is None:
+                    rg = vcpu.get_regs()
                 out[n] = s.field.get(rg) & s.mask
             else:
-                assert sr is not None
+                if sr is None:
+                    sr = vcpu.get_sregs()
                 out[n] = s.field.get(sr)
         return out
 
