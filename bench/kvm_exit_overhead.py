@@ -44,14 +44,48 @@ the PC, new commands, one more ``notify_all``). On this machine entering a
 all-stop run control every step goes through (stop posted, vCPU parked, stop taken, resume
 given) is most of the overhead, not the decode or the filter.
 
+``--what cond``: the rate of breakpoint-condition evaluations with a hardware breakpoint (DR0)
+on ``step_loop``'s ``inc %rax`` whose condition is always false but really read from the vCPU
+(``$rax == -1``; the loop counts ``rax`` up): every hit is judged on the vCPU's thread and the
+vCPU runs on with no stop posted. Three loops in interleaved rounds, each on its own VM:
+
+* **bare**: what guestdbg's pass of such a hit costs in ioctls alone, on a host that ignores
+  RFLAGS.RF (this one): ``KVM_RUN`` to the hit, ``KVM_SET_GUEST_DEBUG`` (DR0 disarmed,
+  single-step), ``KVM_RUN`` (the step), ``KVM_SET_GUEST_DEBUG`` (DR0 armed again);
+* **python**: a session (``vcpu_threads="vmm"``, attached, the breakpoint inserted with
+  :func:`never_python`, the debugger's continue given), the VMM thread's loop
+  ``before_run`` / ``KVM_RUN`` / ``after_exit`` until the point has had the hits;
+* **agent**: the same with GDB's bytecode for the same test (:data:`NEVER_AGENT`, parsed and
+  wrapped as the GDB stub wraps ``Z1,addr,kind;X...``).
+
+Printed: µs per hit and hits per second of each; last line
+``cond_python_evals_per_s=<int> cond_agent_evals_per_s=<int> cond_bare_hits_per_s=<int>``
+(target: at least 30000 evaluations per second). ``--what all`` runs every measurement, ``step``
+last.
+
+Measured here (kvm_pvm, 2 cores at a load average of 5-6; runs vary with it, so compare the
+loops of one run): bare 8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300
+evaluations/s, 0.5-0.6 of the bare rate; the target is not met, and cannot be on this host
+with its floor below it. Before the session's side was trimmed the same runs gave python
+4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86 register layout had no
+``read_some_registers``, so every evaluation read every GDB register with a KVM_GET_SREGS
+ioctl; ``encode_guest_debug`` built both states again at every hit; a condition looked its
+register's name and the arch's reader up at each read. Per hit, the thread's CPU time
+(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What is left is the pass
+itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
+(docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one
+more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
+``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next
+KVM_RUN, no step. On the emulated x86 host (guestdbg's own threads, ``loop`` guest) that is
+6,500 evaluations/s against 1,900 with the single step.
+
 Measurements are functions in :data:`MEASUREMENTS`, chosen by ``--what``; each gets the open
-rig and the command-line options and returns its last line. A new one (the rate of
-breakpoint-condition evaluations with a hardware breakpoint whose condition is false, a hit
-resumed without a stop) is one more entry there: :func:`framework_steps` shows the loop a VMM
-thread runs, and the stop-free hit path needs only the loop's first three calls.
+rig and the command-line options and returns its last line.
 
 ``tests/test_kvm_exit_overhead.py`` runs :func:`bare_steps` and :func:`framework_steps` for a
-few hundred exits and checks every stop the debugger saw (behaviour, not time).
+few hundred exits and checks every stop the debugger saw, and :func:`cond_hits` for a few
+hundred hits and checks each was one pass of the guest loop judged once, none stopped
+(behaviour, not time).
 """
 
 from __future__ import annotations

@@ -174,8 +174,9 @@ class X86VcpuDebug:
 
     def resume_past_hw_break(self, pc: int) -> bool:
         """Set RFLAGS.RF: the next KVM_RUN executes the instruction at ``pc`` without its
-        execute breakpoint firing, and the CPU clears RF once the instruction completes (Intel
-        SDM vol. 3 §17.3.1.1; VM entry loads RF with the guest's RFLAGS). One KVM_SET_REGS
+        execute breakpoint firing, and the CPU clears RF once the instruction completes; VM
+        entry loads RF with the guest's RFLAGS (docs/reference/this-machine-kvm.md, "RFLAGS.RF
+        is ignored", which has the SDM's words and what kvm_pvm does). One KVM_SET_REGS
         instead of a single step with the breakpoint disarmed (two KVM_SET_GUEST_DEBUG and a
         KVM_RUN more). False where the host ignores RF (kvm_pvm's instruction emulator,
         docs/reference/this-machine-kvm.md) or RIP is not ``pc`` (a code segment with a base)."""

@@ -14,8 +14,8 @@ tries each facility once, each try one ``KVM_RUN`` bounded by a kick:
 * ``SINGLESTEP``: exception 1, DR6.BS, one instruction on?
 * a write watchpoint in DR0 over a store: exception 1, DR6.B0?
 * the resume flag: RFLAGS.RF set at an execute breakpoint in DR0, does the instruction run
-  past it (Intel SDM vol. 3 §17.3.1.1: RF suppresses instruction breakpoints for one
-  instruction; VM entry loads it with the guest's RFLAGS)? Not a point kind: where it is
+  past it, as RF does on the hardware for one instruction, loaded by VM entry with the guest's
+  RFLAGS (docs/reference/this-machine-kvm.md, "RFLAGS.RF is ignored")? Not a point kind: where it is
   delivered a hit whose condition is false resumes with RF set instead of a single step with
   the breakpoint disarmed (:meth:`guestdbg_x86.debugops.X86VcpuDebug.resume_past_hw_break`).
 

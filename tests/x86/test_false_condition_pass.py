@@ -1,12 +1,12 @@
 """A hardware breakpoint whose condition is false, on both x86 hosts: every pass of the guest's
 loop is one hit, judged once, and the vCPU runs on without a stop.
 
-Where RFLAGS.RF suppresses the breakpoint for one instruction (the emulated host, as VMX; Intel
-SDM vol. 3 §17.3.1.1) the vCPU resumes with RF set and the session's debug state never changes
-(no KVM_SET_GUEST_DEBUG per hit); where the host ignores RF (kvm_pvm,
-docs/reference/this-machine-kvm.md) it single-steps past the breakpoint with it disarmed, two
-KVM_SET_GUEST_DEBUG per hit. Either way the guest ends as it would without the debugger: the
-loop's counter counts every pass and RF, set by the session, is not left in the guest's RFLAGS.
+Where RFLAGS.RF suppresses the breakpoint for one instruction (the emulated host, as VMX) the
+vCPU resumes with RF set and the session's debug state never changes (no KVM_SET_GUEST_DEBUG
+per hit); where the host ignores RF (kvm_pvm: docs/reference/this-machine-kvm.md, "RFLAGS.RF is
+ignored") it single-steps past the breakpoint with it disarmed, two KVM_SET_GUEST_DEBUG per
+hit. Either way the guest ends as it would without the debugger: the loop's counter counts
+every pass and RF, set by the session, is not left in the guest's RFLAGS.
 """
 
 from __future__ import annotations
