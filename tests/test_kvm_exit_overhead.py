@@ -1,7 +1,8 @@
 """``bench/kvm_exit_overhead.py``'s loops on this machine's real ``/dev/kvm``: what they do, not
 how long it takes. The bare loop makes exactly the single steps it counts; the framework loop
 reports every one of its single steps to the debugger, in the guest loop's instruction order,
-none lost, none twice; the bench's last line has the documented form.
+none lost, none twice; the ``cond`` loop passes every hit of its hardware breakpoint with the
+condition judged false and no stop; the bench's last lines have the documented form.
 
 Skipped, saying why, without a usable x86-64 ``/dev/kvm`` (the bench itself then prints
 ``skipped: <reason>``)."""
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import kvm_exit_overhead as bench
 
 from guestdbg.kvm.device import KvmVcpu
+from guestdbg.points import Condition, HitContext
 from guestdbg.session import Session
 
 pytestmark = pytest.mark.realkvm
@@ -114,4 +116,59 @@ def test_the_bench_ends_with_the_documented_line(
     number = r"\d+\.\d+"
     assert re.fullmatch(
         rf"bare_us=({number}) framework_us=({number}) overhead_ratio=(-?{number})", last
+    ), last
+
+
+@pytest.mark.parametrize("which", ["python", "agent"])
+def test_the_cond_loop_judges_every_pass_of_the_guest_loop_and_never_stops(
+    rig: bench.Rig, which: str
+) -> None:
+    """Each hit of the hardware breakpoint is judged once, on one more pass of the guest loop
+    (the condition sees ``rax``, the loop's counter, one higher each time: no pass ran by
+    unseen, none was judged twice), false, and the vCPU runs on: nothing stopped, nothing
+    reported, the guest's registers only what the loop made of them."""
+    vm, vcpu, sym = rig.guest()
+    seen: list[int] = []
+
+    def recording(session: Session) -> Condition:
+        never = bench.never_python if which == "python" else bench.never_agent(session)
+
+        def condition(hit: HitContext) -> bool:
+            seen.append(hit.register("rax"))
+            return bool(never(hit))
+
+        return condition
+
+    with hang_guard():
+        session, point = bench.start_cond(vm, sym, recording)
+    try:
+        before = vcpu.get_regs()  # the vCPU is out of KVM_RUN until the loop's next call
+        rax = reg(rig, vcpu, "rax")
+        with hang_guard():
+            bench.cond_hits(session, point, EXITS // 2)
+            bench.cond_hits(session, point, EXITS - EXITS // 2)  # a next round goes on
+        assert seen == list(range(rax, rax + EXITS))
+        st = session.point_stats()[point]
+        assert (st.hits, st.evaluations, st.stops, st.errors) == (EXITS, EXITS, 0, 0)
+        assert session.stats.stops_reported == 0
+        assert not session.control.stops, "a stop was queued"
+        after = vcpu.get_regs()
+        assert reg(rig, vcpu, "rip") == sym[bench.HIT_AT]  # the last hit, judged
+        assert reg(rig, vcpu, "rax") == rax + EXITS - 1  # its inc not yet run
+        for name in ("rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r15", "rflags"):
+            field = rig.layout.field("struct kvm_regs", name)
+            assert field.get(after) == field.get(before), name
+    finally:
+        session.close()
+        vm.close()
+
+
+def test_the_cond_measurement_ends_with_its_documented_line(
+    rig: bench.Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hang_guard():
+        assert bench.main(["--what", "cond", "--rounds", "1", "--exits", "20"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"cond_python_evals_per_s=\d+ cond_agent_evals_per_s=\d+ cond_bare_hits_per_s=\d+", last
     ), last

@@ -65,6 +65,10 @@ _EXIT = struct.Struct("<I4xQQ")
 """``kvm_debug_exit_arch``'s exception, pc and dr6 in one read (the layout is checked at init)."""
 SAVED = ("dr0", "dr1", "dr2", "dr3", "dr7")
 """What attach/detach keep; DR6 is status the guest owns outright."""
+RFLAGS_RF = 1 << 16
+_HostState = tuple[tuple[DebugPoint, ...], bool, bool]
+"""What ``encode_guest_debug`` is given: hardware points, step, software breakpoints."""
+_ENCODED_KEPT = 16
 
 
 class X86VcpuDebug:
@@ -85,9 +89,16 @@ class X86VcpuDebug:
         self.vm = request.vm
         self.kernel = kernel_caps.probe(self.vm)
         self.caps = kernel_caps.debug_caps(request.core.caps, self.kernel)
+        self.rf_honoured = True
+        """RFLAGS.RF suppresses the host's execute breakpoint for one instruction here, as
+        on VMX and as the emulated host models it; the probe says so for a real /dev/kvm."""
         if request.options.get("probe_host", True) and is_real_kvm(self.vm):
             # the kernel accepts more than it delivers on some hosts: try it (once a process)
-            self.caps = host_probe.delivered_caps(self.caps, host_probe.probed())
+            result = host_probe.probed()
+            self.caps = host_probe.delivered_caps(self.caps, result)
+            self.rf_honoured = host_probe.resume_flag_honoured(result)
+        elif is_real_kvm(self.vm):
+            self.rf_honoured = False  # not probed: kvm_pvm ignores it
         self.sw_break_insn = INT3
         self.payload_enabled = False
         if self.kernel.exception_payload and request.options.get("exception_payload", True):
@@ -109,9 +120,12 @@ class X86VcpuDebug:
             raise UnsupportedByArch("kvm_debug_exit_arch is not exception, pad, pc, dr6")
         self._exit_unpack = _EXIT.unpack_from
         self._rip = lay.field("struct kvm_regs", "rip")
+        self._rflags = lay.field("struct kvm_regs", "rflags")
         self.image = dr_slots.EMPTY
         """DR0-3/DR7 this vCPU was last given (decode_exit reads slot kinds from it)."""
         self._last_hw_image = dr_slots.EMPTY
+        self._encoded: dict[_HostState, tuple[bytes, dr_slots.SlotImage]] = {}
+        """``struct kvm_guest_debug`` and DR image per host state already encoded."""
         self._bp_exit_pc: int | None = None
         """PC of the #BP exit whose instruction length the kernel still holds."""
 
@@ -120,6 +134,23 @@ class X86VcpuDebug:
     def encode_guest_debug(
         self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
     ) -> bytes:
+        """Each host state is encoded once and kept: a breakpoint hit passed by a single step
+        (its condition false) switches between two states and back at every hit."""
+        key = (tuple(hw_points), step, sw_breaks)
+        known = self._encoded.get(key)
+        if known is None:
+            if len(self._encoded) >= _ENCODED_KEPT:
+                self._encoded.clear()
+            known = self._encoded[key] = self._encode(hw_points, step, sw_breaks)
+        dbg, image = known
+        if hw_points:
+            self._last_hw_image = image
+        self.image = image
+        return dbg
+
+    def _encode(
+        self, hw_points: Sequence[DebugPoint], step: bool, sw_breaks: bool
+    ) -> tuple[bytes, dr_slots.SlotImage]:
         image = dr_slots.encode(hw_points)
         control = 0
         if sw_breaks:
@@ -139,9 +170,24 @@ class X86VcpuDebug:
             for n, addr in enumerate(image.addrs):
                 self._debugreg[n].put(buf, addr)
             self._debugreg[7].put(buf, image.dr7)
-            self._last_hw_image = image
-        self.image = image
-        return bytes(buf)
+        return bytes(buf), image
+
+    def resume_past_hw_break(self, pc: int) -> bool:
+        """Set RFLAGS.RF: the next KVM_RUN executes the instruction at ``pc`` without its
+        execute breakpoint firing, and the CPU clears RF once the instruction completes; VM
+        entry loads RF with the guest's RFLAGS (docs/reference/this-machine-kvm.md, "RFLAGS.RF
+        is ignored", which has the SDM's words and what kvm_pvm does). One KVM_SET_REGS
+        instead of a single step with the breakpoint disarmed (two KVM_SET_GUEST_DEBUG and a
+        KVM_RUN more). False where the host ignores RF (kvm_pvm's instruction emulator,
+        docs/reference/this-machine-kvm.md) or RIP is not ``pc`` (a code segment with a base)."""
+        if not self.rf_honoured:
+            return False
+        regs = self.vcpu.get_regs()
+        if self._rip.get(regs) != pc:
+            return False
+        self._rflags.put(regs, self._rflags.get(regs) | RFLAGS_RF)
+        self.vcpu.set_regs(bytes(regs))
+        return True
 
     # -- decoding ---------------------------------------------------------------------------
 

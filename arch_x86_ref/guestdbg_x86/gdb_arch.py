@@ -127,6 +127,33 @@ class X86GdbArch:
                 out.append(s.field.get(sr))
         return out
 
+    def read_some_registers(
+        self, vcpu: VcpuHandle, regnums: Sequence[int]
+    ) -> Mapping[int, int | None]:
+        """Just these registers, through the doors they need: general registers, RIP and
+        RFLAGS cost one ``get_regs`` (the kernel's copy in ``kvm_run`` right after an exit,
+        KVM_CAP_SYNC_REGS) and no KVM_GET_SREGS, which a breakpoint condition on ``rax``
+        would otherwise pay at every hit (``bench/kvm_exit_overhead.py --what cond``)."""
+        sources = self._sources
+        count = len(sources)
+        rg = sr = None
+        out: dict[int, int | None] = {}
+        for n in regnums:
+            if not 0 <= n < count:
+                continue
+            s = sources[n]
+            if s.field is None:
+                out[n] = None
+            elif s.door == "regs":
+                if rg is None:
+                    rg = vcpu.get_regs()
+                out[n] = s.field.get(rg) & s.mask
+            else:
+                if sr is None:
+                    sr = vcpu.get_sregs()
+                out[n] = s.field.get(sr)
+        return out
+
     def write_registers(self, vcpu: VcpuHandle, values: Mapping[int, int]) -> None:
         """Refuse the whole write if any register cannot take it, so nothing is half-applied;
         then one KVM_SET_REGS and at most one KVM_SET_SREGS."""

@@ -13,6 +13,11 @@ tries each facility once, each try one ``KVM_RUN`` bounded by a kick:
 * an execute breakpoint in DR0 (``USE_HW_BP``): exception 1, DR6.B0, at the address?
 * ``SINGLESTEP``: exception 1, DR6.BS, one instruction on?
 * a write watchpoint in DR0 over a store: exception 1, DR6.B0?
+* the resume flag: RFLAGS.RF set at an execute breakpoint in DR0, does the instruction run
+  past it, as RF does on the hardware for one instruction, loaded by VM entry with the guest's
+  RFLAGS (docs/reference/this-machine-kvm.md, "RFLAGS.RF is ignored")? Not a point kind: where it is
+  delivered a hit whose condition is false resumes with RF set instead of a single step with
+  the breakpoint disarmed (:meth:`guestdbg_x86.debugops.X86VcpuDebug.resume_past_hw_break`).
 
 What is not delivered is refused, with the reason, when a point is inserted
 (:attr:`guestdbg.capabilities.DebugCapabilities.refused`). The result is kept for the process's
@@ -49,6 +54,7 @@ STACK_TOP = 0x18000
 RUN_LIMIT = 1.0
 """Seconds one probe KVM_RUN may take before it is kicked (then: not delivered)."""
 DB_VECTOR, BP_VECTOR = 1, 3
+RFLAGS_RF = 1 << 16
 
 INT3_AT = CODE
 EXEC_AT = CODE + 0x10
@@ -127,8 +133,11 @@ class _ProbeVm:
         self._dr6 = f(*debug, "dr6")
         self._suberror = f("struct kvm_run", "internal", "suberror")
 
-    def run(self, rip: int, control: int, points: list[DebugPoint] | None = None) -> _Exit:
-        """One KVM_RUN from ``rip`` with this guest-debug state, kicked after RUN_LIMIT."""
+    def run(
+        self, rip: int, control: int, points: list[DebugPoint] | None = None, rflags: int = 0
+    ) -> _Exit:
+        """One KVM_RUN from ``rip`` with this guest-debug state (and these RFLAGS bits set),
+        kicked after RUN_LIMIT."""
         dbg = self.layout.new("struct kvm_guest_debug")
         self._control.put(dbg, control)
         if points:
@@ -137,6 +146,11 @@ class _ProbeVm:
                 self._debugreg[n].put(dbg, addr)
             self._debugreg[7].put(dbg, image.dr7)
         boot.start_at(self.vcpu, self.layout, rip, STACK_TOP)
+        if rflags:
+            regs = self.vcpu.get_regs()
+            field = self.layout.field("struct kvm_regs", "rflags")
+            field.put(regs, field.get(regs) | rflags)
+            self.vcpu.set_regs(bytes(regs))
         self.vcpu.set_guest_debug(bytes(dbg))
         timer = threading.Timer(RUN_LIMIT, self.vcpu.kick)
         timer.start()
@@ -165,6 +179,7 @@ def _debug(ex: _Exit, exception: int, pc: int, dr6_bit: int = 0) -> bool:
 
 
 ENABLE = C.KVM_GUESTDBG_ENABLE
+RESUME_FLAG = "resume flag"
 TRIES: tuple[tuple[str, Callable[[_ProbeVm], _Exit], Callable[[_Exit], bool]], ...] = (
     (
         "int3 at CPL0 (KVM_GUESTDBG_USE_SW_BP)",
@@ -193,6 +208,16 @@ TRIES: tuple[tuple[str, Callable[[_ProbeVm], _Exit], Callable[[_Exit], bool]], .
         lambda ex: (
             ex.reason == C.KVM_EXIT_DEBUG and ex.exception == DB_VECTOR and bool(ex.dr6 & DR_TRAP0)
         ),
+    ),
+    (
+        RESUME_FLAG + " past an execute breakpoint (DR0, RFLAGS.RF)",
+        lambda p: p.run(
+            EXEC_AT,
+            ENABLE | abi.KVM_GUESTDBG_USE_HW_BP,
+            [DebugPoint(PointKind.HW_BREAK, EXEC_AT)],
+            RFLAGS_RF,
+        ),
+        lambda ex: ex.reason == C.KVM_EXIT_HLT,  # the nop ran, the hlt after it exited
     ),
 )
 """What is tried, how, and what a delivered facility's exit looks like."""
@@ -269,6 +294,13 @@ def refusals(result: ProbeResult) -> dict[PointKind, str]:
             "this kernel does not report an execute breakpoint at guest CPL0 as a debug exit"
         )
     return out
+
+
+def resume_flag_honoured(result: ProbeResult) -> bool:
+    """RFLAGS.RF lets a vCPU run past its execute breakpoint on this host (False when it was
+    not probed: kvm_pvm's emulator ignores RF for the host's breakpoints,
+    docs/reference/this-machine-kvm.md)."""
+    return result.delivered(RESUME_FLAG) is True
 
 
 def delivered_caps(caps: DebugCapabilities, result: ProbeResult) -> DebugCapabilities:

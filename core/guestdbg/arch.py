@@ -126,8 +126,9 @@ class ArchVcpuDebug(Protocol):
         ...
 
     # Optional members, each with its own protocol below so a plugin can declare and
-    # type-check them: ``after_guest_debug`` (:class:`AfterGuestDebug`) and, when
-    # ``caps.step_via_sw``, ``step_targets`` (:class:`StepTargets`).
+    # type-check them: ``after_guest_debug`` (:class:`AfterGuestDebug`),
+    # ``resume_past_hw_break`` (:class:`ResumePastHwBreak`) and, when ``caps.step_via_sw``,
+    # ``step_targets`` (:class:`StepTargets`).
 
     def attach(self) -> Mapping[str, int]:
         """The host debugger attaches: note (and return) the guest's own debug settings."""
@@ -144,6 +145,19 @@ class AfterGuestDebug(Protocol):
     def after_guest_debug(self) -> None:
         """Called right after each KVM_SET_GUEST_DEBUG, for kernels that apply part of the new
         state only at a later register write (BookE forces MSR[DE] only in kvmppc_set_msr)."""
+        ...
+
+
+class ResumePastHwBreak(Protocol):
+    """Optional member of :class:`ArchVcpuDebug` (the session looks it up once per vCPU)."""
+
+    def resume_past_hw_break(self, pc: int) -> bool:
+        """The vCPU stopped at the host's hardware instruction breakpoint at ``pc``, which
+        stays armed: make its next KVM_RUN execute that instruction without the breakpoint
+        firing again, then the breakpoint is in effect again by itself (x86: RFLAGS.RF).
+        Called on the vCPU's thread, out of KVM_RUN, for a hit whose condition was false.
+        Return False where this host cannot do it (the session then single-steps past the
+        point with it disarmed for that step); nothing may have changed then."""
         ...
 
 

@@ -65,10 +65,12 @@ def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
     why it is dropped; ``inject`` delivers it. Optional members the session looks for:
     ``after_guest_debug()`` (a kernel that applies part of the new state only at a later
     register write), ``step_targets()`` (when ``caps.step_via_sw``: where the instruction at the
-    PC can continue). ``caps`` decides the rest: slot counts, watch kinds and lengths,
-    ``watch_before_access`` (the session steps an access over its own watchpoint before going
-    on), ``hw_break_via_sw``. ``request.policy`` is the ownership policy the session asked for.
-    Return ``None`` when ``request.arch`` is not this plugin's arch.
+    PC can continue), ``resume_past_hw_break(pc)`` (the hardware's own way past an instruction
+    breakpoint for one instruction, used for a hit whose condition is false instead of a single
+    step with the breakpoint disarmed). ``caps`` decides the rest: slot counts, watch kinds and
+    lengths, ``watch_before_access`` (the session steps an access over its own watchpoint before
+    going on), ``hw_break_via_sw``. ``request.policy`` is the ownership policy the session asked
+    for. Return ``None`` when ``request.arch`` is not this plugin's arch.
     """
 
 

@@ -126,6 +126,26 @@ def test_the_slot_kind_comes_from_the_dr7_the_vcpu_was_given(
     assert ev.pc == m.sym("watch_after_store")
 
 
+def test_a_state_encoded_again_decodes_with_its_own_slots(
+    x86_guests: Callable[[str], pathlib.Path],
+) -> None:
+    """A hit passed by a single step switches between two states and back; the state given
+    last is the one a debug exit is decoded with, whether it was encoded before or not."""
+    m = machines.emulated(x86_guests("reinject"))
+    m.start_at("watch_start")
+    ops = _ops(m)
+    watch = DebugPoint(PointKind.WATCH_WRITE, m.sym("watched"), 4)
+    first = ops.encode_guest_debug([watch], False, False)
+    other = ops.encode_guest_debug([DebugPoint(PointKind.HW_BREAK, m.sym("bp_done"))], True, False)
+    assert _field(other, "arch", "debugreg", 7) & 0x30000 == 0  # DR0 now an execute slot
+    again = ops.encode_guest_debug([watch], False, False)
+    assert again == first
+    m.vcpu.set_guest_debug(again)
+    assert m.run() == C.KVM_EXIT_DEBUG
+    ev = ops.decode_exit(m.vcpu.kvm_run)
+    assert (ev.kind, ev.access, ev.address) == (EventKind.WATCH, watch.kind, watch.addr)
+
+
 @pytest.mark.parametrize("payload", [True, False], ids=["exception-payload", "set-debugregs"])
 def test_an_injected_db_reaches_the_guests_handler_with_its_dr6(
     make_machine: MakeMachine, payload: bool

@@ -13,6 +13,7 @@ import pytest
 from guestdbg import plugins
 from guestdbg.errors import InvalidRequest
 from guestdbg.gdb.target import target_xml
+from guestdbg.vcpu import VcpuHandle
 from guestdbg_x86 import boot
 from guestdbg_x86.gdb_arch import X86GdbArch
 
@@ -91,3 +92,37 @@ def test_a_register_without_a_door_is_refused_and_nothing_is_written(
     with pytest.raises(InvalidRequest, match=name):
         arch.write_registers(m.vcpu, {names.index("rax"): 7, names.index(name): 0x33})
     assert arch.read_registers(m.vcpu) == before
+
+
+class _Doors:
+    """The machine's vCPU, noting which state it was asked for."""
+
+    def __init__(self, vcpu: VcpuHandle) -> None:
+        self.vcpu = vcpu
+        self.asked: list[str] = []
+
+    def get_regs(self) -> bytearray:
+        self.asked.append("regs")
+        return self.vcpu.get_regs()
+
+    def get_sregs(self) -> bytearray:
+        self.asked.append("sregs")
+        return self.vcpu.get_sregs()
+
+
+def test_some_registers_read_what_all_registers_read_through_only_the_doors_they_need(
+    make_machine: MakeMachine,
+) -> None:
+    m = make_machine("reinject")
+    arch = _arch()
+    names = [r.name for r in arch.registers]
+    full = arch.read_registers(m.vcpu)
+    general = [names.index("rax"), arch.pc_regnum, names.index("eflags"), names.index("r15")]
+    doors = _Doors(m.vcpu)
+    assert arch.read_some_registers(doors, general) == {n: full[n] for n in general}  # type: ignore[arg-type]
+    assert doors.asked == ["regs"]  # a condition on rax costs no KVM_GET_SREGS
+    mixed = [names.index("cs"), names.index("st0"), names.index("cr3"), names.index("rsp"), 999]
+    doors = _Doors(m.vcpu)
+    got = arch.read_some_registers(doors, mixed)  # type: ignore[arg-type]
+    assert got == {n: full[n] for n in mixed[:-1]}
+    assert sorted(doors.asked) == ["regs", "sregs"]

@@ -78,28 +78,55 @@ class HitView:
 
     def register(self, name: str) -> int:
         """A register by its GDB name (``r3``, ``rax``...); KeyError if the arch has none."""
-        arch = self._arch()
-        for n, reg in enumerate(arch.registers):
-            if reg.name == name:
-                return self.gdb_register(n)
-        raise KeyError(f"no register {name!r}")
+        regnum = _registers(self._arch()).numbers.get(name)
+        if regnum is None:
+            raise KeyError(f"no register {name!r}")
+        return self.gdb_register(regnum)
 
     def gdb_register(self, regnum: int) -> int:
         """A register by GDB register number (what an agent expression's ``reg`` names)."""
-        arch = self._arch()
-        if not 0 <= regnum < len(arch.registers):
+        regs = _registers(self._arch())
+        if not 0 <= regnum < regs.count:
             raise KeyError(f"no register number {regnum}")
-        some = getattr(arch, "read_some_registers", None)
-        if some is not None:
-            value = some(self._handle, (regnum,)).get(regnum)
+        if regs.read_some is not None:
+            value = regs.read_some(self._handle, (regnum,)).get(regnum)
         else:
-            value = arch.read_registers(self._handle)[regnum]
+            value = regs.arch.read_registers(self._handle)[regnum]
         if value is None:
-            raise KeyError(f"register {arch.registers[regnum].name} is unavailable")
+            raise KeyError(f"register {regs.arch.registers[regnum].name} is unavailable")
         return int(value)
 
     def read_memory(self, addr: int, length: int) -> bytes:
         return self._mem(self._handle, addr, length)
+
+
+class _Registers:
+    """What a condition's register reads need of one GDB arch, looked up once per arch."""
+
+    __slots__ = ("arch", "count", "numbers", "read_some")
+
+    def __init__(self, arch: GdbArch) -> None:
+        self.arch = arch
+        self.count = len(arch.registers)
+        self.numbers = {reg.name: n for n, reg in reversed(list(enumerate(arch.registers)))}
+        """Name -> number; the first register of a name wins, as a search in order finds it."""
+        self.read_some: Callable[[VcpuHandle, Sequence[int]], Mapping[int, int | None]] | None = (
+            getattr(arch, "read_some_registers", None)
+        )
+
+
+_resolved: dict[int, _Registers] = {}
+"""``id(arch)`` -> its :class:`_Registers` (which holds the arch, so the id stays its own)."""
+_RESOLVED_KEPT = 64
+
+
+def _registers(arch: GdbArch) -> _Registers:
+    regs = _resolved.get(id(arch))
+    if regs is None or regs.arch is not arch:
+        if len(_resolved) >= _RESOLVED_KEPT:
+            _resolved.clear()
+        regs = _resolved[id(arch)] = _Registers(arch)
+    return regs
 
 
 def points_at(table: PointTable, pc: int) -> list[DebugPoint]:
@@ -124,17 +151,20 @@ def judge(
 
     Stops when no point is known (a hit the table no longer explains is the debugger's to
     see), when any point has no condition, when any condition is true and when any fails."""
+    judged = []
+    stop = not points
     for p in points:
         st = stats.get(p)
         if st is not None:
             st.hits += 1
-    judged = [(p, conditions.get(p)) for p in points]
-    stop = not judged or any(c is None for _, c in judged)
+        cond = conditions.get(p)
+        if cond is None:
+            stop = True
+        judged.append((cond, st))
     if not stop:
         v = view(points)
-        for p, cond in judged:
+        for cond, st in judged:
             assert cond is not None
-            st = stats.get(p)
             if st is not None:
                 st.evaluations += 1
             try:
@@ -146,8 +176,7 @@ def judge(
                     st.errors += 1
                     st.last_error = f"{type(e).__name__}: {e}"
     if stop:
-        for p in points:
-            st = stats.get(p)
+        for _, st in judged:
             if st is not None:
                 st.stops += 1
     return stop

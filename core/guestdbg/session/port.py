@@ -121,6 +121,7 @@ class VcpuPort:
         """Set by the watchdog when an inline run went on too long."""
         self._applied: tuple[object, ...] | None = None
         self._after_guest_debug: Callable[[], None] | None = getattr(ops, "after_guest_debug", None)
+        self._resume_past: Callable[[int], bool] | None = getattr(ops, "resume_past_hw_break", None)
         self._phase = _Phase.PARKED
         self._cmd: Command | None = None
         self._suspended = False
@@ -256,10 +257,16 @@ class VcpuPort:
 
     def _pass(self, pc: int) -> None:
         """Step past the breakpoint at ``pc`` alone (its condition was false), then go back to
-        what the vCPU was doing; no stop is posted and no other vCPU parks."""
+        what the vCPU was doing; no stop is posted and no other vCPU parks. A hardware
+        breakpoint the arch can have the hardware run past (``resume_past_hw_break``) needs no
+        step: the vCPU goes on as it was."""
         pts = self.state.points
         trap = pts.trap_at(DEFAULT_SPACE, pc)
         hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
+        if hw is not None and not hw.via_sw and (trap is None or not trap.inserted):
+            resume_past = self._resume_past
+            if resume_past is not None and resume_past(pc):
+                return  # the hardware runs the instruction past its breakpoint: no step
         self._resume_to = (self._phase, self.step, self.origin, self.masked)
         self._phase = _Phase.PASS
         self.step = True

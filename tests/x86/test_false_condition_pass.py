@@ -1,0 +1,80 @@
+"""A hardware breakpoint whose condition is false, on both x86 hosts: every pass of the guest's
+loop is one hit, judged once, and the vCPU runs on without a stop.
+
+Where RFLAGS.RF suppresses the breakpoint for one instruction (the emulated host, as VMX) the
+vCPU resumes with RF set and the session's debug state never changes (no KVM_SET_GUEST_DEBUG
+per hit); where the host ignores RF (kvm_pvm: docs/reference/this-machine-kvm.md, "RFLAGS.RF is
+ignored") it single-steps past the breakpoint with it disarmed, two KVM_SET_GUEST_DEBUG per
+hit. Either way the guest ends as it would without the debugger: the loop's counter counts
+every pass and RF, set by the session, is not left in the guest's RFLAGS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from guestdbg.events import StopKind
+from guestdbg.host_report import kvm_module
+from guestdbg.points import DebugPoint, HitContext, PointKind
+from guestdbg.session.session import Session
+from guestdbg_x86.debugops import RFLAGS_RF, X86VcpuDebug
+
+from .machines import Machine
+from .sessions import run_to_stop
+
+MakeMachine = Callable[[str], Machine]
+PASSES = 40
+
+
+def test_every_pass_is_one_hit_judged_false_and_the_guest_runs_to_its_end(
+    make_machine: MakeMachine,
+) -> None:
+    m = make_machine("loop")
+    m.start_at("count_loop")
+    m.set_regs(rcx=PASSES)
+    s = Session(m.vm, "x86")
+    try:
+        seen: list[int] = []
+
+        def never(hit: HitContext) -> bool:
+            seen.append(hit.register("rcx"))
+            return hit.register("rax") == -1
+
+        point = DebugPoint(PointKind.HW_BREAK, m.sym("count_loop"))
+        s.insert_point(point, never)
+        calls = s.stats.set_guest_debug_calls
+        ev = run_to_stop(s)
+        assert ev.reason.kind is StopKind.HALT  # the hlt after the loop: no hit stopped
+        assert m.reg("rip") == m.sym("count_done") + 1
+        assert seen == list(range(PASSES, 0, -1))  # each pass judged once, in order
+        assert m.u64("counter") == PASSES
+        st = s.point_stats()[point]
+        assert (st.hits, st.evaluations, st.stops, st.errors) == (PASSES, PASSES, 0, 0)
+        assert not m.reg("rflags") & RFLAGS_RF
+        ops = s.ops[0]
+        assert isinstance(ops, X86VcpuDebug)
+        per_hit = 0 if ops.rf_honoured else 2
+        # the breakpoint armed once for the run, then what each hit took
+        assert s.stats.set_guest_debug_calls - calls == 1 + per_hit * PASSES
+    finally:
+        s.close()
+
+
+def test_the_emulated_host_honours_the_resume_flag_and_kvm_pvm_does_not(
+    make_machine: MakeMachine,
+) -> None:
+    """What the x86 plugin decides per host: the emulated host models RF as VMX does;
+    a real /dev/kvm is probed (kvm_pvm's instruction emulator ignores RF for the host's
+    breakpoints)."""
+    m = make_machine("loop")
+    s = Session(m.vm, "x86")
+    try:
+        ops = s.ops[0]
+        assert isinstance(ops, X86VcpuDebug)
+        if m.kind == "emulated":
+            assert ops.rf_honoured
+        elif kvm_module() == "kvm_pvm":
+            assert not ops.rf_honoured
+            assert not ops.resume_past_hw_break(m.reg("rip"))
+    finally:
+        s.close()
