@@ -124,6 +124,34 @@ def test_tcp_nodelay_is_set(server: GdbServer) -> None:
     c.sock.close()
 
 
+def test_the_server_thread_reads_packets_without_allocating_a_receive_size_object(
+    server: GdbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``socket.recv(n)`` allocates ``n`` bytes before it reads; on the server thread that was
+    a 64 KiB allocation per packet and per empty poll, and its holes grew the thread's malloc
+    arena over a long session (docs/reference/unicorn.md §12). The server reads into one
+    buffer instead, and what it reads is unchanged."""
+    sizes: list[int] = []
+    recv = socket.socket.recv
+
+    def counting_recv(sock: socket.socket, bufsize: int, *args: int) -> bytes:
+        if threading.current_thread().name == "guestdbg-gdb":
+            sizes.append(bufsize)
+        return recv(sock, bufsize, *args)
+
+    monkeypatch.setattr(socket.socket, "recv", counting_recv)
+    c = tcp_client(server)
+    c.handshake()
+    assert len(c.ask(b"m1000,4")) == 8
+    c.send_raw(make_packet(b"M1000,4:11223344") + make_packet(b"m1000,4"))  # two in one read
+    assert c.read_packet() == b"OK" and c.read_packet() == b"11223344"
+    c.send(b"vCont;c")
+    c.send_raw(b"\x03")
+    assert c.read_packet().startswith(b"T")
+    assert c.ask(b"D") == b"OK"
+    assert sizes == []
+
+
 # -- lifecycle -----------------------------------------------------------------------------
 
 

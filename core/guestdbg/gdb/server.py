@@ -115,6 +115,8 @@ class GdbServer:
         self._thread: threading.Thread | None = None
         self._serving = False
         self._wake_r, self._wake_w = socket.socketpair()
+        self._recv_buffer = memoryview(bytearray(RECV_SIZE))
+        """What every ``recv`` of the server thread fills (see ``_recv_into``)."""
         self._unix_path: str | None = None
         self._listener = self._listen(address, allow_remote)
         self.bound_address: Address = self._listener.getsockname()
@@ -288,10 +290,10 @@ class GdbServer:
         poll briefly first, then block - adaptive polling, as the kernel's busy-poll does; it
         costs at most ``spin`` of CPU per packet."""
         if self.spin > 0:
-            data = _spin_recv(conn, self.spin)
+            data = _spin_recv(conn, self._recv_buffer, self.spin)
             if data is not None:
                 return data
-        return conn.recv(RECV_SIZE)
+        return _recv_into(conn, self._recv_buffer)
 
     def _loop(self, conn: socket.socket, stub: GdbStub) -> None:
         """While the guest is stopped the loop blocks in ``recv`` alone (one system call per
@@ -321,14 +323,25 @@ class GdbServer:
                     conn.sendall(out)
 
 
-def _spin_recv(conn: socket.socket, spin: float) -> bytes | None:
+def _recv_into(conn: socket.socket, buffer: memoryview) -> bytes:
+    """``conn.recv(len(buffer))`` without its allocation: what came, copied out of
+    ``buffer``. ``socket.recv(n)`` allocates an ``n``-byte object before it reads and shrinks
+    it to what came; on the server thread that was a 64 KiB allocation per packet and per
+    empty poll of :func:`_spin_recv`, each leaving its unused tail as a hole in the thread's
+    malloc arena, and the process grew by that fragmentation in a long session
+    (docs/reference/unicorn.md §12)."""
+    n = conn.recv_into(buffer)
+    return bytes(buffer[:n])
+
+
+def _spin_recv(conn: socket.socket, buffer: memoryview, spin: float) -> bytes | None:
     """Poll the socket without sleeping for up to ``spin`` seconds; None if nothing came."""
     deadline = time.perf_counter() + spin
     conn.setblocking(False)
     try:
         while True:
             try:
-                return conn.recv(RECV_SIZE)
+                return _recv_into(conn, buffer)
             except BlockingIOError:
                 if time.perf_counter() > deadline:
                     return None
