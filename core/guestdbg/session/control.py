@@ -57,7 +57,14 @@ RUN = Command()
 
 class RunControl:
     def __init__(self, vcpus: int, kick: Callable[[int], None]) -> None:
-        self.cv = threading.Condition(threading.RLock())
+        self.lock = threading.RLock()
+        self.cv = threading.Condition(self.lock)
+        self.own: dict[int, threading.Condition] = {}
+        """Per vCPU driven by guestdbg's own thread: the condition that thread parks on (same
+        lock as :attr:`cv`). It is notified when the vCPU is given a command while no caller
+        drives it inline, when it is handed over, when a holder releases, and on close."""
+        self.inline = [False] * vcpus
+        """Per vCPU: driven by a caller's thread for now (``VcpuPort.inline``)."""
         self.kick = kick
         """``kick(index)``: get that vCPU out of KVM_RUN (``VcpuHandle.kick``)."""
         self.commands: list[Command | None] = [None] * vcpus
@@ -111,6 +118,23 @@ class RunControl:
             self.commands[index] = cmd
             self.running.add(index)
             self.cv.notify_all()
+            if not self.inline[index]:
+                self.wake_own(index)
+
+    def own_cv(self, index: int) -> threading.Condition:
+        """What ``index``'s thread waits on outside an inline run: its own condition if
+        guestdbg runs it, else :attr:`cv`."""
+        return self.own.get(index, self.cv)
+
+    def wake_own(self, index: int) -> None:
+        """Wake guestdbg's own thread of ``index`` (lock held), if it has one."""
+        own = self.own.get(index)
+        if own is not None:
+            own.notify_all()
+
+    def _wake_all_own(self) -> None:
+        for own in self.own.values():
+            own.notify_all()
 
     def over_done(self, index: int) -> None:
         """``index`` stepped over its point and its trap word is back: the next step-over, or
@@ -220,6 +244,7 @@ class RunControl:
             if self.holder == index:
                 self.holder = None
                 self.cv.notify_all()
+                self._wake_all_own()
 
     def left_run(self, index: int) -> None:
         """``index`` is out of KVM_RUN (its port's ``after_exit`` began)."""
@@ -232,6 +257,7 @@ class RunControl:
         with self.cv:
             self.closed = True
             self.cv.notify_all()
+            self._wake_all_own()
 
     # -- reporting --------------------------------------------------------------------------
 
