@@ -146,6 +146,7 @@ class Engine:
         self._r3_pc = RegisterBank(uc, [GPR_IDS[3], REG_PC])
         """r3 and PC, saved and restored around every private stub in one call each."""
         self._pc_bank = RegisterBank(uc, [REG_PC])
+        self._drop = ucc.TranslationDropper(uc)
         self.ram = ram
         self._stop: Stop | None = None
         self._msr: int | None = None
@@ -260,7 +261,7 @@ class Engine:
     def _apply_exits(self, exits: set[int], changed: set[int]) -> None:
         self.uc.ctl_set_exits(sorted(exits))
         for a in changed:
-            self.uc.ctl_remove_cache(a, a + 4)
+            self._drop(a, a + 4)
 
     def set_protection(self, pages: Mapping[int, int]) -> None:
         """Exactly these RAM pages (page-aligned address -> UC_PROT_*) differ from full access."""
@@ -275,7 +276,7 @@ class Engine:
 
     def invalidate(self, lo: int, hi: int) -> None:
         """Drop translated code of [lo, hi) (after the VMM patched instructions)."""
-        self.uc.ctl_remove_cache(lo, hi)
+        self._drop(lo, hi)
 
     # -- registers ----------------------------------------------------------------------------
 

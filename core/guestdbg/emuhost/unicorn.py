@@ -138,6 +138,35 @@ def _raw_function(name: str) -> Any:
     return type(fn)((name, _LIB))
 
 
+_CTL_TB_REMOVE_CACHE = (
+    (_const("UC_CTL_IO_WRITE") << 30) | (2 << 26) | _const("UC_CTL_TB_REMOVE_CACHE")
+)
+"""``uc_ctl``'s code for UC_CTL_TB_REMOVE_CACHE written with two arguments (the encoding of
+``UC_CTL_WRITE`` in ``unicorn.h``)."""
+
+
+class TranslationDropper:
+    """``uc.ctl_remove_cache(lo, hi)`` as one C call with ready-made arguments (the binding
+    builds them through three Python calls); the binding where its internals differ. A trap
+    word written or removed drops the translations around it, twice per breakpoint hit."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        if self._fast:
+            self._ctl = _raw_function("uc_ctl")
+            self._code = ctypes.c_int(_CTL_TB_REMOVE_CACHE)
+
+    def __call__(self, lo: int, hi: int) -> None:
+        if not self._fast:
+            self._uc.ctl_remove_cache(lo, hi)
+            return
+        status = self._ctl(self._handle, self._code, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+
 class RegisterBank:
     """A fixed list of registers read and written with one ``uc_reg_read_batch`` /
     ``uc_reg_write_batch`` call on preallocated arrays (64-bit slots in host byte order;
