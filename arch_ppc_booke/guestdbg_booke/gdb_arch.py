@@ -226,6 +226,8 @@ class BookeGdbArch:
         it (powerpc.c answers every VR and VSCR with -ENXIO on a host without AltiVec). VRSAVE
         is not in it: booke.c answers it on every core."""
         self._refused: dict[int, set[int]] = {}
+        self._some_plans: dict[tuple[int, ...], tuple[tuple[int, int | None], ...]] = {}
+        """``read_some_registers`` plans by register numbers asked (the stub asks the same)."""
 
     def is_program_breakpoint(self, code: bytes) -> bool:
         """GDB skips these instead of executing them when a breakpoint sits on one; the stub
@@ -267,6 +269,14 @@ class BookeGdbArch:
         """Just these registers, through the doors they need: PC, SP, MSR and LR (what every
         stop reply carries) cost one KVM_GET_REGS instead of a read through every door, on
         every stop (``bench/vs_qemu.py`` times both calls in its breakdown of a hit)."""
+        key = tuple(regnums)
+        in_regs = self._some_plans.get(key)
+        if in_regs is None:
+            in_regs = self._some_plan(key)
+        if in_regs:
+            # all from kvm_regs (the expedited registers): one KVM_GET_REGS, one unpack
+            values = self._kvm_regs.unpack_from(vcpu.get_regs(), 0)
+            return {n: None if index is None else values[index] for n, index in in_regs}
         doors = {self._sources[n].door for n in regnums if 0 <= n < len(self._sources)}
         if doors - {"regs", "none"}:
             full = self.read_registers(vcpu)
@@ -283,6 +293,28 @@ class BookeGdbArch:
                 else None
             )
         return out
+
+    def _some_plan(self, regnums: tuple[int, ...]) -> tuple[tuple[int, int | None], ...]:
+        """(regnum, index in the unpacked kvm_regs or None) for each register of ``regnums``
+        that exists, if at least one comes from kvm_regs and the others from no door; else
+        empty (the general path). Kept per tuple of register numbers."""
+        out: list[tuple[int, int | None]] = []
+        from_regs = dict(self._from_regs)
+        for n in regnums:
+            if not 0 <= n < len(self._sources):
+                continue
+            door = self._sources[n].door
+            if door == "regs":
+                out.append((n, from_regs[n]))
+            elif door == "none":
+                out.append((n, None))
+            else:
+                out = []
+                break
+        plan = tuple(out) if any(index is not None for _, index in out) else ()
+        if len(self._some_plans) < 64:
+            self._some_plans[regnums] = plan
+        return plan
 
     def write_registers(self, vcpu: VcpuHandle, values: Mapping[int, int]) -> None:
         """Write in three batches (regs, sregs, ONE_REG); refuse the whole write if any

@@ -145,6 +145,10 @@ class Engine:
         self._gpr_batch = RegisterBank(uc, GPR_IDS)
         self._core_batch = RegisterBank(uc, CORE_IDS)
         self._fpr_batch = RegisterBank(uc, FPR_IDS)
+        self._r3_pc = RegisterBank(uc, [GPR_IDS[3], REG_PC])
+        """r3 and PC, saved and restored around every private stub in one call each."""
+        self._pc_bank = RegisterBank(uc, [REG_PC])
+        self._drop = ucc.TranslationDropper(uc)
         self.ram = ram
         self._stop: Stop | None = None
         self._msr: int | None = None
@@ -207,7 +211,7 @@ class Engine:
         stop = self._stop
         if stop is not None and stop.kind in (StopKind.PROT, StopKind.MMIO):
             return stop  # its PC is the accessing instruction's (see ``_on_prot``)
-        stop_pc = uc.reg_read(REG_PC)
+        stop_pc = self._pc_bank.read()[0]
         if stop is None:
             if stop_pc in self._exits and (not step or stop_pc == pc):
                 stop = Stop(StopKind.CODE_BREAK, addr=stop_pc)
@@ -267,7 +271,7 @@ class Engine:
     def _apply_exits(self, exits: set[int], changed: set[int]) -> None:
         self.uc.ctl_set_exits(sorted(exits))
         for a in changed:
-            self.uc.ctl_remove_cache(a, a + 4)
+            self._drop(a, a + 4)
 
     def set_protection(self, pages: Mapping[int, int]) -> None:
         """Exactly these RAM pages (page-aligned address -> UC_PROT_*) differ from full access."""
@@ -282,7 +286,7 @@ class Engine:
 
     def invalidate(self, lo: int, hi: int) -> None:
         """Drop translated code of [lo, hi) (after the VMM patched instructions)."""
-        self.uc.ctl_remove_cache(lo, hi)
+        self._drop(lo, hi)
 
     # -- registers ----------------------------------------------------------------------------
 
@@ -361,8 +365,8 @@ class Engine:
         given), with the engine MSR ``msr`` if ``supervisor``; return r3 after them. r3, PC and
         MSR are restored."""
         uc: Any = self.uc
-        saved_r3 = uc.reg_read(GPR_IDS[3])
-        saved_pc = uc.reg_read(REG_PC)
+        bank = self._r3_pc
+        saved = bank.read()
         if r3 is not None:
             uc.reg_write(GPR_IDS[3], r3)
         if supervisor:
@@ -372,10 +376,9 @@ class Engine:
             uc.emu_start(addr, _END, count=count)
             if self._stop is not None:
                 raise EngineError(f"stub at {addr:#x} raised {self._stop}")
-            return int(uc.reg_read(GPR_IDS[3]))
+            return bank.read()[0]
         finally:
-            uc.reg_write(GPR_IDS[3], saved_r3)
-            uc.reg_write(REG_PC, saved_pc)
+            bank.write(saved)
             if supervisor and self._msr is not None:
                 uc.reg_write(REG_MSR, self._msr)
 

@@ -63,6 +63,8 @@ class GuestMemory:
         self._slots: list[RamSlot] = []
         self._write_listeners: list[Callable[[int, int], None]] = []
         self._slot_listeners: list[Callable[[RamSlot], None]] = []
+        self._spans: list[tuple[int, int, memoryview]] = []
+        """(gpa, end, byte view) per slot: the fast path of an access within one slot."""
 
     @property
     def slots(self) -> tuple[RamSlot, ...]:
@@ -93,6 +95,7 @@ class GuestMemory:
         slot = RamSlot(number, gpa, size, flags, (ctypes.c_char * size)())
         self._slots.append(slot)
         self._slots.sort(key=lambda s: s.gpa)
+        self._spans = [(s.gpa, s.end, s.view) for s in self._slots]
         for listener in self._slot_listeners:
             listener(slot)
         return slot
@@ -116,18 +119,31 @@ class GuestMemory:
         """``[gpa, gpa+size)`` is all guest RAM (possibly across adjacent slots)."""
         if gpa < 0 or size < 0:
             return False
+        for lo, hi, _ in self._spans:
+            if lo <= gpa and gpa + size <= hi:
+                return True
         return sum(n for _, _, n in self._pieces(gpa, size)) == size
 
     def read(self, gpa: int, size: int) -> bytes:
+        if gpa >= 0 and size >= 0:
+            for lo, hi, view in self._spans:  # within one slot: one slice
+                if lo <= gpa and gpa + size <= hi:
+                    return bytes(view[gpa - lo : gpa - lo + size])
         return b"".join(bytes(s.view[o : o + n]) for s, o, n in self._resolve(gpa, size))
 
     def write(self, gpa: int, data: bytes | bytearray | memoryview, *, notify: bool = True) -> None:
         """``notify=False`` for what the kernel model writes itself (no translation to drop)."""
         src = memoryview(data).cast("B")
-        done = 0
-        for s, o, n in self._resolve(gpa, len(src)):
-            s.view[o : o + n] = src[done : done + n]
-            done += n
+        size = len(src)
+        for lo, hi, view in self._spans:
+            if gpa >= 0 and lo <= gpa and gpa + size <= hi:  # within one slot: one slice
+                view[gpa - lo : gpa - lo + size] = src
+                break
+        else:
+            done = 0
+            for s, o, n in self._resolve(gpa, size):
+                s.view[o : o + n] = src[done : done + n]
+                done += n
         if notify:
             for listener in self._write_listeners:
                 listener(gpa, gpa + len(src))

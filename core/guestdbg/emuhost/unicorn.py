@@ -131,11 +131,54 @@ def map_guest_memory(uc: Uc, memory: GuestMemory) -> None:
     memory.on_slot(map_slot)
 
 
+def _raw_function(name: str) -> Any:
+    """Unicorn's C function ``name`` without the binding's ``argtypes``: called with ctypes
+    objects only (a handle, arrays, a ``c_int``), so a call converts no argument."""
+    fn = getattr(_LIB, name)
+    return type(fn)((name, _LIB))
+
+
+_CTL_TB_REMOVE_CACHE = (
+    (_const("UC_CTL_IO_WRITE") << 30) | (2 << 26) | _const("UC_CTL_TB_REMOVE_CACHE")
+)
+"""``uc_ctl``'s code for UC_CTL_TB_REMOVE_CACHE written with two arguments (the encoding of
+``UC_CTL_WRITE`` in ``unicorn.h``)."""
+
+
+class TranslationDropper:
+    """``uc.ctl_remove_cache(lo, hi)`` as one C call with ready-made arguments (the binding
+    builds them through three Python calls); the binding where its internals differ. A trap
+    word written or removed drops the translations around it, twice per breakpoint hit."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        if self._fast:
+            self._ctl = _raw_function("uc_ctl")
+            self._code = ctypes.c_int(_CTL_TB_REMOVE_CACHE)
+
+    def __call__(self, lo: int, hi: int) -> None:
+        if not self._fast:
+            self._uc.ctl_remove_cache(lo, hi)
+            return
+        status = self._ctl(self._handle, self._code, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+
 class RegisterBank:
     """A fixed list of registers read and written with one ``uc_reg_read_batch`` /
     ``uc_reg_write_batch`` call on preallocated arrays (64-bit slots in host byte order;
     narrower registers fill the low part). Falls back to the binding where its internals are
-    not the expected ones."""
+    not the expected ones.
+
+    Reads and writes use separate value arrays: Unicorn fills each read slot as wide as its
+    register is, always the same width, so the bytes above a narrow register stay the zeros
+    they were allocated as and a read needs no clearing first. The C functions are called
+    with ready-made ctypes arguments (:func:`_raw_function`): KVM_GET_REGS reads a bank on
+    every stop, and the binding's argument conversion cost more than the batch read itself
+    (``bench/vs_qemu.py`` times the emulated host's ioctls)."""
 
     def __init__(self, uc: Uc, ids: Sequence[int]) -> None:
         n = len(ids)
@@ -144,17 +187,25 @@ class RegisterBank:
         self._n = n
         self._ids = (ctypes.c_int * n)(*ids)
         self._vals = (ctypes.c_uint64 * n)()
-        base = ctypes.addressof(self._vals)
-        self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+        self._wvals = (ctypes.c_uint64 * n)()
+        self._ptrs = self._pointers(self._vals)
+        self._wptrs = self._pointers(self._wvals)
+        self._count = ctypes.c_int(n)
         self._unpack = struct.Struct(f"={n}Q").unpack
         self._handle = getattr(uc, "_uch", None)
-        self._fast = _LIB is not None and self._handle is not None
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        if self._fast:
+            self._read_batch = _raw_function("uc_reg_read_batch")
+            self._write_batch = _raw_function("uc_reg_write_batch")
+
+    def _pointers(self, vals: ctypes.Array[ctypes.c_uint64]) -> ctypes.Array[ctypes.c_void_p]:
+        base = ctypes.addressof(vals)
+        return (ctypes.c_void_p * self._n)(*(base + 8 * i for i in range(self._n)))
 
     def read(self) -> list[int]:
         if not self._fast:
             return [int(v) for v in self._uc.reg_read_batch(self._list)]
-        ctypes.memset(self._vals, 0, 8 * self._n)
-        status = _LIB.uc_reg_read_batch(self._handle, self._ids, self._ptrs, self._n)
+        status = self._read_batch(self._handle, self._ids, self._ptrs, self._count)
         if status != UC_ERR_OK:
             raise UcError(status)
         return list(self._unpack(self._vals))
@@ -163,10 +214,10 @@ class RegisterBank:
         if not self._fast:
             self._uc.reg_write_batch(list(zip(self._list, values, strict=True)))
             return
-        vals = self._vals
+        vals = self._wvals
         for i, v in enumerate(values):
             vals[i] = v & 0xFFFFFFFFFFFFFFFF
-        status = _LIB.uc_reg_write_batch(self._handle, self._ids, self._ptrs, self._n)
+        status = self._write_batch(self._handle, self._ids, self._wptrs, self._count)
         if status != UC_ERR_OK:
             raise UcError(status)
 

@@ -95,7 +95,8 @@ class EmulatedVcpu:
             with self._signal_lock:
                 self._running = True
                 self._signal = False  # a signal to a thread outside KVM_RUN went to its handler
-                self._wake.clear()
+                if self._wake.is_set():
+                    self._wake.clear()
             try:
                 self._before_entry()
                 if self.run_area.immediate_exit:

@@ -50,8 +50,9 @@ Address = str | tuple[str, int]
 """A Unix socket path, or ``(host, port)`` for TCP (port 0: any free port)."""
 
 POLL_INTERVAL = 0.02
-SPIN = 0.001
-"""How long the server polls for GDB's next packet before blocking (see ``GdbServer._recv``)."""
+SPIN = 0.0
+"""How long the server polls for GDB's next packet before blocking (see ``GdbServer._recv``);
+0 blocks at once."""
 RECV_SIZE = 65536
 
 
@@ -286,9 +287,11 @@ class GdbServer:
     def _recv(self, conn: socket.socket) -> bytes:
         """The next bytes from GDB. A debugger's next packet usually follows our reply almost
         at once, while waking a thread blocked in ``recv`` costs a cross-core wake-up (an IPI,
-        dear in a VM) when GDB runs on another core; ``bench/vs_qemu.py`` measures both. So
-        poll briefly first, then block - adaptive polling, as the kernel's busy-poll does; it
-        costs at most ``spin`` of CPU per packet."""
+        dear in a VM) when GDB runs on another core. With ``spin`` set the server polls that
+        long first, then blocks - adaptive polling, as the kernel's busy-poll does; it costs
+        at most ``spin`` of CPU per packet. The default blocks at once: on a machine whose
+        cores are all busy the polling thread holds a core the client needs to send that very
+        packet, and there ``bench/vs_qemu.py`` measured no gain from polling, rather a loss."""
         if self.spin > 0:
             data = _spin_recv(conn, self._recv_buffer, self.spin)
             if data is not None:

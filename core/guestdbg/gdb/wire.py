@@ -140,6 +140,12 @@ class Frame:
 
 Received = Frame | Signal
 
+_SINGLE_FRAME_BYTES = 72
+_SINGLE_FRAME_ENTRIES = 256
+_SINGLE_FRAMES: dict[bytes, Frame] = {}
+"""Whole short reads (``$body#cs``) and the frame each made: GDB sends the same few packets at
+every breakpoint hit, and a frame is immutable. Starts over when full."""
+
 
 class PacketReader:
     """Turns the byte stream from GDB into frames and signals, whatever the chunking."""
@@ -232,7 +238,11 @@ class PacketReader:
 
     def _single_frame(self, data: bytes) -> Frame | None:
         """The common case in no-ack mode, one whole packet per read (``$body#cs`` and nothing
-        else), checked with a few C-level scans; None sends anything else the general way."""
+        else), checked with a few C-level scans; None sends anything else the general way.
+        Short reads that made a frame are remembered with it (:data:`_SINGLE_FRAMES`)."""
+        fr = _SINGLE_FRAMES.get(data)
+        if fr is not None and len(fr.body) <= self.max_body:
+            return fr
         n = len(data)
         if n < 4 or data[0] != 0x24 or data[n - 3] != 0x23:  # '$' ... '#' c c
             return None
@@ -241,7 +251,12 @@ class PacketReader:
             return None
         digits = data[n - 2 :]
         ok = not digits.translate(None, HEXDIGITS) and int(digits, 16) == sum(body) & 0xFF
-        return Frame(body, ok)
+        fr = Frame(body, ok)
+        if n <= _SINGLE_FRAME_BYTES:
+            if len(_SINGLE_FRAMES) >= _SINGLE_FRAME_ENTRIES:
+                _SINGLE_FRAMES.clear()
+            _SINGLE_FRAMES[data] = fr
+        return fr
 
     @staticmethod
     def _between_packets(junk: bytes, out: list[Received]) -> None:

@@ -62,7 +62,14 @@ RUN = Command()
 
 class RunControl:
     def __init__(self, vcpus: int, kick: Callable[[int], None]) -> None:
-        self.cv = threading.Condition(threading.RLock())
+        self.lock = threading.RLock()
+        self.cv = threading.Condition(self.lock)
+        self.own: dict[int, threading.Condition] = {}
+        """Per vCPU driven by guestdbg's own thread: the condition that thread parks on (same
+        lock as :attr:`cv`). It is notified when the vCPU is given a command while no caller
+        drives it inline, when it is handed over, when a holder releases, and on close."""
+        self.inline = [False] * vcpus
+        """Per vCPU: driven by a caller's thread for now (``VcpuPort.inline``)."""
         self.kick = kick
         """``kick(index)``: get that vCPU out of KVM_RUN (``VcpuHandle.kick``)."""
         self.commands: list[Command | None] = [None] * vcpus
@@ -98,7 +105,7 @@ class RunControl:
         a time, alone; then every resumed vCPU goes on (a step-over that was the step asked for
         is reported and ends the resume; one that began a range step still in its range goes on
         with the others)."""
-        with self.cv:
+        with self.lock:
             self.stop_all = False
             self.resumed = set(actions)
             self._queue, self._after = [], {}
@@ -121,15 +128,32 @@ class RunControl:
             self.give(first, cmd)
 
     def give(self, index: int, cmd: Command) -> None:
-        with self.cv:
+        with self.lock:
             self.commands[index] = cmd
             self.running.add(index)
             self.cv.notify_all()
+            if not self.inline[index]:
+                self.wake_own(index)
+
+    def own_cv(self, index: int) -> threading.Condition:
+        """What ``index``'s thread waits on outside an inline run: its own condition if
+        guestdbg runs it, else :attr:`cv`."""
+        return self.own.get(index, self.cv)
+
+    def wake_own(self, index: int) -> None:
+        """Wake guestdbg's own thread of ``index`` (lock held), if it has one."""
+        own = self.own.get(index)
+        if own is not None:
+            own.notify_all()
+
+    def _wake_all_own(self) -> None:
+        for own in self.own.values():
+            own.notify_all()
 
     def over_done(self, index: int) -> None:
         """``index`` stepped over its point and its trap word is back: the next step-over, or
         once they are all done every resumed vCPU (``index`` too) goes on."""
-        with self.cv:
+        with self.lock:
             if self.stop_all or self.stops:
                 self.park(index)
                 return
@@ -146,7 +170,7 @@ class RunControl:
 
     def park(self, index: int) -> None:
         """The vCPU stopped running (its thread waits for a command)."""
-        with self.cv:
+        with self.lock:
             self.commands[index] = None
             if index in self.running:
                 self.running.discard(index)
@@ -158,7 +182,7 @@ class RunControl:
 
     def post(self, ev: StopEvent) -> None:
         """A vCPU's stop to report: every other running vCPU is stopped."""
-        with self.cv:
+        with self.lock:
             self.stops.append(ev)
             if not self.stop_all:
                 self._halt_all_locked(but=ev.vcpu)
@@ -166,7 +190,7 @@ class RunControl:
 
     def interrupt(self) -> None:
         """Stop every vCPU; the next ``wait_stop`` reports it (unless an event got there first)."""
-        with self.cv:
+        with self.lock:
             if not self.stops:
                 who = min(self.running) if self.running else 0
                 self.stops.append(StopEvent(who, StopReason(StopKind.INTERRUPT, -1)))
@@ -177,7 +201,7 @@ class RunControl:
         """Stop everything and wait until every vCPU parked; queued stops are discarded.
         Raises NotStopped, and lets the vCPUs run on, if some did not park within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.cv:
+        with self.lock:
             if not self.running:
                 self.stops.clear()
                 return
@@ -204,7 +228,7 @@ class RunControl:
 
     def release_all(self) -> None:
         """Every vCPU runs on, nobody debugging it (detach; a refused attach)."""
-        with self.cv:
+        with self.lock:
             self.stop_all = False
             self.stops.clear()
             self.resumed = set(range(len(self.commands)))
@@ -218,7 +242,7 @@ class RunControl:
         word out of guest memory for one step, and a vCPU running meanwhile would pass that
         address unseen. Those in KVM_RUN are kicked; they wait in ``before_run`` without
         parking (nothing is reported, their commands stay). Holders take turns."""
-        with self.cv:
+        with self.lock:
             while self.holder is not None and self.holder != index:
                 self.cv.wait()
             self.holder = index
@@ -230,22 +254,24 @@ class RunControl:
                 self.cv.wait()
 
     def release(self, index: int) -> None:
-        with self.cv:
+        with self.lock:
             if self.holder == index:
                 self.holder = None
                 self.cv.notify_all()
+                self._wake_all_own()
 
     def left_run(self, index: int) -> None:
         """``index`` is out of KVM_RUN (its port's ``after_exit`` began)."""
         self.in_run.discard(index)
         if self.holder is not None:  # read after the discard: a holder checks under the lock
-            with self.cv:
+            with self.lock:
                 self.cv.notify_all()
 
     def close(self) -> None:
-        with self.cv:
+        with self.lock:
             self.closed = True
             self.cv.notify_all()
+            self._wake_all_own()
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -259,7 +285,7 @@ class RunControl:
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
         """The next reportable stop once every vCPU is parked (None on timeout)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.cv:
+        with self.lock:
             while True:
                 if not self.running:
                     for n, ev in enumerate(self.stops):
@@ -273,7 +299,9 @@ class RunControl:
 
     def drop_stale_stops(self, points: PointTable) -> int:
         """Drop queued breakpoint stops whose point is gone; returns how many."""
-        with self.cv:
+        if not self.stops:
+            return 0
+        with self.lock:
             keep: collections.deque[StopEvent] = collections.deque()
             for ev in self.stops:
                 kind, pc = ev.reason.kind, ev.reason.pc

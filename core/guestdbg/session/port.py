@@ -115,8 +115,6 @@ class VcpuPort:
         self.pending: Reinject | None = None
         """The guest's own event, decided but not yet delivered (plain, serializable state)."""
         self.exits = 0
-        self.inline = False
-        """Driven by a caller's thread for now (guestdbg's inline runs), not the vCPU's own."""
         self.overdue = False
         """Set by the watchdog when an inline run went on too long."""
         self._applied: tuple[object, ...] | None = None
@@ -135,6 +133,15 @@ class VcpuPort:
         )
         """Where a pass returns to: phase, step, origin, masked."""
 
+    @property
+    def inline(self) -> bool:
+        """Driven by a caller's thread for now (guestdbg's inline runs), not the vCPU's own."""
+        return self.control.inline[self.index]
+
+    @inline.setter
+    def inline(self, on: bool) -> None:
+        self.control.inline[self.index] = on
+
     # -- the vCPU thread's calls ------------------------------------------------------------
 
     def before_run(self, inline: bool = False) -> bool:
@@ -143,6 +150,8 @@ class VcpuPort:
         guestdbg's own threads: the session closed (``inline=False``) or an inline run is over
         (``inline=True``)."""
         c = self.control
+        # guestdbg's own thread waits on a condition of its own (see RunControl.own)
+        waits = c.cv if inline else c.own_cv(self.index)
         with c.cv:
             while True:
                 cmd = c.commands[self.index]
@@ -150,14 +159,14 @@ class VcpuPort:
                     self._park_locked()  # another vCPU stopped the VM
                     continue
                 if c.holder is not None and c.holder != self.index:
-                    c.cv.wait()  # another vCPU steps past a trap word it took out
+                    waits.wait()  # another vCPU steps past a trap word it took out
                     continue
-                if cmd is not None and self.inline == inline:
+                if cmd is not None and c.inline[self.index] == inline:
                     c.in_run.add(self.index)
                     break
                 if inline or (c.closed and cmd is None):
                     return False
-                c.cv.wait()
+                waits.wait()
         if cmd is not self._cmd:
             self._take(cmd)
         try:
@@ -383,6 +392,8 @@ class VcpuPort:
         with c.cv:
             self.inline = self.overdue = False
             c.cv.notify_all()
+            if c.commands[self.index] is not None:  # a parked vCPU's thread has nothing to do
+                c.wake_own(self.index)
 
     # -- debug state ------------------------------------------------------------------------
 

@@ -384,11 +384,11 @@ class Session:
         for i in actions:
             self._port(i)
         c = self.control
-        with c.cv:
+        with c.lock:
             self._require_stopped()
             self.state.stats.stops_dropped += c.drop_stale_stops(self.state.points)
             named = set(actions)
-            if any(c.reportable(ev, named) for ev in c.stops):
+            if c.stops and any(c.reportable(ev, named) for ev in c.stops):
                 c.resumed = named
                 return  # report a resumed vCPU's queued stop first; nothing runs
         if self.caps.step_via_sw:

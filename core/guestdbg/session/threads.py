@@ -81,6 +81,9 @@ class OwnedThreads:
         self.ports = ports
         self.exit_handler = exit_handler
         self.watchdog = Watchdog()
+        control = ports[0].control
+        for p in ports:
+            control.own[p.index] = threading.Condition(control.lock)
         self._threads = [
             threading.Thread(target=self._main, args=(p,), name=f"guestdbg-vcpu{p.index}",
                              daemon=True)

@@ -97,17 +97,34 @@ _NAME = re.compile(rb"[A-Za-z]+")
 _NAMED = frozenset(b"qQv")
 
 
+_CACHE_BODY = 64
+"""Bodies up to this long are remembered with what they parsed to (:data:`_parsed`)."""
+_CACHE_ENTRIES = 256
+_parsed: dict[bytes, Command | None] = {}
+"""Body -> command, for short bodies that parsed without error. GDB sends the same few packets
+at every breakpoint hit (``z0``, ``m``, ``vCont;s``, ``Z0``, ``vCont;c`` with an ignore
+count), and every command is immutable, so a repeated body is not parsed again; when full,
+the cache starts over. Bodies that fail to parse are not kept (the error is raised again)."""
+
+
 def parse_command(body: bytes) -> Command | None:
     """The command in one packet body; None for packets this stub does not implement."""
     if not body:
         return None
+    if body in _parsed:
+        return _parsed[body]
     first = body[0]
     if first in _NAMED:
         m = _NAME.match(body)
         parser = BY_NAME.get(m.group()) if m else None
     else:
         parser = BY_LETTER.get(first)
-    return parser(body) if parser else None
+    cmd = parser(body) if parser else None
+    if len(body) <= _CACHE_BODY:
+        if len(_parsed) >= _CACHE_ENTRIES:
+            _parsed.clear()
+        _parsed[body] = cmd
+    return cmd
 
 
 __all__ = ["BY_LETTER", "BY_NAME", "Command", "PacketError", "parse_command"]
