@@ -109,8 +109,37 @@ suite checks that running on through such flushes stays exact (``-accel tcg,tb-s
 QEMU's name for the same knob)."""
 
 
+MALLOC_THRESHOLD = 128 << 10
+"""glibc's default mmap and trim thresholds, set explicitly by :func:`fix_malloc_thresholds`."""
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def fix_malloc_thresholds() -> bool:
+    """Pin glibc's mmap and trim thresholds at their defaults (once per process; False where
+    the C library has no ``mallopt``). Left dynamic, glibc raises both after a large block
+    allocated with mmap is freed, and from then on blocks of that size come from the
+    allocating thread's arena and their pages stay resident after they are freed. The
+    engines' own large blocks, allocated and freed by every thread that runs an engine, made
+    a long debug session grow by tens of MiB of free arena memory
+    (docs/reference/unicorn.md §12). Setting a threshold explicitly turns the adjustment off
+    (glibc ``mallopt``): blocks over 128 KiB are mapped and unmapped again, as before the
+    first such free."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mmap_set = int(mallopt(_M_MMAP_THRESHOLD, MALLOC_THRESHOLD)) == 1
+    trim_set = int(mallopt(_M_TRIM_THRESHOLD, MALLOC_THRESHOLD)) == 1
+    return mmap_set and trim_set
+
+
 def new_uc(arch: int, mode: int) -> Uc:
-    """A Unicorn CPU with a bounded code buffer (:data:`TCG_BUFFER_SIZE`)."""
+    """A Unicorn CPU with a bounded code buffer (:data:`TCG_BUFFER_SIZE`), in a process whose
+    malloc thresholds are fixed (:func:`fix_malloc_thresholds`)."""
+    fix_malloc_thresholds()
     uc = _UC_CLASS(arch, mode)
     uc.ctl_set_tcg_buffer_size(TCG_BUFFER_SIZE)
     return uc
