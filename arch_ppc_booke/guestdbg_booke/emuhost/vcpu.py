@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import struct
 from typing import TYPE_CHECKING, Any
 
 from guestdbg.emuhost.vcpu import EmulatedVcpu
@@ -81,6 +82,13 @@ class EmulatedBookeVcpu(EmulatedVcpu):
             (lay.field(gd, "arch", "bp", n, "addr"), lay.field(gd, "arch", "bp", n, "type"))
             for n in range(KVMPPC_BOOKE_IAC_NUM + KVMPPC_BOOKE_DAC_NUM)
         ]
+        # ... each a __u64 addr, __u32 type and __u32 reserved: all four in one unpack
+        at = self._dbg_bp[0][0].offset
+        packed = all(
+            addr.offset == at + 16 * n and typ.offset == at + 16 * n + 8 and typ.size == 4
+            for n, (addr, typ) in enumerate(self._dbg_bp)
+        )
+        self._dbg_bp_all = (at, struct.Struct(">" + "QI4x" * len(self._dbg_bp))) if packed else None
         # kvmppc_core_vcpu_create: PC = 0, MSR = 0 (via kvmppc_set_msr), r1 = 16 MiB - 8
         kvm_msr.set_msr(self.arch, 0)
         self.engine.set_gpr(1, (16 << 20) - 8)
@@ -107,7 +115,12 @@ class EmulatedBookeVcpu(EmulatedVcpu):
 
     def _set_guest_debug(self, dbg: bytes) -> None:
         control = self._dbg_control.get(dbg)
-        bps = [(addr.get(dbg), typ.get(dbg)) for addr, typ in self._dbg_bp]
+        if self._dbg_bp_all is not None:
+            at, bp_all = self._dbg_bp_all
+            flat = bp_all.unpack_from(dbg, at)
+            bps = list(zip(flat[0::2], flat[1::2], strict=True))
+        else:
+            bps = [(addr.get(dbg), typ.get(dbg)) for addr, typ in self._dbg_bp]
         r = set_guest_debug(self.kvm, control, bps)
         self.runner.vcpu_put()
         if r < 0:
