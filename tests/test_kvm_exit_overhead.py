@@ -115,8 +115,32 @@ def test_the_bench_ends_with_the_documented_line(
     last = capsys.readouterr().out.strip().splitlines()[-1]
     number = r"\d+\.\d+"
     assert re.fullmatch(
-        rf"bare_us=({number}) framework_us=({number}) overhead_ratio=(-?{number})", last
+        rf"bare_us=({number}) framework_us=({number}) overhead_ratio=(-?{number}) "
+        rf"range_us=({number}) range_overhead_ratio=(-?{number})",
+        last,
     ), last
+
+
+def test_the_range_loop_judges_every_step_on_the_vcpus_thread_and_reports_none(
+    rig: bench.Rig,
+) -> None:
+    """A range step over the whole loop: each exit is a single step judged to stay in the
+    range (nothing reported, nothing queued), and the guest ran exactly one instruction per
+    exit (``rax`` counts the loop's passes: one per three instructions)."""
+    vm, vcpu, sym = rig.guest()
+    rax = rig.layout.field("struct kvm_regs", "rax")
+    session = bench.start_framework(vm, bench.whole_loop(sym))
+    try:
+        with hang_guard():
+            before = rax.get(vcpu.get_regs())
+            bench.range_steps(session, 3 * EXITS)
+        assert rax.get(vcpu.get_regs()) - before == EXITS
+        stats = session.filter_stats()
+        assert stats.by_reason == {"step": 3 * EXITS} and stats.reported == 3 * EXITS
+        assert not session.control.stops and session.stats.stops_reported == 0
+    finally:
+        session.close()
+        vm.close()
 
 
 @pytest.mark.parametrize("which", ["python", "agent"])
