@@ -50,8 +50,11 @@ from .points import HwEntry, PointKind, PointTable, SwEntry
 
 GuestVerdict = Callable[[DebugEvent], Reinject | Resume]
 
-_STEPPISH = frozenset({EventKind.STEP, EventKind.STEP_OR_SW_TRAP})
-_TRAPPISH = frozenset({EventKind.SW_TRAP, EventKind.STEP_OR_SW_TRAP})
+_STEP = EventKind.STEP
+_EITHER = EventKind.STEP_OR_SW_TRAP
+_SW_TRAP = EventKind.SW_TRAP
+"""Compared by identity on the exit path: a set membership test would hash the member, and an
+enum's ``__hash__`` is Python code (a call per test, on every exit)."""
 
 
 @dataclass
@@ -107,7 +110,7 @@ class ReinjectionFilter:
         stats = self.stats
         if type(verdict) is Report:
             stats.reported += 1
-            key = verdict.reason.kind.value
+            key = verdict.reason.kind._value_  # the plain attribute: ``.value`` is a descriptor
         elif type(verdict) is Reinject:
             stats.reinjected += 1
             key = "reinject"
@@ -120,8 +123,8 @@ class ReinjectionFilter:
     def _decide(self, ev: DebugEvent, host_stepping: bool, step_origin: int | None) -> Verdict:
         kind = ev.kind
         if host_stepping:
-            if kind in _STEPPISH:
-                if kind is EventKind.STEP_OR_SW_TRAP and ev.pc == step_origin:
+            if kind is _STEP or kind is _EITHER:
+                if kind is _EITHER and ev.pc == step_origin:
                     armed = self._armed_trap(ev)
                     if armed is not None:
                         return armed
@@ -129,7 +132,7 @@ class ReinjectionFilter:
                     if type(guest) is Reinject:
                         return guest
                 return Report(StopReason(StopKind.STEP, ev.pc))
-            if kind is EventKind.SW_TRAP and ev.address == step_origin:
+            if kind is _SW_TRAP and ev.address == step_origin:
                 # A step over a host trap word runs with the original word put back: a trap
                 # there is the guest's own instruction, not the host's word (rule 2 would
                 # report the same breakpoint on every continue). A trap word still armed
@@ -137,7 +140,7 @@ class ReinjectionFilter:
                 armed = self._armed_trap(ev)
                 return armed if armed is not None else self.guest_verdict(ev)
         points = self.points
-        if kind in _TRAPPISH:
+        if kind is _SW_TRAP or kind is _EITHER:
             key = (ev.space, ev.address)
             if key in points.sw:
                 return Report(StopReason(StopKind.SW_BREAK, ev.pc))

@@ -74,7 +74,9 @@ class DebugState:
     def traps_active(self) -> bool:
         """True while any trap word is in guest memory (the arch then asks KVM to exit on it)."""
         pts = self.points
-        return bool(pts.sw) or any(e.via_sw for e in pts.hw_breaks.values())
+        if pts.sw:
+            return True
+        return bool(pts.hw_breaks) and any(e.via_sw for e in pts.hw_breaks.values())
 
     # -- points -----------------------------------------------------------------------------
 
