@@ -30,6 +30,7 @@ from guests.x86 import long_mode
 from guests.x86.long_mode import CODE64_SELECTOR, DATA_SELECTOR, RAM_SIZE
 
 from guestdbg import plugins
+from guestdbg.emuhost.image import read_elf
 from guestdbg.errors import (
     BadAddress,
     InvalidRequest,
@@ -351,6 +352,51 @@ def test_memory_slots_refuse_overlap_and_reads_span_adjacent_slots(guest: Guest)
     guest.vm.write_phys(RAM_SIZE - 2, b"abcd")
     assert guest.vm.read_phys(RAM_SIZE - 2, 4) == b"abcd"
     assert guest.vm.read_phys(RAM_SIZE, 2) == b"cd"
+
+
+def test_guest_rewriting_code_in_a_read_only_slot_exits_as_mmio_and_the_code_stays(
+    guest_elf: pathlib.Path,
+) -> None:
+    """docs/reference/kvm-debug-abi.md §11: the x86 kernel offers read-only slots. The page
+    holding ``store_rbx`` gets a read-only slot of its own; the guest runs code from it, and its
+    store over its own next instruction leaves KVM_RUN as KVM_EXIT_MMIO carrying the store. The
+    page keeps its bytes (the VMM loaded them through its own mapping), so the next KVM_RUN
+    executes the original ``hlt``."""
+    page = 0x1000
+    sym = dict(read_elf(guest_elf).symbols)
+    code_page = sym["store_rbx"] & ~(page - 1)
+    target = sym["store_rbx_next"]
+    value = 0x1122334455667788
+    with Kvm(LAYOUT) as kvm:
+        assert kvm.check_extension(C.KVM_CAP_READONLY_MEM) == 1
+        vm = kvm.create_vm()
+        vm.add_memory(0, code_page)
+        slot = vm.add_memory(code_page, page, flags=C.KVM_MEM_READONLY)
+        vm.add_memory(code_page + page, RAM_SIZE - code_page - page)
+        assert slot.flags == C.KVM_MEM_READONLY
+        assert long_mode.load(vm, guest_elf) == sym
+        original = vm.read_phys(target, 8)
+        vcpu = vm.create_vcpu()
+        assert isinstance(vcpu, KvmEventsVcpu)
+        long_mode.enter_long_mode(vcpu, LAYOUT, sym)
+        g = Guest(kvm, vm, vcpu, sym)
+        g.start_at("store_rbx")
+        regs = vcpu.get_regs()
+        LAYOUT.field("struct kvm_regs", "rax").put(regs, value)
+        LAYOUT.field("struct kvm_regs", "rbx").put(regs, target)
+        vcpu.set_regs(bytes(regs))
+        assert g.run() == C.KVM_EXIT_MMIO
+        run = vcpu.kvm_run
+
+        def mmio(*path: str | int) -> int:
+            return LAYOUT.field("struct kvm_run", "mmio", *path).get(run)
+
+        assert (mmio("phys_addr"), mmio("len"), mmio("is_write")) == (target, 8, 1)
+        assert bytes(mmio("data", i) for i in range(8)) == value.to_bytes(8, "little")
+        assert vm.read_phys(target, 8) == original
+        assert g.regs("rip") == target
+        assert g.run() == C.KVM_EXIT_HLT
+        assert g.regs("rip") == target + 1
 
 
 def test_enable_cap_reaches_the_vm_and_unknown_caps_are_refused(guest: Guest) -> None:

@@ -89,3 +89,10 @@ step_loop_nop:
 	nop
 step_loop_jmp:
 	jmp step_loop
+
+/* One store of rax to the address in rbx, then stop: a store into a read-only memory slot
+ * leaves KVM_RUN as KVM_EXIT_MMIO (docs/reference/kvm-debug-abi.md §11). */
+store_rbx:
+	mov %rax, (%rbx)
+store_rbx_next:
+	hlt
