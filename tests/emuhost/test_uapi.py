@@ -137,6 +137,25 @@ def test_check_extension_answers_as_booke_does() -> None:
     assert e.value.errno == errno.EINVAL
 
 
+def test_memory_slots_answer_as_booke_kvm_does_no_read_only_slots_dirty_logging_accepted(
+    core: str,
+) -> None:
+    """docs/reference/kvm-debug-abi.md §11: BookE KVM reports no KVM_CAP_READONLY_MEM and
+    ``check_memory_region_flags`` refuses KVM_MEM_READONLY with EINVAL, changing nothing;
+    KVM_MEM_LOG_DIRTY_PAGES is accepted on every arch."""
+    vm = EmulatedBookeVm(core, ram_size=0x100000)
+    assert vm.check_extension(kc.KVM_CAP_READONLY_MEM) == 0
+    before = vm.memory.slots
+    for flags in (kc.KVM_MEM_READONLY, kc.KVM_MEM_READONLY | kc.KVM_MEM_LOG_DIRTY_PAGES, 0x4):
+        with pytest.raises(KernelError) as e:
+            vm.memory.add_slot(0x100000, 0x1000, flags=flags)
+        assert (e.value.ioctl, e.value.errno) == ("KVM_SET_USER_MEMORY_REGION", errno.EINVAL)
+    assert vm.memory.slots == before
+    logged = vm.memory.add_slot(0x100000, 0x1000, flags=kc.KVM_MEM_LOG_DIRTY_PAGES)
+    assert (logged.gpa, logged.flags) == (0x100000, kc.KVM_MEM_LOG_DIRTY_PAGES)
+    assert vm.memory.slots == (*before, logged)
+
+
 def test_guest_memory_outside_ram_is_a_bad_address_and_nothing_is_written() -> None:
     vm = EmulatedBookeVm(ram_size=1 << 20)
     with pytest.raises(BadAddress):

@@ -24,6 +24,7 @@ from guestdbg.session.session import Session
 from guestdbg.vcpu import DebugRegsHandle, VcpuEventsHandle, VcpuHandle, VmHandle
 from guestdbg_x86 import abi, boot
 from guestdbg_x86.emuhost.factory import create_vm
+from guestdbg_x86.emuhost.vm import EmuX86Vm
 
 from . import machines
 from .machines import Machine
@@ -55,6 +56,20 @@ def test_emulated_objects_implement_the_vcpu_interface(m: Machine) -> None:
     assert m.vm.layout is abi.layout()
     assert m.vm.check_extension(C.KVM_CAP_SET_GUEST_DEBUG) == 1
     assert m.reg("rip") == m.sym("start")  # halted at the ELF's entry point
+
+
+def test_read_only_slots_and_dirty_logging_are_not_offered_by_the_model() -> None:
+    """The x86 kernel has both (docs/reference/kvm-debug-abi.md §11); the model has neither, and
+    says so as a kernel without them would: no KVM_CAP_READONLY_MEM, either flag EINVAL."""
+    vm = EmuX86Vm(0x200000)
+    assert vm.check_extension(C.KVM_CAP_READONLY_MEM) == 0
+    memory = vm.memory
+    before = memory.slots
+    for flags in (C.KVM_MEM_READONLY, C.KVM_MEM_LOG_DIRTY_PAGES):
+        with pytest.raises(KernelError) as e:
+            memory.add_slot(0x200000, 0x1000, flags=flags)
+        assert (e.value.ioctl, e.value.errno) == ("KVM_SET_USER_MEMORY_REGION", errno.EINVAL)
+    assert memory.slots == before
 
 
 def test_valid_payload_needs_the_capability_enabled_and_nothing_changes(m: Machine) -> None:

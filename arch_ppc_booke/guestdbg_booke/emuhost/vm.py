@@ -30,7 +30,8 @@ CORES = ("e500mc", "e500v2", "e5500", "e6500")
 SW_BREAK_FLAVOURS = ("dddd00", "ehpriv")
 MAX_VCPUS = 64
 
-# kvm_vm_ioctl_check_extension on BookE (docs/reference/kvm-debug-abi.md)
+# kvm_vm_ioctl_check_extension on BookE (docs/reference/kvm-debug-abi.md); KVM_CAP_READONLY_MEM
+# is not among them: BookE KVM has no read-only memory slots (§11)
 _CAPS = {
     kc.KVM_CAP_USER_MEMORY: 1,
     kc.KVM_CAP_SET_GUEST_DEBUG: 1,
@@ -40,6 +41,9 @@ _CAPS = {
     KVM_CAP_PPC_OSI: 1,
     KVM_CAP_PPC_GET_PVINFO: 1,
 }
+# check_memory_region_flags on BookE: dirty logging is accepted (and never logs), read-only
+# slots are EINVAL (docs/reference/kvm-debug-abi.md §11)
+_SLOT_FLAGS = kc.KVM_MEM_LOG_DIRTY_PAGES
 
 
 class EmulatedBookeVm(EmulatedVm):
@@ -62,7 +66,7 @@ class EmulatedBookeVm(EmulatedVm):
             raise InvalidRequest(
                 f"ram_size {ram_size:#x} must be a multiple of 4 KiB up to {board.HOSTIO_BASE:#x}"
             )
-        super().__init__(abi.layout(), _CAPS)
+        super().__init__(abi.layout(), _CAPS, _SLOT_FLAGS)
         self.core = core
         self.sw_break_flavour = sw_break_flavour
         self.pvr = board.PVR[core]

@@ -5,6 +5,11 @@
 ``kernel_caps`` overrides answers to stand in for an older kernel (e.g. no EXCEPTION_PAYLOAD, or
 a SET_GUEST_DEBUG2 without BLOCKIRQ), so both paths of a VMM can be exercised. KVM_ENABLE_CAP
 accepts EXCEPTION_PAYLOAD when it is offered, and nothing else (EINVAL).
+
+Read-only memory slots and dirty logging are not modelled, so the VM says so as a kernel
+without them would: KVM_CAP_READONLY_MEM answers 0 and either slot flag is EINVAL. An x86 kernel
+has both (KVM_CAP_READONLY_MEM 1, a store to a read-only slot leaves KVM_RUN as KVM_EXIT_MMIO:
+docs/reference/kvm-debug-abi.md §11); that is a gap of this model, not of the kernel.
 """
 
 from __future__ import annotations

@@ -58,8 +58,11 @@ class RamSlot:
 class GuestMemory:
     """The slot table of one emulated VM; ``byteorder`` is the guest's (for :meth:`uint`)."""
 
-    def __init__(self, byteorder: Literal["little", "big"]) -> None:
+    def __init__(self, byteorder: Literal["little", "big"], valid_flags: int = 0) -> None:
         self.byteorder: Literal["little", "big"] = byteorder
+        self.valid_flags = valid_flags
+        """The slot flags the modelled kernel's ``check_memory_region_flags`` accepts; any other
+        flag is EINVAL (docs/reference/kvm-debug-abi.md §11)."""
         self._slots: list[RamSlot] = []
         self._write_listeners: list[Callable[[int, int], None]] = []
         self._slot_listeners: list[Callable[[RamSlot], None]] = []
@@ -76,14 +79,15 @@ class GuestMemory:
         return sum(s.size for s in self._slots)
 
     def add_slot(self, gpa: int, size: int, flags: int = 0) -> RamSlot:
-        """KVM_SET_USER_MEMORY_REGION with a new slot: fresh zeroed memory at ``gpa``. No dirty
-        logging or read-only memory is modelled, so any flag is EINVAL (kvm_main.c
-        ``check_memory_region_flags`` on a kernel without them)."""
+        """KVM_SET_USER_MEMORY_REGION with a new slot: fresh zeroed memory at ``gpa``. A flag
+        outside :attr:`valid_flags` is EINVAL, as ``check_memory_region_flags`` refuses it
+        (docs/reference/kvm-debug-abi.md §11). An accepted flag is kept on the slot and changes
+        nothing else: no emulated host logs dirty pages or has read-only slots."""
         if size <= 0 or gpa < 0 or gpa % PAGE_SIZE or size % PAGE_SIZE:
             raise InvalidRequest(
                 f"a memory slot needs a page-aligned address and size, got {gpa:#x}+{size:#x}"
             )
-        if flags:
+        if flags & ~self.valid_flags:
             raise KernelError("KVM_SET_USER_MEMORY_REGION", errno.EINVAL, f"flags {flags:#x}")
         for s in self._slots:
             if gpa < s.end and s.gpa < gpa + size:

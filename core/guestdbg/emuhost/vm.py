@@ -24,12 +24,16 @@ if TYPE_CHECKING:
 
 
 class EmulatedVm:
-    def __init__(self, layout: AbiLayout, caps: Mapping[int, int]) -> None:
+    def __init__(self, layout: AbiLayout, caps: Mapping[int, int], slot_flags: int = 0) -> None:
         self.layout = layout
         """The uapi of the modelled kernel's arch (``VmHandle.layout``)."""
         self.caps = dict(caps)
         """``KVM_CHECK_EXTENSION`` answers; what is not here is 0."""
-        self.memory = GuestMemory("little" if layout.byteorder == "little" else "big")
+        self.memory = GuestMemory(
+            "little" if layout.byteorder == "little" else "big", valid_flags=slot_flags
+        )
+        """The slot table; ``slot_flags`` are the memory-slot flags the modelled kernel
+        accepts (:attr:`GuestMemory.valid_flags`)."""
         self.memory.on_write(self._invalidate)
         self._vcpus: Sequence[EmulatedVcpu] = ()
 
