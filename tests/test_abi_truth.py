@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import pathlib
+import subprocess
 
 import pytest
 from abi_check import (
@@ -153,3 +155,32 @@ def test_cross_headers_are_the_targets_not_the_hosts() -> None:
 def test_an_arch_the_checker_cannot_name_fails_instead_of_skipping() -> None:
     with pytest.raises(UnknownTriplet, match="sparc"):
         toolchain_for("sparc")
+
+
+READONLY_SLOTS = {"x86_64": True, "powerpc": False}
+"""Which kernels have read-only memory slots (docs/reference/kvm-debug-abi.md §11.1): the x86
+uapi header defines ``__KVM_HAVE_READONLY_MEM``, the PowerPC one never does. Kernels that moved
+the choice into Kconfig (``HAVE_KVM_READONLY_MEM``) may drop the macro from their headers; a
+failing x86 case on newer headers means that, and the page is to be read again."""
+
+
+@pytest.mark.parametrize("arch", sorted(READONLY_SLOTS))
+def test_the_arch_header_says_whether_the_kernel_has_read_only_slots(
+    arch: str, tmp_path: pathlib.Path
+) -> None:
+    try:
+        tc = toolchain_for(arch)
+    except ToolchainMissing as e:
+        pytest.skip(str(e))
+    source = tmp_path / "readonly.c"
+    source.write_text(
+        "#include <linux/kvm.h>\n"
+        "#ifndef KVM_MEM_READONLY\n#error the flag itself is generic\n#endif\n"
+    )
+    out = subprocess.run(
+        [tc.cc, *tc.flags, "-std=gnu11", "-E", "-dM", str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert ("#define __KVM_HAVE_READONLY_MEM" in out.stdout) is READONLY_SLOTS[arch]
