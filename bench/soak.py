@@ -125,8 +125,23 @@ class Soak:
         deadline = time.monotonic() + WAIT
         while self.counters() == first:
             if time.monotonic() > deadline:
-                raise GdbDriverError("the guest did not run after continue")
+                raise GdbDriverError(f"the guest did not run after continue; {self.run_state()}")
             time.sleep(0.002)
+
+    def run_state(self) -> str:
+        """What the session's run control holds now (for an error that needs explaining)."""
+        c = self.session.control
+        with c.lock:
+            ports = [
+                f"vCPU {p.index}: phase={p.phase} step={p.step} exits={p.exits} "
+                f"inline={c.inline[p.index]}"
+                for p in self.session.ports
+            ]
+            return (
+                f"running={sorted(c.running)} commands={c.commands} stop_all={c.stop_all} "
+                f"stops={list(c.stops)} holder={c.holder} in_run={sorted(c.in_run)}; "
+                + "; ".join(ports)
+            )
 
     def after_leaving(self, how: str) -> None:
         deadline = time.monotonic() + WAIT

@@ -142,6 +142,11 @@ class VcpuPort:
     def inline(self, on: bool) -> None:
         self.control.inline[self.index] = on
 
+    @property
+    def phase(self) -> str:
+        """What the vCPU is doing for the debugger: parked, run, step, over or pass."""
+        return self._phase.value
+
     # -- the vCPU thread's calls ------------------------------------------------------------
 
     def before_run(self, inline: bool = False) -> bool:
