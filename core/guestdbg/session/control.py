@@ -29,6 +29,8 @@ from ..errors import NotStopped
 from ..events import ResumeAction, StopEvent, StopKind, StopReason
 from ..points import DEFAULT_SPACE, DebugPoint, PointTable, SwEntry
 
+_WATCH_STOPS = (StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH)
+
 
 @dataclass(frozen=True, slots=True)
 class StepOver:
@@ -298,7 +300,7 @@ class RunControl:
                 self.cv.wait(remaining)
 
     def drop_stale_stops(self, points: PointTable) -> int:
-        """Drop queued breakpoint stops whose point is gone; returns how many."""
+        """Drop queued breakpoint and watchpoint stops whose point is gone; returns how many."""
         if not self.stops:
             return 0
         with self.lock:
@@ -309,6 +311,9 @@ class RunControl:
                     continue
                 if kind is StopKind.HW_BREAK and (DEFAULT_SPACE, pc) not in points.hw_breaks:
                     continue
+                addr = ev.reason.address
+                if kind in _WATCH_STOPS and (DEFAULT_SPACE, addr) not in points.watch_addrs:
+                    continue  # the watchpoint was deleted: reporting it would name no point
                 keep.append(ev)
             dropped = len(self.stops) - len(keep)
             self.stops = keep
