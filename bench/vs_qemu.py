@@ -248,6 +248,16 @@ def rsp_rate(server: Server, sym: dict[str, int], hits: int, plain_c: bool) -> f
 # -- GDB ------------------------------------------------------------------------------------
 
 
+def gdb_batch(elf: Path, commands: list[str], timeout: float) -> str:
+    """What ``gdb-multiarch -batch`` on ``elf`` printed (stdout and stderr) running
+    ``commands`` in order."""
+    args = [GDB, "-nx", "-batch", str(elf)]
+    for cmd in commands:
+        args += ["-ex", cmd]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return out.stdout + out.stderr
+
+
 def gdb_rate(server: Server, elf: Path, sym: dict[str, int], hits: int) -> float:
     """Hits per second with GDB resuming through an ignore count, timed inside GDB."""
     commands = [
@@ -267,11 +277,7 @@ def gdb_rate(server: Server, elf: Path, sym: dict[str, int], hits: int) -> float
         "delete",
         "detach",
     ]
-    args = [GDB, "-nx", "-batch", str(elf)]
-    for cmd in commands:
-        args += ["-ex", cmd]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    text = out.stdout + out.stderr
+    text = gdb_batch(elf, commands, timeout=300)
     elapsed = re.search(r"^ELAPSED ([0-9.]+)", text, re.M)
     counted = re.search(r"^COUNTED (\d+)", text, re.M)
     if elapsed is None or counted is None:
@@ -315,11 +321,7 @@ def cond_rate(server: Server, elf: Path, which: str, stops: int) -> float:
         "delete",
         "detach",
     ]
-    args = [GDB, "-nx", "-batch", str(elf)]
-    for cmd in commands:
-        args += ["-ex", cmd]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    text = out.stdout + out.stderr
+    text = gdb_batch(elf, commands, timeout=600)
     elapsed = re.search(r"^ELAPSED ([0-9.]+)", text, re.M)
     counted = re.search(r"^COUNTED (\d+)", text, re.M)
     r4 = re.search(r"^R4 (\d+)", text, re.M)
@@ -357,11 +359,7 @@ def range_rate(server: Server, elf: Path, lines: int) -> float:
         "python print('RAN %d' % ((int(gdb.parse_and_eval('$r3')) - r3) & 0xffffffff))",
         "detach",
     ]
-    args = [GDB, "-nx", "-batch", str(elf)]
-    for cmd in commands:
-        args += ["-ex", cmd]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    text = out.stdout + out.stderr
+    text = gdb_batch(elf, commands, timeout=600)
     elapsed = re.search(r"^ELAPSED ([0-9.]+)", text, re.M)
     ran = re.search(r"^RAN (\d+)", text, re.M)
     if elapsed is None or ran is None:
