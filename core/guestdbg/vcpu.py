@@ -15,13 +15,15 @@ the signal a VMM sends a vCPU thread (with ``immediate_exit`` for a thread about
 the running ``KVM_RUN`` returns ``KVM_EXIT_INTR`` before its next guest instruction, or the next
 one returns it at once. :mod:`guestdbg.emuhost.vcpu` gives every emulated host these semantics.
 
-Arch plugins may use more of a vCPU than :class:`VcpuHandle`; each such optional interface is
-declared here with what is lost without it (:class:`VcpuEventsHandle`, :class:`DebugRegsHandle`),
-so a VMM implementing its own handles knows what to offer.
+Arch plugins and the session may use more than :class:`VcpuHandle` and :class:`VmHandle`; each
+such optional interface is declared here with what is lost without it (:class:`VcpuEventsHandle`,
+:class:`DebugRegsHandle`, :class:`MemorySlotsHandle`), so a VMM implementing its own handles
+knows what to offer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .kvm.uapi import AbiLayout
@@ -118,3 +120,46 @@ class VmHandle(Protocol):
         ...
 
     def write_phys(self, gpa: int, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """One KVM memory slot as ``struct kvm_userspace_memory_region`` gives it."""
+
+    slot: int
+    flags: int
+    gpa: int
+    size: int
+    userspace_addr: int
+    """Where the VMM maps the slot's memory (``read_phys``/``write_phys`` go through it)."""
+
+    @property
+    def end(self) -> int:
+        return self.gpa + self.size
+
+
+@runtime_checkable
+class MemorySlotsHandle(Protocol):
+    """The VM's memory-slot table and KVM_SET_USER_MEMORY_REGION on the VM fd.
+
+    Optional. With it, on a kernel with ``KVM_CAP_READONLY_MEM``, the session keeps software
+    breakpoints armed while the guest rewrites its code: each guest page holding a trap word
+    goes into a read-only slot of its own (the VMM's mapping stays where it was), so the guest's
+    stores to it leave KVM_RUN as KVM_EXIT_MMIO and the session applies them (docs/embedding.md,
+    "Guest code rewrites"). Without it, an overwritten trap word is found and re-armed only
+    when the guest next stops.
+
+    Slots are changed only while every vCPU is parked. ``read_phys``/``write_phys`` keep working
+    for every guest-physical address of every slot, read-only ones included (they are the VMM's
+    mapping, which stays writable)."""
+
+    def memory_slots(self) -> tuple[SlotInfo, ...]:
+        """Every slot now in the VM, in guest-physical order."""
+        ...
+
+    def set_memory_slot(self, info: SlotInfo) -> None:
+        """KVM_SET_USER_MEMORY_REGION as the kernel takes it: ``size`` 0 deletes the slot; a
+        new slot may point anywhere into memory the VMM already mapped for guest RAM.
+        Raises KernelError with the kernel's errno (EINVAL for a flag the kernel lacks, EEXIST
+        for an overlap)."""
+        ...
