@@ -20,6 +20,7 @@ from ..vcpu import VcpuHandle
 from . import traps
 from .hits import PointStats
 from .traps import TrapWriter
+from .write_guard import TrapPageGuard
 
 if TYPE_CHECKING:
     from ..gdb.target import GdbArch
@@ -31,6 +32,8 @@ class SessionStats:
     injected: int = 0
     stops_reported: int = 0
     stops_dropped: int = 0
+    trap_words_rewritten: int = 0
+    """Trap words whose saved original a guest store replaced while they stayed armed."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -62,6 +65,9 @@ class DebugState:
         (kept when the point is removed, cleared at detach)."""
         self.gdb_arch: Callable[[], GdbArch] = _no_arch
         """The register layout conditions read registers through (set by the session)."""
+        self.guard: TrapPageGuard | None = None
+        """Read-only slots over the pages holding trap words, where the kernel has them (set by
+        the session; :mod:`.write_guard`)."""
 
     def read_view(self, vcpu: VcpuHandle, addr: int, length: int) -> bytes:
         """Guest memory as the debugger sees it (trap words shadowed), through ``vcpu``."""
@@ -111,6 +117,7 @@ class DebugState:
         point = self.normalise(point)
         self._check_condition(point, condition)
         self._insert(point, vcpu)
+        self.traps_changed()
         self.set_condition(point, condition)
         self.point_stats.setdefault(point, PointStats())
 
@@ -177,8 +184,18 @@ class DebugState:
             return hw.trap if hw is not None else None
         return None
 
+    def traps_changed(self) -> None:
+        """Tell the write guard which pages hold trap words now (it reshapes slots lazily)."""
+        if self.guard is not None:
+            self.guard.want(e.gpa for e in self.points.traps() if e.inserted)
+
     def remove(self, point: DebugPoint) -> str | None:
         """Remove one reference; returns a note when a trap word could not be restored."""
+        note = self._remove(point)
+        self.traps_changed()
+        return note
+
+    def _remove(self, point: DebugPoint) -> str | None:
         point = self.normalise(point)
         gone = self.points.remove(point)
         if gone is None:
@@ -201,6 +218,7 @@ class DebugState:
         self.points.clear()
         self.conditions.clear()
         self.point_stats.clear()
+        self.traps_changed()
 
 
 def _no_arch() -> GdbArch:

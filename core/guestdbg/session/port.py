@@ -39,6 +39,7 @@ from ..kvm.constants import (
     KVM_EXIT_EXCEPTION,
     KVM_EXIT_INTERNAL_ERROR,
     KVM_EXIT_INTR,
+    KVM_EXIT_MMIO,
     exit_name,
 )
 from ..points import DEFAULT_SPACE, DebugPoint, SwEntry
@@ -46,6 +47,8 @@ from ..vcpu import VcpuHandle
 from .control import Command, RunControl, StepOver
 from .debug_state import DebugState
 from .hits import HitView, judge, points_at
+from .traps import apply_guest_store
+from .write_guard import TrapPageGuard
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,11 @@ class VcpuPort:
                 self.handover()
                 return Next.HANDOVER
             return Next.RUN
+        if reason == KVM_EXIT_MMIO:
+            guard = self.state.guard
+            if guard is not None and guard.active and self._guest_store(guard):
+                return Next.RUN  # the guest rewrote code on a trap page: applied, runs on
+            return Next.DEVICE
         if reason in _TRAP_WORD_EXITS and self.state.traps_active and self._own_trap(reason):
             return Next.RUN  # the debugger's trap word: never the device model's exit
         return Next.DEVICE
@@ -300,6 +308,27 @@ class VcpuPort:
             self.state.trap_writer.rearm(trap)
             self.control.release(self.index)
         self._phase, self.step, self.origin, self.masked = self._resume_to
+
+    def _guest_store(self, guard: TrapPageGuard) -> bool:
+        """A KVM_EXIT_MMIO that is a guest store to a write-protected trap page: apply it
+        (:func:`.traps.apply_guest_store`). Done under the run-control lock and never while
+        another vCPU has a trap word out of memory for its step past it: that vCPU re-arms the
+        word after its step, and must re-arm it over what this store wrote."""
+        store = guard.store_at(self.handle.kvm_run)
+        if store is None:
+            return False
+        gpa, data = store
+        st = self.state
+        c = self.control
+        with c.lock:
+            while c.holder is not None and c.holder != self.index:
+                c.cv.wait()
+            rewritten = apply_guest_store(st.points, st.trap_writer.vm, gpa, data,
+                                          st.trap_writer.insn)  # fmt: skip
+        guard.stores += 1
+        if rewritten:
+            st.stats.trap_words_rewritten += rewritten
+        return True
 
     def _own_trap(self, reason: int) -> bool:
         """An exit other than KVM_EXIT_DEBUG at a trap word the debugger inserted: a kernel

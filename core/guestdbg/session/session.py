@@ -42,6 +42,7 @@ from .monitor import run_monitor
 from .planted_steps import PlantedSteps
 from .port import VcpuPort
 from .threads import ExitHandler, OwnedThreads
+from .write_guard import TrapPageGuard
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Session:
             catch_guest_events,
             core_info.name,
         )
+        self.state.guard = TrapPageGuard.for_vm(vm)
         handles = vm.vcpus
         self.control = RunControl(len(handles), lambda i: handles[i].kick())
         self.ports = [
@@ -255,6 +257,8 @@ class Session:
         """
         self.control.stop(self.attach_timeout)
         self.state.remove_all()
+        if self.state.guard is not None:
+            self.state.guard.restore()
         self.state.attached = False
         for p, saved in zip(self.ports, self.state.saved_guest, strict=True):
             p.step = False
@@ -268,6 +272,13 @@ class Session:
         is left stopped); the VMM's threads run on, undebugged."""
         if self.closed:
             return
+        guard = self.state.guard
+        if guard is not None and guard.applied:
+            try:  # the VMM's slots come back even when no debugger detached
+                self.control.stop(self.attach_timeout)
+                guard.restore()
+            except GuestDebugError as e:
+                log.warning("closing with trap pages still read-only: %s", e)
         if self._threads is not None:
             self.control.stop()
             self.control.close()
@@ -391,6 +402,8 @@ class Session:
             if c.stops and any(c.reportable(ev, named) for ev in c.stops):
                 c.resumed = named
                 return  # report a resumed vCPU's queued stop first; nothing runs
+            if self.state.guard is not None:
+                self.state.guard.apply()  # every vCPU is parked: the slots can change
         if self.caps.step_via_sw:
             self.planted.resume(actions, self.arch.name)
             return
@@ -450,6 +463,7 @@ class Session:
         except MigrationError:
             s.close()
             raise
+        s.state.traps_changed()
         return s
 
     def deliver_pending(self, vcpu: int) -> bool:

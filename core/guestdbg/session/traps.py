@@ -153,3 +153,40 @@ def _traps_overlapping(
         if a + size > addr and a < addr + length and vm.read_phys(entry.gpa, size) == insn:
             seen.add(entry.gpa)
             yield entry
+
+
+def apply_guest_store(points: PointTable, vm: VmHandle, gpa: int, data: bytes, insn: bytes) -> int:
+    """A guest store the kernel handed back instead of doing it (the page holding trap words
+    is read-only to the guest, :mod:`.write_guard`): do it as the guest meant, keeping every
+    armed trap word armed with the guest's bytes as its saved original, so the breakpoint fires
+    on the guest's new instruction and a step over it or its removal puts the new one there.
+
+    A trap word out of memory for a step over it (``suspended``) takes the store in memory and
+    in its original (re-arming writes the trap back over the new instruction). A word the guest
+    overwrote some other way (memory is neither the trap nor in a step) is left to
+    :mod:`.rewrites`. Returns how many trap words' originals changed."""
+    size = len(insn)
+    end = gpa + len(data)
+    words: dict[int, list[SwEntry]] = {}
+    for entry in points.traps():
+        if entry.inserted and entry.gpa < end and entry.gpa + size > gpa:
+            words.setdefault(entry.gpa, []).append(entry)
+    buf = bytearray(data)
+    changed = 0
+    for at, entries in words.items():
+        armed = vm.read_phys(at, size) == insn and not any(e.suspended for e in entries)
+        if not armed and not any(e.suspended for e in entries):
+            continue  # overwritten some other way: .rewrites finds it at the next stop
+        for entry in entries:
+            orig = bytearray(entry.original)
+            for i in range(size):
+                pos = at + i - gpa
+                if 0 <= pos < len(buf):
+                    orig[i] = data[pos]
+                    if armed:
+                        buf[pos] = insn[i]
+            if bytes(orig) != entry.original:
+                entry.original = bytes(orig)
+                changed += 1
+    vm.write_phys(gpa, bytes(buf))
+    return changed

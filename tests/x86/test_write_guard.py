@@ -1,0 +1,125 @@
+"""The write guard (guestdbg.session.write_guard) through a session on the emulated x86-64 host,
+which has read-only memory slots as x86 KVM does: the slot layout follows the trap words, the
+guest's stores to a trap page are applied with the trap kept armed, and every slot comes back as
+the VMM had it. Guest: ``tests/guests/x86/loader.S``."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+import pytest
+
+from guestdbg.events import StopKind
+from guestdbg.kvm.constants import KVM_MEM_READONLY
+from guestdbg.points import DEFAULT_SPACE, DebugPoint, PointKind
+from guestdbg.session.session import Session
+from guestdbg.session.write_guard import PAGE, _split
+from guestdbg.vcpu import SlotInfo
+
+from . import machines
+from .sessions import halted, run_to_stop
+
+INT3 = b"\xcc"
+
+
+@pytest.fixture
+def loader(x86_guests: Callable[[str], pathlib.Path]) -> pathlib.Path:
+    return x86_guests("loader")
+
+
+def _read_only(m: machines.Machine) -> list[tuple[int, int]]:
+    return [(s.gpa, s.size) for s in m.vm.memory_slots() if s.flags & KVM_MEM_READONLY]  # type: ignore[attr-defined]
+
+
+def sw(addr: int) -> DebugPoint:
+    return DebugPoint(PointKind.SW_BREAK, addr, 1)
+
+
+def test_split_keeps_runs_of_protected_pages_together() -> None:
+    orig = SlotInfo(3, 0, 0x0, 16 * PAGE, 0x7F0000000000)
+    assert _split(orig, {2 * PAGE, 3 * PAGE, 9 * PAGE}) == [
+        (0, 2 * PAGE, False),
+        (2 * PAGE, 2 * PAGE, True),
+        (4 * PAGE, 5 * PAGE, False),
+        (9 * PAGE, PAGE, True),
+        (10 * PAGE, 6 * PAGE, False),
+    ]
+    assert _split(orig, {0, 15 * PAGE}) == [(0, PAGE, True), (PAGE, 14 * PAGE, False),
+                                            (15 * PAGE, PAGE, True)]  # fmt: skip
+
+
+def test_the_slot_layout_follows_the_trap_words_and_comes_back_at_detach(
+    loader: pathlib.Path,
+) -> None:
+    m = machines.emulated(loader)
+    m.start_at("start")
+    before = m.vm.memory_slots()  # type: ignore[attr-defined]
+    s = Session(m.vm, "x86")
+    try:
+        dest, near = m.sym("dest_fn"), m.sym("near_code")
+        s.insert_point(sw(dest))
+        s.insert_point(sw(dest + 1))  # a second trap word in the same page: one slot
+        s.insert_point(sw(near))
+        assert _read_only(m) == []  # reshaped when the VM runs, not at each insertion
+        ev = run_to_stop(s)
+        assert (ev.reason.kind, ev.reason.pc) == (StopKind.SW_BREAK, dest)
+        assert _read_only(m) == [(dest, 2 * PAGE)]  # dest_fn's and near_code's pages, adjacent
+        s.remove_point(sw(near))
+        s.remove_point(sw(dest + 1))
+        ev = run_to_stop(s)  # rounds 2: the copy exits, is applied, the trap fires again
+        assert (ev.reason.kind, ev.reason.pc) == (StopKind.SW_BREAK, dest)
+        assert _read_only(m) == [(dest, PAGE)]
+        assert s.read_memory(0, dest, 4) == m.vm.read_phys(m.sym("template"), 4)
+        assert m.vm.read_phys(dest, 1) == INT3
+        s.detach()
+        assert m.vm.memory_slots() == before  # type: ignore[attr-defined]
+        assert m.vm.read_phys(dest, 4) == m.vm.read_phys(m.sym("template"), 4)
+    finally:
+        s.close()
+
+
+def test_guest_stores_to_a_trap_page_are_applied_with_the_trap_kept(loader: pathlib.Path) -> None:
+    m = machines.emulated(loader)
+    m.start_at("start")
+    s = Session(m.vm, "x86")
+    try:
+        dest = m.sym("dest_fn")
+        s.insert_point(sw(dest))
+        s.insert_point(sw(m.sym("done")))
+        stops = [run_to_stop(s) for _ in range(4)]
+        assert [e.reason.pc for e in stops] == [dest, dest, dest, m.sym("done")]
+        assert s.state.guard is not None and s.state.guard.stores >= 3  # three copies, at least
+        entry = s.points.trap_at(DEFAULT_SPACE, dest)
+        assert entry is not None
+        assert entry.original == m.vm.read_phys(m.sym("template"), 1)
+        assert m.u64("result") == 303
+    finally:
+        s.close()
+
+
+def test_a_store_next_to_a_trap_word_lands_and_mmio_elsewhere_is_the_vmms(
+    loader: pathlib.Path,
+) -> None:
+    """near_data shares a page with the breakpoint on near_code: every store exits and lands;
+    the guest ends with the last value it stored, and no exit went to the device model."""
+    m = machines.emulated(loader)
+    m.start_at("same_page_loop")
+    m.set_regs(rcx=50)
+    seen: list[int] = []
+
+    def device(index: int, reason: int, run: memoryview) -> bool:
+        seen.append(reason)
+        return False
+
+    s = Session(m.vm, "x86", exit_handler=device)
+    try:
+        s.insert_point(sw(m.sym("near_code")))
+        ev = run_to_stop(s)
+        assert halted(ev) and ev.reason.pc in (m.sym("same_page_done"), m.sym("same_page_done") + 1)
+        assert m.u64("near_data") == 1
+        assert s.state.guard is not None and s.state.guard.stores == 50
+        assert len(seen) == 1  # the hlt only
+        assert s.read_memory(0, m.sym("near_code"), 1) == b"\x90"
+    finally:
+        s.close()
