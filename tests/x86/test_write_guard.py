@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 import pytest
 
+from guestdbg.capabilities import DebugCapabilities
 from guestdbg.events import StopKind
-from guestdbg.kvm.constants import KVM_MEM_READONLY
-from guestdbg.points import DEFAULT_SPACE, DebugPoint, PointKind
+from guestdbg.kvm.constants import KVM_EXIT_MMIO, KVM_MEM_READONLY
+from guestdbg.points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable
 from guestdbg.session.session import Session
-from guestdbg.session.write_guard import PAGE, _split
+from guestdbg.session.traps import TrapWriter, apply_guest_store
+from guestdbg.session.write_guard import PAGE, TrapPageGuard, _split
 from guestdbg.vcpu import SlotInfo
 
 from . import machines
@@ -123,3 +125,43 @@ def test_a_store_next_to_a_trap_word_lands_and_mmio_elsewhere_is_the_vmms(
         assert s.read_memory(0, m.sym("near_code"), 1) == b"\x90"
     finally:
         s.close()
+
+
+def test_write_tracking_on_both_hosts_applies_the_loaders_stores_and_keeps_the_trap(
+    make_machine: Callable[[str], machines.Machine],
+) -> None:
+    """The write tracking itself, on this machine's /dev/kvm and on the emulated host through the
+    same calls a session's port makes (this kvm cannot deliver int3 at CPL0, so a session there
+    refuses software breakpoints; the trap word is written here as TrapWriter writes it). The
+    loader's first copy over dest_fn exits as KVM_EXIT_MMIO store by store; each is applied
+    with the trap word kept and the guest's byte as its saved original."""
+    m = make_machine("loader")
+    m.start_at("start")
+    guard = TrapPageGuard.for_vm(m.vm)
+    assert guard is not None  # both hosts have KVM_CAP_READONLY_MEM and a slot table
+    dest, template = m.sym("dest_fn"), m.sym("template")
+    new = m.vm.read_phys(template, 4)
+    table = PointTable(DebugCapabilities(hw_breakpoints=4, hw_watchpoints=4))
+    point = sw(dest)
+    table.insert(point)
+    entry = table.trap_at(DEFAULT_SPACE, dest)
+    assert entry is not None
+    TrapWriter(m.vm, INT3).insert(m.vcpu, entry)
+    guard.want([dest])
+    guard.apply()
+    assert _read_only(m) == [(dest, PAGE)]
+    stores = 0
+    while True:
+        reason = m.run()
+        if reason != KVM_EXIT_MMIO:
+            break
+        store = guard.store_at(m.vcpu.kvm_run)
+        assert store is not None, "an MMIO exit outside the trap page"
+        apply_guest_store(table, m.vm, *store, INT3)
+        stores += 1
+    assert stores >= 1
+    assert m.vm.read_phys(dest, 1) == INT3  # still armed
+    assert entry.original == new[:1]  # the guest's new first byte is the saved original
+    assert m.vm.read_phys(dest + 1, 3) == new[1:4]  # the rest landed as the guest wrote it
+    guard.restore()
+    assert _read_only(m) == []
