@@ -47,9 +47,10 @@ INT3S = 1000
 LAYOUT = abi.layout()
 
 
-def build(out: pathlib.Path) -> pathlib.Path:
-    obj, elf = out / "loop.o", out / "loop.elf"
-    subprocess.run(["gcc", "-c", "-o", obj, GUEST], check=True)
+def build(out: pathlib.Path, guest: pathlib.Path = GUEST) -> pathlib.Path:
+    """``guest`` (a ``tests/guests/x86`` source) assembled and linked as the x86 boot expects."""
+    obj, elf = out / f"{guest.stem}.o", out / f"{guest.stem}.elf"
+    subprocess.run(["gcc", "-c", "-o", obj, guest], check=True)
     subprocess.run(
         ["ld", "-N", "-Ttext=0x10000", "-e", "start", "--build-id=none",
          "--no-warn-rwx-segments", "-o", elf, obj],
