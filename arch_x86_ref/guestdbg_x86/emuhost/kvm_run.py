@@ -310,8 +310,8 @@ class RunLoop:
         return None
 
     def _read_only_store(self, stop: Stop) -> bool:
-        """The protection fault is a store into a read-only slot (docs/reference/
-        kvm-debug-abi.md §11.2)."""
+        """The protection fault is a store into a read-only slot
+        (docs/reference/kvm-debug-abi.md §11.2)."""
         if stop.kind != "prot" or not stop.write:
             return False
         return bool(self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size)))

@@ -163,9 +163,9 @@ class GuestMemory:
 
     def set_slot(self, info: SlotInfo) -> None:
         """KVM_SET_USER_MEMORY_REGION, modelled on ``virt/kvm/kvm_main.c``
-        (``__kvm_set_memory_region``, ``check_memory_region_flags``; docs/reference/
-        kvm-debug-abi.md §11.1, each refusal checked against this machine's kernel by
-        ``tests/test_real_kvm.py``). A slot that is not deleted must lie inside one host
+        (``__kvm_set_memory_region``, ``check_memory_region_flags``;
+        docs/reference/kvm-debug-abi.md §11.1, each refusal checked against this machine's
+        kernel by ``tests/test_real_kvm.py``). A slot that is not deleted must lie inside one host
         buffer (InvalidRequest first, as :class:`guestdbg.kvm.device.KvmVm` checks its own
         mappings before the kernel sees the call). Then, each EINVAL unless said otherwise:
         a flag the kernel lacks; a size, guest address or host address not page-aligned; a
