@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from guests.x86 import long_mode
+from guests.x86 import long_mode, read_only_slots
 from guests.x86.long_mode import CODE64_SELECTOR, DATA_SELECTOR, RAM_SIZE
+from x86 import test_read_only_slots as x86_read_only
 
 from guestdbg import plugins
 from guestdbg.emuhost.image import read_elf
@@ -47,7 +48,7 @@ from guestdbg.kvm.device import (
     unusable_reason,
 )
 from guestdbg.kvm.uapi import AbiLayout
-from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle, VmHandle
+from guestdbg.vcpu import MemorySlotsHandle, SlotInfo, VcpuEventsHandle, VcpuHandle, VmHandle
 
 pytestmark = pytest.mark.realkvm
 
@@ -149,6 +150,7 @@ def guest(guest_elf: pathlib.Path) -> Iterator[Guest]:
 
 def test_device_objects_implement_the_vcpu_interface(guest: Guest) -> None:
     assert isinstance(guest.vm, VmHandle)
+    assert isinstance(guest.vm, MemorySlotsHandle)
     assert isinstance(guest.vcpu, VcpuHandle)
     assert isinstance(guest.vcpu, VcpuEventsHandle)
     assert guest.vm.vcpus == [guest.vcpu]
@@ -397,6 +399,85 @@ def test_guest_rewriting_code_in_a_read_only_slot_exits_as_mmio_and_the_code_sta
         assert g.regs("rip") == target
         assert g.run() == C.KVM_EXIT_HLT
         assert g.regs("rip") == target + 1
+
+
+@pytest.mark.parametrize("name", x86_read_only.SCENARIOS)
+def test_read_only_slot_scenario_matches_the_emulated_host(
+    guest_elf: pathlib.Path, name: str
+) -> None:
+    """Differential (docs/reference/kvm-debug-abi.md §11.2): the slot split made through
+    ``set_memory_slot`` alone, then a store over the guest's own code, a store straddling a RAM
+    page and the read-only page, or a load from it, on this kernel and on the emulated host:
+    the same exits (reason, RIP, mmio fields), registers and memory."""
+    with Kvm(LAYOUT) as kvm:
+        vm = kvm.create_vm()
+        vm.add_memory(0, RAM_SIZE)
+        sym = long_mode.load(vm, guest_elf)
+        vcpu = vm.create_vcpu()
+        long_mode.enter_long_mode(vcpu, LAYOUT, sym)
+        entry, rbx = x86_read_only.scenario(name, sym)
+        slots = read_only_slots.split_read_only(vm, sym["store_rbx"] & ~0xFFF)
+        assert [s.flags for s in slots] == [0, C.KVM_MEM_READONLY, 0]
+        before = vm.read_phys(rbx - 8, 16)
+        with watchdog():
+            real = read_only_slots.run(vm, vcpu, LAYOUT, sym, entry, rbx)
+    emulated, _, emulated_before = x86_read_only.run_emulated(guest_elf, name)
+    assert before == emulated_before
+    assert real == x86_read_only.expected(name, sym, before)
+    assert emulated == real
+
+
+def _refusal(vm: KvmVm, info: SlotInfo) -> int:
+    before = vm.memory_slots()
+    with pytest.raises(KernelError) as e:
+        vm.set_memory_slot(info)
+    assert e.value.ioctl == "KVM_SET_USER_MEMORY_REGION"
+    assert vm.memory_slots() == before
+    return e.value.errno
+
+
+def test_set_memory_slot_refusals_are_the_kernels_and_change_nothing(guest: Guest) -> None:
+    """kvm_main.c ``__kvm_set_memory_region`` and ``check_memory_region_flags``, measured: the
+    same errnos ``tests/foundation/test_memory_and_image.py`` expects of the emulated model."""
+    vm = guest.vm
+    (ram,) = vm.memory_slots()
+    base, page = ram.userspace_addr, 0x1000
+    far = RAM_SIZE + 0x100000
+    assert _refusal(vm, SlotInfo(1, 0, RAM_SIZE - page, page, base)) == errno.EEXIST
+    assert _refusal(vm, SlotInfo(0, C.KVM_MEM_READONLY, 0, RAM_SIZE, base)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(0, 0, 0, RAM_SIZE // 2, base)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(1, 0, far + 8, page, base)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(1, 0, far, page, base + 8)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(1, 0x80, far, page, base)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(5, 0, 0, 0, 0)) == errno.EINVAL
+    assert _refusal(vm, SlotInfo(40000, 0, far, page, base)) == errno.EINVAL
+    before = vm.memory_slots()
+    for outside in (
+        SlotInfo(1, 0, far, 2 * page, base + RAM_SIZE - page),
+        SlotInfo(1, 0, far, page, 0x1000),
+    ):
+        with pytest.raises(InvalidRequest, match="not inside one host mapping"):
+            vm.set_memory_slot(outside)
+    assert vm.memory_slots() == before
+
+
+def test_read_and_write_phys_span_a_split_slot_and_deletion_keeps_the_mapping(
+    guest: Guest,
+) -> None:
+    vm = guest.vm
+    page = 0x1000
+    split = 0x40000
+    vm.write_phys(split - 4, b"abcdefgh")
+    read_only_slots.split_read_only(vm, split)
+    assert vm.read_phys(split - 4, 8) == b"abcdefgh"  # across RAM, read-only, by the VMM
+    vm.write_phys(split + page - 2, b"WXYZ")  # the VMM writes through a read-only slot
+    assert vm.read_phys(split + page - 2, 4) == b"WXYZ"
+    ro = vm.memory_slots()[1]
+    vm.set_memory_slot(SlotInfo(ro.slot, ro.flags, ro.gpa, 0, ro.userspace_addr))
+    with pytest.raises(BadAddress):
+        vm.read_phys(split, 1)
+    vm.set_memory_slot(SlotInfo(ro.slot, 0, ro.gpa, ro.size, ro.userspace_addr))
+    assert vm.read_phys(split - 4, 8) == b"abcdefgh"  # the mapping outlived the slot
 
 
 def test_enable_cap_reaches_the_vm_and_unknown_caps_are_refused(guest: Guest) -> None:

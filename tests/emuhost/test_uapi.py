@@ -13,7 +13,7 @@ import pytest
 
 from guestdbg.errors import BadAddress, InvalidRequest, KernelError
 from guestdbg.kvm import constants as kc
-from guestdbg.vcpu import VcpuHandle, VmHandle
+from guestdbg.vcpu import MemorySlotsHandle, SlotInfo, VcpuHandle, VmHandle
 from guestdbg_booke import abi
 from guestdbg_booke.emuhost import EmulatedBookeVm, board, kvm_uapi
 from guestdbg_booke.emuhost import vm as vm_mod
@@ -154,6 +154,34 @@ def test_memory_slots_answer_as_booke_kvm_does_no_read_only_slots_dirty_logging_
     logged = vm.memory.add_slot(0x100000, 0x1000, flags=kc.KVM_MEM_LOG_DIRTY_PAGES)
     assert (logged.gpa, logged.flags) == (0x100000, kc.KVM_MEM_LOG_DIRTY_PAGES)
     assert vm.memory.slots == (*before, logged)
+
+
+def test_booke_slots_are_deleted_and_re_created_as_the_kernel_does_but_never_read_only(
+    core: str,
+) -> None:
+    """docs/reference/kvm-debug-abi.md §11.3: through ``set_memory_slot`` too, KVM_MEM_READONLY
+    is EINVAL and nothing changes; the RAM slot is deleted (the VMM's buffer stays) and
+    re-created in two pieces over the same bytes, and the guest still runs to its end."""
+    m = Machine("loop", core)
+    vm = m.vm
+    assert isinstance(vm, MemorySlotsHandle)
+    assert vm.check_extension(kc.KVM_CAP_READONLY_MEM) == 0
+    (ram,) = vm.memory_slots()
+    before = vm.memory_slots()
+    with pytest.raises(KernelError) as e:
+        vm.set_memory_slot(SlotInfo(1, kc.KVM_MEM_READONLY, ram.end, 0x1000, ram.userspace_addr))
+    assert (e.value.ioctl, e.value.errno) == ("KVM_SET_USER_MEMORY_REGION", errno.EINVAL)
+    assert vm.memory_slots() == before
+    half = ram.size // 2
+    vm.write_phys(half - 2, b"wxyz")  # far above the guest's image
+    vm.set_memory_slot(SlotInfo(ram.slot, 0, ram.gpa, 0, ram.userspace_addr))
+    with pytest.raises(BadAddress):
+        vm.read_phys(0, 4)
+    vm.set_memory_slot(SlotInfo(0, 0, 0, half, ram.userspace_addr))
+    vm.set_memory_slot(SlotInfo(1, 0, half, ram.size - half, ram.userspace_addr + half))
+    assert [(s.gpa, s.size) for s in vm.memory_slots()] == [(0, half), (half, ram.size - half)]
+    assert vm.read_phys(half - 2, 4) == b"wxyz"  # one read across both, the same bytes
+    m.run_to_done()
 
 
 def test_guest_memory_outside_ram_is_a_bad_address_and_nothing_is_written() -> None:

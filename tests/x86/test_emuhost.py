@@ -58,18 +58,22 @@ def test_emulated_objects_implement_the_vcpu_interface(m: Machine) -> None:
     assert m.reg("rip") == m.sym("start")  # halted at the ELF's entry point
 
 
-def test_read_only_slots_and_dirty_logging_are_not_offered_by_the_model() -> None:
-    """The x86 kernel has both (docs/reference/kvm-debug-abi.md §11); the model has neither, and
-    says so as a kernel without them would: no KVM_CAP_READONLY_MEM, either flag EINVAL."""
+def test_read_only_slots_are_offered_and_dirty_logging_is_not() -> None:
+    """The x86 kernel has both (docs/reference/kvm-debug-abi.md §11); the model has read-only
+    slots (KVM_CAP_READONLY_MEM 1, the flag accepted) and no dirty log, which it refuses as a
+    kernel without it would: EINVAL, nothing added."""
     vm = EmuX86Vm(0x200000)
-    assert vm.check_extension(C.KVM_CAP_READONLY_MEM) == 0
+    assert vm.check_extension(C.KVM_CAP_READONLY_MEM) == 1
     memory = vm.memory
     before = memory.slots
-    for flags in (C.KVM_MEM_READONLY, C.KVM_MEM_LOG_DIRTY_PAGES):
+    for flags in (C.KVM_MEM_LOG_DIRTY_PAGES, C.KVM_MEM_LOG_DIRTY_PAGES | C.KVM_MEM_READONLY):
         with pytest.raises(KernelError) as e:
             memory.add_slot(0x200000, 0x1000, flags=flags)
         assert (e.value.ioctl, e.value.errno) == ("KVM_SET_USER_MEMORY_REGION", errno.EINVAL)
     assert memory.slots == before
+    assert len(memory.buffers) == 1  # the refused slot's buffer is not kept
+    slot = memory.add_slot(0x200000, 0x1000, flags=C.KVM_MEM_READONLY)
+    assert slot.read_only and vm.memory_slots()[-1].flags == C.KVM_MEM_READONLY
 
 
 def test_valid_payload_needs_the_capability_enabled_and_nothing_changes(m: Machine) -> None:

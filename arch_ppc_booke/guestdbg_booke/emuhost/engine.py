@@ -137,7 +137,7 @@ class Engine:
         uc = ucc.new_uc(ucc.UC_ARCH_PPC, mode | ucc.UC_MODE_BIG_ENDIAN)
         uc.ctl_set_cpu_model(CPU_MODELS[core])
         uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
-        ucc.map_guest_memory(uc, ram)
+        self._mapper = ucc.SlotMapper(uc, ram)
         uc.mem_map(STUB_BASE, PAGE_SIZE, PROT_ALL)
         uc.ctl_exits_enabled(True)
         uc.ctl_set_exits([])
@@ -180,6 +180,7 @@ class Engine:
         (stepping over an access that hit a watched page but no watched address) and
         ``pass_exit`` disarms one instruction address (stepping over an IAC that did not fire)."""
         uc: Any = self.uc
+        self.sync_memory()
         if msr != self._msr:
             uc.reg_write(REG_MSR, msr)
             self._msr = msr
@@ -273,12 +274,27 @@ class Engine:
         for a in changed:
             self._drop(a, a + 4)
 
+    def sync_memory(self) -> None:
+        """Catch up with the slot table (:class:`guestdbg.emuhost.unicorn.SlotMapper`): a
+        remapped page lost its protection and its translations; a page no slot holds now has
+        none to keep."""
+        if not self._mapper.sync():
+            return
+        self.uc.ctl_flush_tb()
+        for page, prot in list(self._prot.items()):
+            if self.ram.contains(page, PAGE_SIZE):
+                self.uc.mem_protect(page, PAGE_SIZE, prot)
+            else:
+                del self._prot[page]
+
     def set_protection(self, pages: Mapping[int, int]) -> None:
         """Exactly these RAM pages (page-aligned address -> UC_PROT_*) differ from full access."""
+        self.sync_memory()
         for page in list(self._prot):
             if page not in pages:
                 del self._prot[page]
-                self.uc.mem_protect(page, PAGE_SIZE, PROT_ALL)
+                if self.ram.contains(page, PAGE_SIZE):
+                    self.uc.mem_protect(page, PAGE_SIZE, PROT_ALL)
         for page, prot in pages.items():
             if self.ram.contains(page, PAGE_SIZE) and self._prot.get(page) != prot:
                 self._prot[page] = prot

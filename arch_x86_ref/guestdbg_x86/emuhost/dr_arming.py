@@ -43,7 +43,16 @@ from ..debugregs import (
     slot_rw,
 )
 from .paging import translate
-from .uc import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError, X
+from .uc import (
+    UC_HOOK_CODE,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    Uc,
+    UcError,
+    X,
+)
 
 SCRATCH = 0xFFE00000
 """A private 2 MiB-aligned physical (and, under the scratch page tables, linear) address above
@@ -79,9 +88,13 @@ class DrArming:
         ram: GuestMemory,
         on_exec: Callable[[int], None],
         on_general_detect: Callable[[int], None],
+        base_prot: Callable[[int], int],
     ) -> None:
         self.uc = uc
         self.ram = ram
+        self._base = base_prot
+        """Guest-physical page -> the permissions its slot is mapped with (read-only slots
+        lack write): what a page returns to when no watchpoint protects it."""
         self._on_exec = on_exec
         self._on_gd = on_general_detect
         self.applied: Effective | None = None
@@ -119,11 +132,11 @@ class DrArming:
         cr0, cr3 = uc.reg_read(X.UC_X86_REG_CR0), uc.reg_read(X.UC_X86_REG_CR3)
         for slot in self.data:
             gpa = translate(self.ram, cr0, cr3, slot.addr)
-            if gpa is None or gpa >= self.ram.size:
+            if gpa is None or not self.ram.contains(gpa):
                 continue  # nothing there to access
             page = gpa & ~(PAGE - 1)
             removed = UC_PROT_WRITE if slot.write_only else UC_PROT_WRITE | UC_PROT_READ
-            perms = self.protected.get(page, UC_PROT_ALL) & ~removed
+            perms = self.protected.get(page, self._base(page)) & ~removed
             self.protected[page] = perms | UC_PROT_EXEC
         for page, perms in self.protected.items():
             uc.mem_protect(page, PAGE, perms)
@@ -139,12 +152,22 @@ class DrArming:
         for addr in self.exec_mask:
             uc.ctl_remove_cache(addr, addr + 1)
         for page in self.protected:
-            uc.mem_protect(page, PAGE, UC_PROT_ALL)
+            if self.ram.contains(page, PAGE):
+                uc.mem_protect(page, PAGE, self._base(page))
         self._hooks.clear()
         self.exec_mask.clear()
         self.data.clear()
         self.protected.clear()
         self.applied = None
+
+    def remapped(self) -> None:
+        """The engine's mappings were redone (the slot table changed): protect the watched
+        pages again, and forget those no slot holds any more."""
+        for page, perms in list(self.protected.items()):
+            if self.ram.contains(page, PAGE):
+                self.uc.mem_protect(page, PAGE, perms)
+            else:
+                del self.protected[page]
 
     # -- matching ---------------------------------------------------------------------------
 

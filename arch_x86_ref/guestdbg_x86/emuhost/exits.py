@@ -20,6 +20,10 @@ class ExitWriter(RunArea):
         self._pc = f(_RUN, "debug", "arch", "pc")
         self._dr6 = f(_RUN, "debug", "arch", "dr6")
         self._dr7 = f(_RUN, "debug", "arch", "dr7")
+        self._mmio_addr = f(_RUN, "mmio", "phys_addr")
+        self._mmio_data = [f(_RUN, "mmio", "data", n) for n in range(8)]
+        self._mmio_len = f(_RUN, "mmio", "len")
+        self._mmio_write = f(_RUN, "mmio", "is_write")
 
     def debug(self, exception: int, pc: int, dr6: int | None, dr7: int | None) -> int:
         """KVM_EXIT_DEBUG; a #BP exit leaves dr6/dr7 as they were (vmx sets them for #DB)."""
@@ -30,3 +34,13 @@ class ExitWriter(RunArea):
         if dr7 is not None:
             self._dr7.put(self.buf, dr7)
         return self.exit(C.KVM_EXIT_DEBUG)
+
+    def mmio(self, gpa: int, data: bytes, is_write: bool) -> int:
+        """KVM_EXIT_MMIO; the bytes of ``mmio.data`` past ``len`` stay as they were (x86.c
+        ``write_exit_mmio`` copies ``len`` bytes)."""
+        self._mmio_addr.put(self.buf, gpa)
+        for field, byte in zip(self._mmio_data, data, strict=False):
+            field.put(self.buf, byte)
+        self._mmio_len.put(self.buf, len(data))
+        self._mmio_write.put(self.buf, int(is_write))
+        return self.exit(C.KVM_EXIT_MMIO)

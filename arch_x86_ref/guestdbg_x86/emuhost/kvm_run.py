@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
 from guestdbg.emuhost.memory import GuestMemory
-from guestdbg.emuhost.unicorn import SLICE
+from guestdbg.emuhost.unicorn import SLICE, SlotMapper
 from guestdbg.kvm import constants as C
 
 from ..debugregs import (
@@ -60,14 +60,15 @@ from .exit_probe import DOUBLE_FAULT, ExitProbe
 from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
 from .idt import EXCEPTIONS_WITH_ERROR_CODE, FAULTS, DeliveryFailed, IdtDelivery
+from .mmio import MmioStores
 from .paging import translate
 from .uc import (
     UC_ERR_INSN_INVALID,
+    UC_HOOK_CODE,
     UC_HOOK_INTR,
     UC_HOOK_MEM_READ_PROT,
     UC_HOOK_MEM_WRITE_PROT,
     UC_MEM_WRITE_PROT,
-    UC_PROT_ALL,
     RegisterBank,
     Uc,
     UcError,
@@ -104,6 +105,7 @@ class RunLoop:
         self,
         uc: Uc,
         ram: GuestMemory,
+        mapper: SlotMapper,
         state: CpuState,
         events: EventState,
         debug: GuestDebugModel,
@@ -117,7 +119,9 @@ class RunLoop:
         self.debug = debug
         self.exits = exits
         self.idt = IdtDelivery(uc, ram, state)
-        self.arming = DrArming(uc, ram, self._exec_stop, self._gd_stop)
+        self.mapper = mapper
+        self.arming = DrArming(uc, ram, self._exec_stop, self._gd_stop, mapper.base_prot)
+        self._mmio = MmioStores(uc, ram, mapper, exits)
         self._signal_pending = signal_pending
         """True when a kick arrived (polled between two slices)."""
         self._stop: Stop | None = None
@@ -174,6 +178,11 @@ class RunLoop:
     # -- KVM_RUN ----------------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.mapper.sync():
+            self.uc.ctl_flush_tb()
+            self.arming.remapped()
+        if self._mmio.pending:  # x86.c complete_emulated_mmio: the next fragment exits
+            return self._mmio.next_exit()
         try:
             self._deliver_queued()
             while True:
@@ -206,7 +215,7 @@ class RunLoop:
         rip = self.state.rip()
         self._stop = None
         if open_page is not None:
-            uc.mem_protect(open_page, PAGE, UC_PROT_ALL)
+            uc.mem_protect(open_page, PAGE, self.mapper.base_prot(open_page))
         cr2 = self._cr2_bank.read()
         self.arming.rf_start = rip if uc.reg_read(X.UC_X86_REG_RFLAGS) & RFLAGS_RF else None
         try:
@@ -238,6 +247,8 @@ class RunLoop:
             return self._uc_error(err)
         if stop.kind == "intr":
             return self._interrupt(eff, stop.intno, dr6_before)
+        if self._read_only_store(stop):
+            return self._store_as_mmio(eff, rip)
         # The guest may have rewritten its own DR7 during the slice (its #DB handler disarming
         # a breakpoint): judge the stop against the registers as they are now.
         eff = self._arm()
@@ -284,6 +295,8 @@ class RunLoop:
         err = self._emu(True, open_page=page)
         self.arming.skip_exec_at = None
         follow = self._stop
+        if follow is not None and self._read_only_store(follow):
+            return self._store_as_mmio(eff, rip)
         if follow is not None:
             return self._interrupt(eff, follow.intno, dr6_before) if follow.kind == "intr" else None
         if err is not None:
@@ -295,6 +308,65 @@ class RunLoop:
         if step:
             return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         return None
+
+    def _read_only_store(self, stop: Stop) -> bool:
+        """The protection fault is a store into a read-only slot
+        (docs/reference/kvm-debug-abi.md §11.2)."""
+        if stop.kind != "prot" or not stop.write:
+            return False
+        return bool(self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size)))
+
+    def _gpa_pages(self, linear: int, size: int) -> list[int]:
+        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
+        pages = []
+        for addr in {linear, linear + max(size, 1) - 1}:
+            gpa = translate(self.ram, cr0, cr3, addr)
+            if gpa is not None:
+                pages.append(gpa & ~(PAGE - 1))
+        return pages
+
+    def _store_as_mmio(self, eff: Effective, rip: int) -> int | None:
+        """Run the storing instruction once with the read-only pages it writes backed by a
+        scratch copy (:class:`MmioStores`); its RAM part lands in RAM, its read-only part
+        leaves KVM_RUN as KVM_EXIT_MMIO with RIP after the instruction, as x86.c
+        ``emulator_read_write`` and ``x86_emulate_instruction`` do."""
+        stop = self._stop
+        assert stop is not None
+        pages = self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size))
+        self.arming.skip_exec_at = rip
+        dr6_before = self._dr6_bank.read()[0]
+        with self._mmio.capturing(pages):
+            sizes: list[int] = []
+            hook = self.uc.hook_add(
+                UC_HOOK_CODE, lambda uc, a, n, d: sizes.append(n), None, rip, rip
+            )
+            try:
+                err = self._emu(True)
+            finally:
+                self.uc.hook_del(hook)
+            if err is None and self._stop is None and self.state.rip() == rip and sizes:
+                # A store into its own translation block: the engine (QEMU's precise
+                # self-modifying-code handling) abandons the block after the store and runs
+                # the instruction again alone, which a count of one stops before; run it to
+                # its end instead (the second count is that run of it).
+                try:
+                    self.uc.emu_start(rip, rip + sizes[0], count=2)
+                except UcError as e:
+                    err = e
+        self.arming.skip_exec_at = None
+        self.arming.remapped()
+        follow = self._stop
+        if follow is not None and follow.kind == "intr":
+            return self._interrupt(eff, follow.intno, dr6_before)
+        if err is not None:
+            return self._uc_error(err)
+        if not self._mmio.collect(self._linear_to_gpa):
+            return None  # nothing reached a read-only page after all: the guest goes on
+        return self._mmio.next_exit()
+
+    def _linear_to_gpa(self, linear: int) -> int | None:
+        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
+        return translate(self.ram, cr0, cr3, linear)
 
     def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
         if intno == DOUBLE_FAULT:

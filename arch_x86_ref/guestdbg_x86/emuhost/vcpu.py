@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from guestdbg.emuhost.unicorn import map_guest_memory
+from guestdbg.emuhost.unicorn import SlotMapper
 from guestdbg.emuhost.vcpu import EmulatedVcpu
 from guestdbg.errors import KernelError
 
@@ -22,7 +22,7 @@ from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
 from .kvm_run import RunLoop
 from .paging import translate
-from .uc import new_x86_64
+from .uc import UC_PROT_EXEC, UC_PROT_READ, new_x86_64
 
 if TYPE_CHECKING:
     from .vm import EmuX86Vm
@@ -37,15 +37,16 @@ class EmuX86Vcpu(EmulatedVcpu):
         super().__init__(vcpu_id, abi.layout(), exits)
         self._vm = vm
         uc = new_x86_64()
-        map_guest_memory(uc, vm.memory)
+        self.mapper = SlotMapper(uc, vm.memory, read_only_prot=UC_PROT_READ | UC_PROT_EXEC)
         self.uc = uc
         self.state = CpuState(uc)
         self.events = EventState(lambda: vm.payload_enabled, self._fold_payload)
         self.debug = GuestDebugModel(self.events)
         self.exits = exits
         self.loop = RunLoop(
-            uc, vm.memory, self.state, self.events, self.debug, exits, self._signal_pending
-        )
+            uc, vm.memory, self.mapper, self.state, self.events, self.debug, exits,
+            self._signal_pending,
+        )  # fmt: skip
         lay = abi.layout()
         self._dr = [lay.field(_DR, "db", n) for n in range(4)]
         self._dr += [lay.field(_DR, "dr6"), lay.field(_DR, "dr7")]

@@ -6,10 +6,12 @@
 a SET_GUEST_DEBUG2 without BLOCKIRQ), so both paths of a VMM can be exercised. KVM_ENABLE_CAP
 accepts EXCEPTION_PAYLOAD when it is offered, and nothing else (EINVAL).
 
-Read-only memory slots and dirty logging are not modelled, so the VM says so as a kernel
-without them would: KVM_CAP_READONLY_MEM answers 0 and either slot flag is EINVAL. An x86 kernel
-has both (KVM_CAP_READONLY_MEM 1, a store to a read-only slot leaves KVM_RUN as KVM_EXIT_MMIO:
-docs/reference/kvm-debug-abi.md §11); that is a gap of this model, not of the kernel.
+Read-only memory slots are modelled as an x86 kernel has them (docs/reference/kvm-debug-abi.md
+§11.2): KVM_CAP_READONLY_MEM answers 1, KVM_MEM_READONLY is accepted, and a guest store into a
+read-only slot leaves KVM_RUN as KVM_EXIT_MMIO with the slot unchanged
+(:mod:`guestdbg_x86.emuhost.mmio`). Dirty logging is not modelled, and the VM says so as a
+kernel without it would: KVM_MEM_LOG_DIRTY_PAGES is EINVAL. An x86 kernel has it; that is a gap
+of this model, not of the kernel.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ DEFAULT_CAPS: dict[int, int] = {
     C.KVM_CAP_X86_ROBUST_SINGLESTEP: 1,
     C.KVM_CAP_EXCEPTION_PAYLOAD: 1,
     C.KVM_CAP_SET_GUEST_DEBUG2: KVM_GUESTDBG_VALID_MASK,
+    C.KVM_CAP_READONLY_MEM: 1,
 }
 
 
@@ -45,7 +48,9 @@ class EmuX86Vm(EmulatedVm):
     ) -> None:
         if not 1 <= smp <= 8:
             raise InvalidRequest(f"the emulated x86 host runs 1 to 8 vCPUs, not {smp}")
-        super().__init__(abi.layout(), {**DEFAULT_CAPS, **(kernel_caps or {})})
+        super().__init__(
+            abi.layout(), {**DEFAULT_CAPS, **(kernel_caps or {})}, slot_flags=C.KVM_MEM_READONLY
+        )
         self.memory.add_slot(0, ram_size)
         self.payload_enabled = False
         """KVM_CAP_EXCEPTION_PAYLOAD is enabled (``kvm->arch.exception_payload_enabled``)."""

@@ -1,10 +1,13 @@
-"""Guest RAM of an emulated KVM host: memory slots as KVM has them, each one host buffer that the
-VMM and every vCPU's engine share.
+"""Guest RAM of an emulated KVM host: the VMM's host buffers, and memory slots over them as KVM
+has them, which the VMM and every vCPU's engine share.
 
 KVM backs a memory slot (``KVM_SET_USER_MEMORY_REGION``: slot number, flags, guest-physical
-address, size) with the VMM's anonymous mapping, and every vCPU sees the same pages. Here a
-ctypes buffer plays that mapping and each vCPU's engine maps it (Unicorn ``mem_map_ptr``), so a
-store by one vCPU is at once visible to the others and to the VMM.
+address, size, ``userspace_addr``) with a piece of the VMM's anonymous mapping, and every vCPU
+sees the same pages. Here a ctypes buffer (:class:`HostBuffer`) plays that mapping and each
+vCPU's engine maps the slots' pieces of it (Unicorn ``mem_map_ptr``), so a store by one vCPU is
+at once visible to the others and to the VMM. As in the kernel, a slot is only a window: it can
+be deleted and re-created over any page-aligned piece of a buffer (:meth:`GuestMemory.set_slot`,
+a model of ``__kvm_set_memory_region``), and the buffer stays.
 
 What the buffer does not share is the engines' translated code: each engine keeps its own. A
 write by the VMM (``write_phys``: loading an image, planting a trap word) therefore tells every
@@ -20,26 +23,57 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import BadAddress, InvalidRequest, KernelError
+from ..kvm import constants as C
+from ..vcpu import SlotInfo
 
 PAGE_SIZE = 4096
 _ZERO_PAGE = bytes(PAGE_SIZE)
 
 
+SLOT_IDS = 32764
+"""Slot numbers the model accepts (``id >= KVM_MEM_SLOTS_NUM`` is EINVAL in
+``__kvm_set_memory_region``; 32767 less an arch's internal slots, three on x86: the smaller
+bound is used for every arch, docs/reference/kvm-debug-abi.md §11.1)."""
+
+
+@dataclass(frozen=True, eq=False)
+class HostBuffer:
+    """Memory the VMM mapped for guest RAM (an anonymous mapping over ``/dev/kvm``): slots are
+    windows onto it, and it outlives their deletion."""
+
+    buffer: Any
+    """The ctypes array standing for the mapping: over an anonymous ``mmap``, so it is
+    page-aligned and zeroed as the VMM's is (the kernel refuses an unaligned
+    ``userspace_addr``)."""
+
+    @property
+    def address(self) -> int:
+        return ctypes.addressof(self.buffer)
+
+    @property
+    def size(self) -> int:
+        return ctypes.sizeof(self.buffer)
+
+    def holds(self, address: int, size: int) -> bool:
+        return self.address <= address and address + size <= self.address + self.size
+
+
 @dataclass(frozen=True, eq=False)
 class RamSlot:
-    """One memory slot and the host buffer behind it."""
+    """One memory slot: ``size`` bytes of a host buffer from ``offset``, at ``gpa``."""
 
     slot: int
     gpa: int
     size: int
     flags: int
-    buffer: Any
-    """The ctypes array standing for the VMM's mapping (``userspace_addr``)."""
+    host: HostBuffer
+    offset: int = 0
 
     @property
     def end(self) -> int:
@@ -47,31 +81,46 @@ class RamSlot:
 
     @property
     def address(self) -> int:
-        """Host address of the buffer: what an engine maps at ``gpa``."""
-        return ctypes.addressof(self.buffer)
+        """Host address of the slot's first byte (``userspace_addr``): what an engine maps at
+        ``gpa``."""
+        return self.host.address + self.offset
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.flags & C.KVM_MEM_READONLY)
 
     @property
     def view(self) -> memoryview:
-        return memoryview(self.buffer).cast("B")
+        return memoryview(self.host.buffer).cast("B")[self.offset : self.offset + self.size]
+
+    def info(self) -> SlotInfo:
+        return SlotInfo(self.slot, self.flags, self.gpa, self.size, self.address)
 
 
 class GuestMemory:
-    """The slot table of one emulated VM; ``byteorder`` is the guest's (for :meth:`uint`)."""
+    """The host buffers and the slot table of one emulated VM; ``byteorder`` is the guest's
+    (for :meth:`uint`)."""
 
     def __init__(self, byteorder: Literal["little", "big"], valid_flags: int = 0) -> None:
         self.byteorder: Literal["little", "big"] = byteorder
         self.valid_flags = valid_flags
         """The slot flags the modelled kernel's ``check_memory_region_flags`` accepts; any other
         flag is EINVAL (docs/reference/kvm-debug-abi.md §11)."""
+        self._buffers: list[HostBuffer] = []
         self._slots: list[RamSlot] = []
         self._write_listeners: list[Callable[[int, int], None]] = []
-        self._slot_listeners: list[Callable[[RamSlot], None]] = []
+        self._slot_listeners: list[Callable[[], None]] = []
         self._spans: list[tuple[int, int, memoryview]] = []
         """(gpa, end, byte view) per slot: the fast path of an access within one slot."""
 
     @property
     def slots(self) -> tuple[RamSlot, ...]:
+        """Every slot, in guest-physical order."""
         return tuple(self._slots)
+
+    @property
+    def buffers(self) -> tuple[HostBuffer, ...]:
+        return tuple(self._buffers)
 
     @property
     def size(self) -> int:
@@ -79,16 +128,16 @@ class GuestMemory:
         return sum(s.size for s in self._slots)
 
     def add_slot(self, gpa: int, size: int, flags: int = 0) -> RamSlot:
-        """KVM_SET_USER_MEMORY_REGION with a new slot: fresh zeroed memory at ``gpa``. A flag
-        outside :attr:`valid_flags` is EINVAL, as ``check_memory_region_flags`` refuses it
-        (docs/reference/kvm-debug-abi.md §11). An accepted flag is kept on the slot and changes
-        nothing else: no emulated host logs dirty pages or has read-only slots."""
+        """A new host buffer of ``size`` zeroed bytes, and a new slot over it at ``gpa`` (the
+        VMM's mmap, then KVM_SET_USER_MEMORY_REGION; the slot number is the lowest free one).
+        Bad alignment and overlap are InvalidRequest before the "kernel" sees them, as
+        :meth:`guestdbg.kvm.device.KvmVm.add_memory` does; a flag outside :attr:`valid_flags`
+        is the kernel's EINVAL (``check_memory_region_flags``, docs/reference/kvm-debug-abi.md
+        §11), and nothing is added."""
         if size <= 0 or gpa < 0 or gpa % PAGE_SIZE or size % PAGE_SIZE:
             raise InvalidRequest(
                 f"a memory slot needs a page-aligned address and size, got {gpa:#x}+{size:#x}"
             )
-        if flags & ~self.valid_flags:
-            raise KernelError("KVM_SET_USER_MEMORY_REGION", errno.EINVAL, f"flags {flags:#x}")
         for s in self._slots:
             if gpa < s.end and s.gpa < gpa + size:
                 raise InvalidRequest(
@@ -96,22 +145,90 @@ class GuestMemory:
                 )
         used = {s.slot for s in self._slots}
         number = next(n for n in range(len(used) + 1) if n not in used)
-        slot = RamSlot(number, gpa, size, flags, (ctypes.c_char * size)())
-        self._slots.append(slot)
-        self._slots.sort(key=lambda s: s.gpa)
+        host = HostBuffer((ctypes.c_char * size).from_buffer(mmap.mmap(-1, size)))
+        self._buffers.append(host)
+        try:
+            self.set_slot(SlotInfo(number, flags, gpa, size, host.address))
+        except KernelError:
+            self._buffers.remove(host)
+            raise
+        return self.slot(number)
+
+    def slot_at(self, gpa: int) -> RamSlot | None:
+        """The slot holding guest-physical ``gpa``, if one does."""
+        return next((s for s in self._slots if s.gpa <= gpa < s.end), None)
+
+    def slot(self, number: int) -> RamSlot:
+        return next(s for s in self._slots if s.slot == number)
+
+    def set_slot(self, info: SlotInfo) -> None:
+        """KVM_SET_USER_MEMORY_REGION, modelled on ``virt/kvm/kvm_main.c``
+        (``__kvm_set_memory_region``, ``check_memory_region_flags``;
+        docs/reference/kvm-debug-abi.md §11.1, each refusal checked against this machine's
+        kernel by ``tests/test_real_kvm.py``). A slot that is not deleted must lie inside one host
+        buffer (InvalidRequest first, as :class:`guestdbg.kvm.device.KvmVm` checks its own
+        mappings before the kernel sees the call). Then, each EINVAL unless said otherwise:
+        a flag the kernel lacks; a size, guest address or host address not page-aligned; a
+        slot number out of range or in another address space; a range that wraps; deleting
+        (size 0) a slot that does not exist; changing an existing slot's host address, size
+        or KVM_MEM_READONLY (a move to another ``gpa`` and a change of the other flags are
+        allowed); EEXIST for a new or moved slot overlapping another. Nothing changes on a
+        refusal; every change is told to the slot listeners (the engines remap)."""
+        fields = (info.slot, info.flags, info.gpa, info.size, info.userspace_addr)
+        if any(not 0 <= v < 1 << 64 for v in fields) or not 0 <= info.slot < 1 << 32:
+            raise InvalidRequest(f"{info} does not fit struct kvm_userspace_memory_region")
+        if info.size and not any(b.holds(info.userspace_addr, info.size) for b in self._buffers):
+            raise InvalidRequest(
+                f"slot {info.slot}: {info.userspace_addr:#x}+{info.size:#x} is not inside one "
+                "host buffer of this VM's guest RAM"
+            )
+
+        def refuse(why: str, code: int = errno.EINVAL) -> KernelError:
+            return KernelError("KVM_SET_USER_MEMORY_REGION", code, f"slot {info.slot}: {why}")
+
+        if info.flags & ~self.valid_flags:
+            raise refuse(f"flags {info.flags:#x}")
+        if info.size % PAGE_SIZE or info.gpa % PAGE_SIZE or info.userspace_addr % PAGE_SIZE:
+            raise refuse("size and addresses must be page-aligned")
+        if info.slot >> 16 or info.slot >= SLOT_IDS:
+            raise refuse("no such slot number")
+        if info.gpa + info.size >= 1 << 64:
+            raise refuse("the range wraps")
+        old = next((s for s in self._slots if s.slot == info.slot), None)
+        if not info.size:
+            if old is None:
+                raise refuse("deleting a slot that does not exist")
+            self._install([s for s in self._slots if s is not old])
+            return
+        if old is not None:
+            if info.userspace_addr != old.address or info.size != old.size:
+                raise refuse("an existing slot keeps its host address and size")
+            if (info.flags ^ old.flags) & C.KVM_MEM_READONLY:
+                raise refuse("an existing slot keeps KVM_MEM_READONLY")
+            if info.gpa == old.gpa and info.flags == old.flags:
+                return
+        if old is None or info.gpa != old.gpa:
+            for s in self._slots:
+                if s is not old and info.gpa < s.end and s.gpa < info.gpa + info.size:
+                    raise refuse(f"overlaps slot {s.slot}", errno.EEXIST)
+        host = next(b for b in self._buffers if b.holds(info.userspace_addr, info.size))
+        new = RamSlot(
+            info.slot, info.gpa, info.size, info.flags, host, info.userspace_addr - host.address
+        )
+        self._install([*(s for s in self._slots if s is not old), new])
+
+    def _install(self, slots: list[RamSlot]) -> None:
+        self._slots = sorted(slots, key=lambda s: s.gpa)
         self._spans = [(s.gpa, s.end, s.view) for s in self._slots]
         for listener in self._slot_listeners:
-            listener(slot)
-        return slot
+            listener()
 
     # -- listeners ----------------------------------------------------------------------------
 
-    def on_slot(self, listener: Callable[[RamSlot], None]) -> None:
-        """``listener(slot)`` for every slot there is now and every slot added later (an engine
-        maps them)."""
+    def on_slots_changed(self, listener: Callable[[], None]) -> None:
+        """``listener()`` after every change of the slot table (an engine remaps, lazily:
+        :class:`guestdbg.emuhost.unicorn.SlotMapper`)."""
         self._slot_listeners.append(listener)
-        for slot in self._slots:
-            listener(slot)
 
     def on_write(self, listener: Callable[[int, int], None]) -> None:
         """``listener(lo, hi)`` after every notifying write to ``[lo, hi)``."""

@@ -70,6 +70,7 @@ UC_MODE_BIG_ENDIAN = _const("UC_MODE_BIG_ENDIAN")
 UC_TLB_VIRTUAL = _const("UC_TLB_VIRTUAL")
 UC_HOOK_CODE = _const("UC_HOOK_CODE")
 UC_HOOK_INTR = _const("UC_HOOK_INTR")
+UC_HOOK_MEM_WRITE = _const("UC_HOOK_MEM_WRITE")
 UC_HOOK_MEM_READ_PROT = _const("UC_HOOK_MEM_READ_PROT")
 UC_HOOK_MEM_WRITE_PROT = _const("UC_HOOK_MEM_WRITE_PROT")
 UC_HOOK_MEM_READ_UNMAPPED = _const("UC_HOOK_MEM_READ_UNMAPPED")
@@ -150,14 +151,88 @@ def errno_of(err: Exception) -> int:
     return int(getattr(err, "errno", -1))
 
 
-def map_guest_memory(uc: Uc, memory: GuestMemory) -> None:
-    """Map every memory slot, now and when one is added, at its guest-physical address onto
-    the shared buffer (``mem_map_ptr``: the engine's accesses are the VMM's bytes)."""
+class SlotMapper:
+    """One engine's mapping of guest RAM: each slot mapped at its guest-physical address onto
+    its piece of the shared host buffer (``mem_map_ptr``: the engine's accesses are the VMM's
+    bytes), read-only slots with ``read_only_prot``.
 
-    def map_slot(slot: RamSlot) -> None:
-        uc.mem_map_ptr(slot.gpa, slot.size, UC_PROT_ALL, slot.address)
+    The slot table changes only while the vCPUs are parked, and a VMM reshaping it deletes and
+    re-creates slots in several calls, so the engine catches up lazily: :meth:`sync`, called
+    by the vCPU thread before it runs the engine, compares the table with what is mapped. An
+    engine region still backed, page for page, by slots with the same host bytes and the same
+    permission stays as it is (a slot split in three over the same buffer costs nothing);
+    every other region is unmapped, and what the slots hold beyond the kept regions is mapped.
+    A guest access to a guest-physical address in no slot then meets no mapping, whatever that
+    does on the arch's host (its unmapped-memory hooks)."""
 
-    memory.on_slot(map_slot)
+    def __init__(self, uc: Uc, memory: GuestMemory, read_only_prot: int = UC_PROT_ALL) -> None:
+        self._uc = uc
+        self._memory = memory
+        self._read_only_prot = read_only_prot
+        self._regions: list[tuple[int, int, int, int]] = []
+        """(gpa, size, host address, permissions) of every region mapped here."""
+        self._stale = True
+        memory.on_slots_changed(self._changed)
+        self.sync()
+
+    def _changed(self) -> None:
+        self._stale = True
+
+    def prot(self, slot: RamSlot) -> int:
+        return self._read_only_prot if slot.read_only else UC_PROT_ALL
+
+    def base_prot(self, gpa: int) -> int:
+        """The permissions guest RAM at ``gpa`` is mapped with (0 where nothing is mapped)."""
+        region = self.region_at(gpa)
+        return region[3] if region is not None else 0
+
+    def region_at(self, gpa: int) -> tuple[int, int, int, int] | None:
+        return next((r for r in self._regions if r[0] <= gpa < r[0] + r[1]), None)
+
+    def sync(self) -> bool:
+        """Bring the engine's mappings up to the slot table; True when any changed (the caller
+        then drops its translations)."""
+        if not self._stale:
+            return False
+        self._stale = False
+        slots = self._memory.slots
+        kept = [r for r in self._regions if self._still_backed(r, slots)]
+        dropped = [r for r in self._regions if r not in kept]
+        for gpa, size, _, _ in dropped:
+            self._uc.mem_unmap(gpa, size)
+        added: list[tuple[int, int, int, int]] = []
+        for slot in slots:
+            for lo, hi in _uncovered(slot.gpa, slot.end, [(r[0], r[0] + r[1]) for r in kept]):
+                region = (lo, hi - lo, slot.address + lo - slot.gpa, self.prot(slot))
+                self._uc.mem_map_ptr(*region[:2], region[3], region[2])
+                added.append(region)
+        self._regions = sorted(kept + added)
+        return bool(dropped or added)
+
+    def _still_backed(self, region: tuple[int, int, int, int], slots: Sequence[RamSlot]) -> bool:
+        gpa, size, address, prot = region
+        covered = 0
+        for s in slots:
+            lo, hi = max(gpa, s.gpa), min(gpa + size, s.end)
+            if lo >= hi:
+                continue
+            if s.address - s.gpa != address - gpa or self.prot(s) != prot:
+                return False
+            covered += hi - lo
+        return covered == size
+
+
+def _uncovered(lo: int, hi: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[lo, hi)`` outside every range of ``taken``."""
+    parts = [(lo, hi)]
+    for t_lo, t_hi in taken:
+        parts = [
+            piece
+            for p_lo, p_hi in parts
+            for piece in ((p_lo, min(p_hi, t_lo)), (max(p_lo, t_hi), p_hi))
+            if piece[0] < piece[1]
+        ]
+    return parts
 
 
 def _raw_function(name: str) -> Any:

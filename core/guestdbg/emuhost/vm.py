@@ -4,7 +4,8 @@ the capability ioctls.
 An arch's VM subclasses :class:`EmulatedVm` with its capabilities (``kvm_vm_ioctl_check_extension``
 of its kernel), its vCPUs, and how it boots an image. ``write_phys`` is the VMM writing through
 its mapping of guest RAM: every vCPU drops its translated code of the range
-(:meth:`guestdbg.emuhost.vcpu.EmulatedVcpu.invalidate`).
+(:meth:`guestdbg.emuhost.vcpu.EmulatedVcpu.invalidate`). The slot table is the VMM's to
+reshape (:class:`guestdbg.vcpu.MemorySlotsHandle`), over the host buffers it already has.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..kvm.uapi import AbiLayout
+from ..vcpu import SlotInfo
 from .memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -58,6 +60,16 @@ class EmulatedVm:
 
     def write_phys(self, gpa: int, data: bytes) -> None:
         self.memory.write(gpa, data)
+
+    # -- MemorySlotsHandle --------------------------------------------------------------------
+
+    def memory_slots(self) -> tuple[SlotInfo, ...]:
+        return tuple(s.info() for s in self.memory.slots)
+
+    def set_memory_slot(self, info: SlotInfo) -> None:
+        """KVM_SET_USER_MEMORY_REGION on the model of ``kvm_main.c``
+        (:meth:`GuestMemory.set_slot`); every vCPU's engine catches up before it next runs."""
+        self.memory.set_slot(info)
 
     def _invalidate(self, lo: int, hi: int) -> None:
         for v in self._vcpus:

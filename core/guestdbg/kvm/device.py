@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import GuestDebugError, InvalidRequest, KernelError, NotStopped, UnsupportedByArch
+from ..vcpu import SlotInfo
 from . import constants, libc
 from .memory import GuestMemory, MemorySlot
 from .uapi import AbiLayout
@@ -143,7 +144,8 @@ class Kvm(_ClosedOnExit):
 
 
 class KvmVm(_ClosedOnExit):
-    """One VM fd: memory slots, capabilities, vCPUs. Implements :class:`guestdbg.vcpu.VmHandle`."""
+    """One VM fd: memory slots, capabilities, vCPUs. Implements :class:`guestdbg.vcpu.VmHandle`
+    and :class:`guestdbg.vcpu.MemorySlotsHandle`."""
 
     def __init__(self, kvm: Kvm, fd: int) -> None:
         self._kvm = kvm
@@ -193,21 +195,47 @@ class KvmVm(_ClosedOnExit):
         if self._fd < 0:
             raise InvalidRequest("this VM is closed")
         slot = self._memory.map(gpa, size, flags)
-        ctype = "struct kvm_userspace_memory_region"
-        buf = self._layout.new(ctype)
-        f = self._layout.field
-        f(ctype, "slot").put(buf, slot.slot)
-        f(ctype, "flags").put(buf, flags)
-        f(ctype, "guest_phys_addr").put(buf, gpa)
-        f(ctype, "memory_size").put(buf, size)
-        f(ctype, "userspace_addr").put(buf, slot.userspace_addr)
         try:
-            self._ioctl("KVM_SET_USER_MEMORY_REGION", libc.ffi.from_buffer(buf))
+            self._set_region(slot)
         except GuestDebugError:
             self._memory.discard(slot)
             raise
         self._memory.commit(slot)
         return slot
+
+    def memory_slots(self) -> tuple[SlotInfo, ...]:
+        """:class:`guestdbg.vcpu.MemorySlotsHandle`: the slot table, in guest-physical order."""
+        return tuple(
+            SlotInfo(s.slot, s.flags, s.gpa, s.size, s.userspace_addr) for s in self._memory.slots
+        )
+
+    def set_memory_slot(self, info: SlotInfo) -> None:
+        """:class:`guestdbg.vcpu.MemorySlotsHandle`: KVM_SET_USER_MEMORY_REGION as given. A
+        slot that is not deleted must lie inside one mapping :meth:`add_memory` made
+        (InvalidRequest otherwise, before the kernel sees it: the kernel would accept any
+        mapped memory, and guest RAM outside what this VM owns would outlive it or vanish
+        under it); everything else is the kernel's to refuse, with its errno."""
+        if self._fd < 0:
+            raise InvalidRequest("this VM is closed")
+        if info.size and self._memory.mapping_of(info.userspace_addr, info.size) is None:
+            raise InvalidRequest(
+                f"slot {info.slot}: {info.userspace_addr:#x}+{info.size:#x} is not inside one "
+                "host mapping of this VM's guest RAM"
+            )
+        slot = MemorySlot(info.slot, info.gpa, info.size, info.flags, info.userspace_addr)
+        self._set_region(slot)
+        self._memory.commit(slot)
+
+    def _set_region(self, slot: MemorySlot) -> None:
+        ctype = "struct kvm_userspace_memory_region"
+        buf = self._layout.new(ctype)
+        f = self._layout.field
+        f(ctype, "slot").put(buf, slot.slot)
+        f(ctype, "flags").put(buf, slot.flags)
+        f(ctype, "guest_phys_addr").put(buf, slot.gpa)
+        f(ctype, "memory_size").put(buf, slot.size)
+        f(ctype, "userspace_addr").put(buf, slot.userspace_addr)
+        self._ioctl("KVM_SET_USER_MEMORY_REGION", libc.ffi.from_buffer(buf))
 
     def read_phys(self, gpa: int, size: int) -> bytes:
         return self._memory.read(gpa, size)

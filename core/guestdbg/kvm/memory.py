@@ -1,9 +1,17 @@
-"""Guest RAM as the VMM maps it: anonymous host mappings, one per KVM memory slot.
+"""Guest RAM as the VMM maps it: the host mappings it owns, and the KVM memory slots over them.
+
+The two are kept apart because the kernel keeps them apart: a slot is only a window
+(``userspace_addr``, ``memory_size``) onto memory the VMM mapped, and deleting it
+(``KVM_SET_USER_MEMORY_REGION`` with size 0) leaves that memory where it was. So every
+:meth:`GuestMemory.map` makes one anonymous mapping, owned here and unmapped at close, and
+slots may be deleted and re-created over any page-aligned piece of one mapping (a page of a
+code region split off into a read-only slot of its own, docs/reference/kvm-debug-abi.md §11).
 
 Reads and writes copy through the slot table and never hand out a view of guest memory, so
 unmapping at close cannot leave a dangling buffer behind. A range is resolved completely before
 a byte is copied: an access that leaves guest memory anywhere raises
-:class:`~guestdbg.errors.BadAddress` and changes nothing.
+:class:`~guestdbg.errors.BadAddress` and changes nothing. The VMM's mapping of a read-only slot
+is writable, so ``write`` goes through read-only slots too.
 """
 
 from __future__ import annotations
@@ -19,35 +27,60 @@ PAGE_SIZE = 4096
 
 
 @dataclass(frozen=True)
+class HostMapping:
+    """One anonymous mapping the VMM made for guest RAM."""
+
+    host: Any
+    """The ``void *`` mmap returned."""
+    size: int
+
+    @property
+    def address(self) -> int:
+        return int(libc.ffi.cast("uintptr_t", self.host))
+
+    def holds(self, address: int, size: int) -> bool:
+        return self.address <= address and address + size <= self.address + self.size
+
+
+@dataclass(frozen=True)
 class MemorySlot:
     slot: int
     gpa: int
     size: int
     flags: int
-    host: Any
-    """The ``void *`` of the host mapping (``userspace_addr``)."""
+    userspace_addr: int
+    """Where the slot's first byte is in the VMM's address space (inside one mapping)."""
 
     @property
     def end(self) -> int:
         return self.gpa + self.size
 
     @property
-    def userspace_addr(self) -> int:
-        return int(libc.ffi.cast("uintptr_t", self.host))
+    def host(self) -> Any:
+        """The slot's memory as a ``char *``."""
+        return libc.ffi.cast("char *", self.userspace_addr)
 
 
 class GuestMemory:
-    """The slot table of one VM."""
+    """The owned host mappings and the slot table of one VM (the kernel is told by the caller:
+    :class:`guestdbg.kvm.device.KvmVm`)."""
 
     def __init__(self) -> None:
+        self._mappings: list[HostMapping] = []
         self._slots: list[MemorySlot] = []
 
     @property
     def slots(self) -> tuple[MemorySlot, ...]:
+        """Every slot, in guest-physical order."""
         return tuple(self._slots)
 
+    @property
+    def mappings(self) -> tuple[HostMapping, ...]:
+        return tuple(self._mappings)
+
     def map(self, gpa: int, size: int, flags: int) -> MemorySlot:
-        """A new slot's host memory (not yet told to KVM: :meth:`commit` or :meth:`discard`)."""
+        """Fresh host memory for a new slot at ``gpa`` (not yet told to KVM, nor in the table:
+        :meth:`commit` it, or :meth:`discard` it when the kernel refuses)."""
         if size <= 0 or gpa < 0 or gpa % PAGE_SIZE or size % PAGE_SIZE:
             raise InvalidRequest(
                 f"a memory slot needs a page-aligned address and size, got {gpa:#x}+{size:#x}"
@@ -57,17 +90,33 @@ class GuestMemory:
                 raise InvalidRequest(
                     f"{gpa:#x}+{size:#x} overlaps memory slot {s.slot} ({s.gpa:#x}+{s.size:#x})"
                 )
-        used = {s.slot for s in self._slots}
-        slot = next(n for n in range(len(used) + 1) if n not in used)
         host = libc.mmap(size, libc.MAP_ANON_PRIVATE | libc.MAP_NORESERVE, what="mmap(guest RAM)")
-        return MemorySlot(slot, gpa, size, flags, host)
+        mapping = HostMapping(host, size)
+        self._mappings.append(mapping)
+        return MemorySlot(self.free_slot_number(), gpa, size, flags, mapping.address)
+
+    def free_slot_number(self) -> int:
+        used = {s.slot for s in self._slots}
+        return next(n for n in range(len(used) + 1) if n not in used)
 
     def commit(self, slot: MemorySlot) -> None:
-        self._slots.append(slot)
+        """Put ``slot`` in the table, replacing the slot of the same number (the kernel took it)."""
+        self._slots = [s for s in self._slots if s.slot != slot.slot]
+        if slot.size:
+            self._slots.append(slot)
+            self._slots.sort(key=lambda s: s.gpa)
 
-    @staticmethod
-    def discard(slot: MemorySlot) -> None:
-        libc.munmap(slot.host, slot.size)
+    def discard(self, slot: MemorySlot) -> None:
+        """Unmap the mapping :meth:`map` made for ``slot`` (the kernel refused the slot)."""
+        for m in self._mappings:
+            if m.address == slot.userspace_addr and m.size == slot.size:
+                self._mappings.remove(m)
+                libc.munmap(m.host, m.size)
+                return
+
+    def mapping_of(self, userspace_addr: int, size: int) -> HostMapping | None:
+        """The owned mapping that holds ``[userspace_addr, +size)`` whole, if one does."""
+        return next((m for m in self._mappings if m.holds(userspace_addr, size)), None)
 
     def read(self, gpa: int, size: int) -> bytes:
         if size < 0:
@@ -95,11 +144,13 @@ class GuestMemory:
             if slot is None or addr < 0:
                 return
             n = min(left, slot.end - addr)
-            yield libc.ffi.cast("char *", slot.host) + (addr - slot.gpa), n
+            yield slot.host + (addr - slot.gpa), n
             addr += n
             left -= n
 
     def close(self) -> None:
-        for s in self._slots:
-            libc.munmap(s.host, s.size)
+        """Forget the slots and unmap every owned mapping (the VM fd is closed by then)."""
         self._slots.clear()
+        for m in self._mappings:
+            libc.munmap(m.host, m.size)
+        self._mappings.clear()

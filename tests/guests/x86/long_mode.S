@@ -96,3 +96,11 @@ store_rbx:
 	mov %rax, (%rbx)
 store_rbx_next:
 	hlt
+
+/* One load from the address in rbx into rax, then stop: a load from a read-only memory slot
+ * is an ordinary load (docs/reference/kvm-debug-abi.md §11.2). */
+	.globl load_rbx, load_rbx_next
+load_rbx:
+	mov (%rbx), %rax
+load_rbx_next:
+	hlt
