@@ -100,7 +100,7 @@ class TrapPageGuard:
         for number, pages in by_slot.items():
             orig = originals[number]
             now = self._pieces.get(number)
-            if now is not None and {p.gpa for p in now if p.flags & KVM_MEM_READONLY} == pages:
+            if now is not None and _read_only_pages(now) == pages:
                 continue
             try:
                 self._reshape(orig, pages)
@@ -109,7 +109,7 @@ class TrapPageGuard:
                 for page in pages:
                     self._refuse(page, str(e))
         self.applied = frozenset(
-            p.gpa for pieces in self._pieces.values() for p in pieces if p.flags & KVM_MEM_READONLY
+            page for pieces in self._pieces.values() for page in _read_only_pages(pieces)
         )
         self.wanted = self.wanted - self._refused
         self.active = bool(self.applied)
@@ -190,6 +190,10 @@ class TrapPageGuard:
         if not 0 < n <= 8:
             return None
         return gpa, bytes(run[self._data : self._data + n])
+
+
+def _read_only_pages(pieces: Iterable[SlotInfo]) -> set[int]:
+    return {gpa for p in pieces if p.flags & KVM_MEM_READONLY for gpa in range(p.gpa, p.end, PAGE)}
 
 
 def _split(orig: SlotInfo, pages: set[int]) -> list[tuple[int, int, bool]]:
