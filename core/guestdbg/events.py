@@ -171,3 +171,7 @@ class StopEvent:
 
     vcpu: int
     reason: StopReason
+    notices: tuple[str, ...] = field(default=(), compare=False)
+    """What the person at the debugger should read with this stop, one message each (guest
+    code rewritten under a breakpoint: :mod:`guestdbg.session.rewrites`); the GDB stub prints
+    them on GDB's console before the stop."""

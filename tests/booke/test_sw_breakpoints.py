@@ -92,12 +92,16 @@ def test_debugger_writes_over_a_breakpoint_update_the_saved_original(
     assert m.vm.read_phys(at, 8) == new
 
 
-def test_a_guest_rewriting_its_code_over_a_breakpoint_keeps_its_word_and_removal_says_so(
+def test_a_guest_rewriting_its_code_over_a_breakpoint_is_found_at_the_next_stop_and_rearmed(
     core: str, session: MakeSession
 ) -> None:
+    """No read-only slots on BookE (docs/reference/kvm-debug-abi.md §11): the guest's store
+    replaces the trap word and its new instruction runs with no stop; the next stop finds the
+    rewrite, takes the guest's word as the original and puts the trap back over it."""
     m = Machine("booke_selfmod", core)
     io = HostIo()
     s = session(m.vm, core, exit_handler=io)
+    trap = s.ops[0].sw_break_insn
     patched, store = m.sym["patched"], m.sym["patch_store"]
     li_r7_1 = m.vm.read_phys(patched, 4)
     li_r7_2 = m.vm.read_phys(m.sym["new_word"], 4)
@@ -105,42 +109,55 @@ def test_a_guest_rewriting_its_code_over_a_breakpoint_keeps_its_word_and_removal
     s.insert_point(sw(store))
     assert stop_of(run_to_stop(s)) == (StopKind.SW_BREAK, store, None)
     assert s.read_memory(0, patched, 4) == li_r7_1
-    # the guest's store replaces the trap word, so its new instruction runs with no stop
-    assert [kind for kind, _, _ in run_to_done(s, io)] == [StopKind.HALT]
-    assert io.done == 2
-    assert m.vm.read_phys(patched, 4) == li_r7_2
-    note = s.remove_point(sw(patched))
-    assert note is not None and "overwritten by the guest" in note
-    assert m.vm.read_phys(patched, 4) == li_r7_2  # the guest's word wins
-    assert s.read_memory(0, patched, 4) == li_r7_2
+    ev = run_to_stop(s)
+    assert ev.reason.kind is StopKind.HALT and io.done == 2
+    (notice,) = ev.notices
+    assert f"at {patched:#x} (now {li_r7_2.hex()}, was {li_r7_1.hex()})" in notice
+    assert m.vm.read_phys(patched, 4) == trap  # re-armed over the guest's word
+    assert s.read_memory(0, patched, 4) == li_r7_2  # which reads show
+    assert s.remove_point(sw(patched)) is None
+    assert m.vm.read_phys(patched, 4) == li_r7_2  # the guest's word, restored
     assert s.remove_point(sw(store)) is None
-    assert m.vm.read_phys(store, 4) != s.ops[0].sw_break_insn
+    assert m.vm.read_phys(store, 4) != trap
 
 
-def _guest_overwrote_its_breakpoint(core: str, session: MakeSession) -> tuple[Machine, Session]:
+def _overwritten_unseen(core: str, session: MakeSession) -> tuple[Machine, Session]:
+    """A trap word the VMM overwrote without telling the session (no
+    ``guest_memory_written``), the VM stopped: no stop has looked at it since."""
     m = Machine("booke_selfmod", core)
-    io = HostIo()
-    s = session(m.vm, core, exit_handler=io)
-    s.insert_point(sw(m.sym["patched"]))
-    run_to_done(s, io)
-    assert io.done == 2
+    s = session(m.vm, core)
+    patched = m.sym["patched"]
+    s.insert_point(sw(patched))
+    m.vm.write_phys(patched, m.vm.read_phys(m.sym["new_word"], 4))
     return m, s
 
 
-def test_reads_show_the_guests_own_word_once_it_overwrote_a_breakpoint(
+def test_removal_of_a_breakpoint_overwritten_unseen_keeps_the_new_word_and_says_so(
     core: str, session: MakeSession
 ) -> None:
-    """Before the removal, too: the word in memory is the guest's, not a trap, so there is
-    nothing to hide and the saved original is stale (showing it would be a lie)."""
-    m, s = _guest_overwrote_its_breakpoint(core, session)
+    m, s = _overwritten_unseen(core, session)
+    patched = m.sym["patched"]
+    li_r7_2 = m.vm.read_phys(m.sym["new_word"], 4)
+    note = s.remove_point(sw(patched))
+    assert note is not None and "overwritten by the guest" in note
+    assert m.vm.read_phys(patched, 4) == li_r7_2  # the new word wins
+    assert s.read_memory(0, patched, 4) == li_r7_2
+
+
+def test_reads_show_the_new_word_of_a_breakpoint_overwritten_unseen(
+    core: str, session: MakeSession
+) -> None:
+    """The word in memory is not the trap, so there is nothing to hide and the saved original
+    is stale (showing it would be a lie)."""
+    m, s = _overwritten_unseen(core, session)
     patched = m.sym["patched"]
     assert s.read_memory(0, patched, 4) == m.vm.read_phys(patched, 4)
 
 
-def test_a_debugger_write_where_the_guest_overwrote_a_breakpoint_reaches_memory(
+def test_a_debugger_write_where_a_breakpoint_was_overwritten_unseen_reaches_memory(
     core: str, session: MakeSession
 ) -> None:
-    m, s = _guest_overwrote_its_breakpoint(core, session)
+    m, s = _overwritten_unseen(core, session)
     patched = m.sym["patched"]
     s.write_memory(0, patched, word(ADDI_R20_R20_0x10))
     assert m.vm.read_phys(patched, 4) == word(ADDI_R20_R20_0x10)

@@ -28,6 +28,7 @@ from guestdbg_booke.guests.build import PACKAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 GUESTS = Path(__file__).resolve().parent / "guests"
+SHARED_GUESTS = ROOT / "tests" / "guests" / "ppc"
 BUILD = ROOT / "tests" / "guests" / "build" / "e2e"
 WAIT = 10.0
 NEEDS_GDB = [
@@ -41,9 +42,12 @@ PC_REGNUM = 0x20
 
 @functools.cache
 def elf(name: str, debug_lines: bool = False) -> Path:
-    """``demo`` is the shipped demo guest; other names are ``tests/e2e/guests/<name>.S``;
+    """``demo`` is the shipped demo guest; other names are ``tests/e2e/guests/<name>.S``, else
+    ``tests/guests/ppc/<name>.S``;
     ``debug_lines``: assembled with ``-g`` (GDB steps its source lines)."""
     source = PACKAGE_DIR / "demo.S" if name == "demo" else GUESTS / f"{name}.S"
+    if not source.exists():
+        source = SHARED_GUESTS / f"{name}.S"  # a guest the session tests run too
     return build(source, BUILD, debug_lines=debug_lines)
 
 

@@ -106,9 +106,12 @@ class GdbStub:
             log.debug("stop %s while %s: not reported", ev, ctx.state.value)
             return b""
         ctx.stopped(ev)
+        # GDB prints O packets while it waits for a stop (remote.c remote_wait_as), and only
+        # then: what the stop carries for the user (a breakpoint's code rewritten, the reason a
+        # guest halted) goes out just before the stop it explains.
+        for notice in ev.notices:
+            ctx.console_text(f"guestdbg: {notice}\n")
         if ev.reason.why:
-            # GDB prints O packets while it waits for a stop (remote.c remote_wait_as), and only
-            # then: the reason a guest halted goes out just before the stop it explains.
             ctx.console_text(f"guestdbg: {ev.reason.why}\n")
         body = format_stop_reply(
             ev,

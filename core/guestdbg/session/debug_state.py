@@ -68,6 +68,17 @@ class DebugState:
         self.guard: TrapPageGuard | None = None
         """Read-only slots over the pages holding trap words, where the kernel has them (set by
         the session; :mod:`.write_guard`)."""
+        self.hw_served: set[tuple[str, int]] = set()
+        """``(space, addr)`` where the user asked for software breakpoints to be served by a
+        hardware instruction compare (``monitor hwbreak``, :mod:`.hw_optin`). Kept here, per
+        address, not on a point: GDB removes every breakpoint at each stop and inserts it again
+        to resume. Forgotten at detach."""
+        self.unreported: list[str] = []
+        """Notices for the debugger that happened while the VM ran (a VMM write re-armed a
+        trap word); the next reported stop carries them."""
+        self.rewrite_policy: str = "rearm"
+        """What a stop does with a breakpoint whose word the guest rewrote (:mod:`.rewrites`):
+        ``rearm`` the trap over the new word, or move it to a hardware compare (``hw``)."""
 
     def read_view(self, vcpu: VcpuHandle, addr: int, length: int) -> bytes:
         """Guest memory as the debugger sees it (trap words shadowed), through ``vcpu``."""
@@ -91,6 +102,9 @@ class DebugState:
         instruction-address compare one of the lengths the arch's compares take (GDB's ``z1``
         need not repeat the kind its ``Z1`` gave, so both must land on the same point)."""
         caps = self.caps
+        if point.kind is PointKind.SW_BREAK and (point.space, point.addr) in self.hw_served:
+            # the user's opt-in: this address is served by an instruction compare
+            point = DebugPoint(PointKind.HW_BREAK, point.addr, point.length, point.space)
         if self.needs_trap(point):
             length = caps.sw_break_size
         elif point.kind is PointKind.HW_BREAK and point.length not in caps.hw_break_lengths:
@@ -218,6 +232,7 @@ class DebugState:
         self.points.clear()
         self.conditions.clear()
         self.point_stats.clear()
+        self.hw_served.clear()
         self.traps_changed()
 
 

@@ -48,6 +48,9 @@ class PointStats:
     errors: int = 0
     """Judgements that failed; each stopped the vCPU."""
     last_error: str = ""
+    rewritten: int = 0
+    """Times the word under its trap was found replaced (by the guest rewriting its code, or
+    the VMM writing guest memory) and the trap re-armed over the new word (:mod:`.rewrites`)."""
 
 
 class HitView:

@@ -4,7 +4,13 @@ A VMM migrates guest RAM and registers; the debugger's own state lives in guestd
 travel too, or the destination inherits trap words nobody can explain. The document holds: the
 points with their reference counts, each trap word's guest-physical address and the original
 word it replaced; each vCPU's pending reinjection; the ownership policy and the guest's own
-debug settings saved at attach.
+debug settings saved at attach; the addresses whose software breakpoints the user put in
+hardware slots and the policy for rewritten trap words (:mod:`.hw_optin`, :mod:`.rewrites`).
+
+Versions: a document is version 1 unless it carries opted-in addresses or a policy other than
+the default; then it is version 2, so a guestdbg that reads only version 1 refuses it rather
+than restoring breakpoints GDB could not remove (its ``z0`` would find a trap word where the
+document has a hardware compare). This guestdbg reads both.
 
 Pending reinjections and migration: the filter's verdict is recorded as plain data the moment
 an exit is judged the guest's and delivered just before that vCPU's next KVM_RUN. If the VM is
@@ -29,13 +35,17 @@ from ..events import Reinject
 from ..numbering import ExceptionId
 from ..points import DebugPoint, PointKind, PointTable
 from ..vcpu import VmHandle
+from . import hw_optin
 from .debug_state import DebugState
 from .port import VcpuPort
+from .rewrites import POLICIES
 
-__all__ = ["FORMAT", "VERSION", "Document", "MigrationError", "apply", "read", "save"]
+__all__ = ["FORMAT", "VERSION", "VERSIONS", "Document", "MigrationError", "apply", "read", "save"]
 
 FORMAT = "guestdbg/debug-state"
-VERSION = 1
+VERSION = 2
+"""The newest version written (only when the document needs it: see above)."""
+VERSIONS = (1, 2)
 MAX_REFS = 2**31
 """References to one point a document may claim (GDB inserts a location once per breakpoint
 that names it; a count beyond this is not a debugger's)."""
@@ -66,9 +76,9 @@ def save(
                 "payload": dict(p.pending.payload),
             }
         vcpus.append({"index": p.index, "pending": pending, "saved_guest": dict(saved)})
-    return {
+    doc: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": 1,
         "arch": arch.name,
         "core": core.name,
         "policy": state.policy,
@@ -77,6 +87,11 @@ def save(
         "points": points,
         "vcpus": vcpus,
     }
+    if state.hw_served or state.rewrite_policy != POLICIES[0]:
+        doc["version"] = 2
+        doc["hw_served"] = [{"space": sp, "addr": a} for sp, a in sorted(state.hw_served)]
+        doc["rewrite_policy"] = state.rewrite_policy
+    return doc
 
 
 def _point_doc(
@@ -120,6 +135,8 @@ class Document:
     catch_guest_events: bool
     points: list[Any]
     vcpus: list[Any]
+    hw_served: list[Any]
+    rewrite_policy: str
 
 
 def read(doc: object) -> Document:
@@ -129,10 +146,15 @@ def read(doc: object) -> Document:
     if doc.get("format") != FORMAT:
         raise MigrationError(f"not a guestdbg debug-state document (format {doc.get('format')!r})")
     version = doc.get("version")
-    if version != VERSION:
+    if version not in VERSIONS or type(version) is not int:
         raise MigrationError(
-            f"debug-state version {version!r} is not supported (this guestdbg reads {VERSION})"
+            f"debug-state version {version!r} is not supported (this guestdbg reads "
+            f"{', '.join(map(str, VERSIONS))})"
         )
+    newer: dict[str, Any] = {"hw_served": [], "rewrite_policy": POLICIES[0]}
+    if version >= 2:
+        newer["hw_served"] = _need(doc, "hw_served", list, "document")
+        newer["rewrite_policy"] = _need(doc, "rewrite_policy", str, "document")
     return Document(
         arch=_need(doc, "arch", str, "document"),
         core=_need(doc, "core", str, "document"),
@@ -141,6 +163,7 @@ def read(doc: object) -> Document:
         catch_guest_events=_need(doc, "catch_guest_events", bool, "document"),
         points=_need(doc, "points", list, "document"),
         vcpus=_need(doc, "vcpus", list, "document"),
+        **newer,
     )
 
 
@@ -150,12 +173,41 @@ def apply(
     """Give a new session's state what the document holds, after validating all of it against
     the destination VM; MigrationError before anything changes."""
     points, pendings, saved = _plan(state, len(ports), arch, doc.points, doc.vcpus, vm)
+    served = _hw_served(state, doc)
     state.points.adopt(points)
+    state.hw_served = served
+    state.rewrite_policy = doc.rewrite_policy
     for p, pending in zip(ports, pendings, strict=True):
         p.pending = pending
     state.saved_guest[:] = saved
     state.attached = doc.attached
     state.catch_guest_events = doc.catch_guest_events
+
+
+def _hw_served(state: DebugState, doc: Document) -> set[tuple[str, int]]:
+    if doc.rewrite_policy not in POLICIES:
+        raise MigrationError(
+            f"document.rewrite_policy: {doc.rewrite_policy!r} is not one of {POLICIES}"
+        )
+    served: set[tuple[str, int]] = set()
+    for n, item in enumerate(doc.hw_served):
+        where = f"hw_served[{n}]"
+        if not isinstance(item, Mapping):
+            raise MigrationError(f"{where}: expected an object")
+        addr = _need(item, "addr", int, where)
+        if addr < 0:
+            raise MigrationError(f"{where}.addr: negative")
+        served.add((_need(item, "space", str, where), addr))
+    if served:
+        why = hw_optin.why_not_possible(state)
+        if why is not None:
+            raise MigrationError(f"hw_served: {why}")
+        if len(served) > state.caps.hw_breakpoints:
+            raise MigrationError(
+                f"hw_served: {len(served)} addresses, the destination has "
+                f"{state.caps.hw_breakpoints} hardware breakpoint slots"
+            )
+    return served
 
 
 def _plan(

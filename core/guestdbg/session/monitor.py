@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidRequest
-from ..points import DebugPoint
+from ..points import DEFAULT_SPACE, DebugPoint
+from . import hw_optin, rewrites
 
 if TYPE_CHECKING:
     from .session import Session
@@ -30,17 +31,21 @@ def _points(s: Session, args: list[str]) -> str:
         lines.append(line + _hits(s, e.point))
     for h in s.points.hw_breaks.values():
         via = " (served by a trap word)" if h.via_sw else ""
+        if (h.point.space, h.point.addr) in s.state.hw_served:
+            via = " (software breakpoints here served by a compare: monitor hwbreak)"
         lines.append(f"hwbreak {h.point.addr:#x} refs={h.refs}{via}" + _hits(s, h.point))
     for w in s.points.watches.values():
         lines.append(f"{w.point.kind.value} {w.point.addr:#x} len={w.point.length} refs={w.refs}")
     out = "\n".join(lines) + "\n" if lines else "no points\n"
-    counted = [(p, st) for p, st in s.state.point_stats.items() if st.hits]
+    counted = [(p, st) for p, st in s.state.point_stats.items() if st.hits or st.rewritten]
     if counted:
         out += "since attach (GDB removes its points at every stop):\n"
         for p, st in counted:
             line = f"  {p.kind.value} {p.addr:#x} hits={st.hits}"
             if st.evaluations:
                 line += f" evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
+            if st.rewritten:
+                line += f" rewritten={st.rewritten}"
             if st.last_error:
                 line += f" (last: {st.last_error})"
             out += line + "\n"
@@ -91,6 +96,47 @@ def _caps(s: Session, args: list[str]) -> str:
     return "".join(f"{key}: {value}\n" for key, value in s.caps.describe().items())
 
 
+def _hwbreak(s: Session, args: list[str]) -> str:
+    """[list] | ADDR | off ADDR: breakpoints at ADDR in a hardware slot (rewrites keep them)"""
+    if args in ([], ["list"]):
+        served = sorted(a for _, a in s.state.hw_served)
+        if not served:
+            return "no address is served by a hardware compare\n"
+        return "".join(f"hwbreak {a:#x}\n" for a in served)
+    if len(args) == 2 and args[0] == "off":
+        addr = _address(args[1])
+        with s.control.lock:
+            s._require_stopped()
+            hw_optin.opt_out(s.state, DEFAULT_SPACE, addr)
+        return f"breakpoints at {addr:#x} are trap words again\n"
+    if len(args) != 1:
+        raise InvalidRequest("usage: hwbreak [list] | hwbreak ADDR | hwbreak off ADDR")
+    addr = _address(args[0])
+    with s.control.lock:
+        s._require_stopped()
+        hw_optin.opt_in(s.state, DEFAULT_SPACE, addr)  # NoFreeSlot: nothing changes
+    return f"breakpoints at {addr:#x} are served by a hardware instruction compare\n"
+
+
+def _rewrites(s: Session, args: list[str]) -> str:
+    """[rearm|hw]: guest code rewritten under a breakpoint: re-arm its trap, or use a hw slot"""
+    if args:
+        if len(args) != 1 or args[0] not in rewrites.POLICIES:
+            raise InvalidRequest(f"usage: rewrites [{'|'.join(rewrites.POLICIES)}]")
+        s.state.rewrite_policy = args[0]
+    return f"rewrites {s.state.rewrite_policy}\n"
+
+
+def _address(text: str) -> int:
+    try:
+        addr = int(text, 0)
+    except ValueError:
+        raise InvalidRequest(f"not an address: {text!r} (hex 0x... or decimal)") from None
+    if addr < 0:
+        raise InvalidRequest("negative address")
+    return addr
+
+
 COMMANDS: dict[str, tuple[Callable[[Session, list[str]], str], bool]] = {
     "help": (_help, False),
     "points": (_points, False),
@@ -99,6 +145,8 @@ COMMANDS: dict[str, tuple[Callable[[Session, list[str]], str], bool]] = {
     "policy": (_policy, False),
     "catch": (_catch, True),
     "vcpus": (_vcpus, False),
+    "hwbreak": (_hwbreak, True),
+    "rewrites": (_rewrites, True),
 }
 _help.__doc__ = "this list"
 

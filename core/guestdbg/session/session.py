@@ -34,7 +34,7 @@ from ..kvm.constants import KVM_EXIT_MMIO
 from ..plugins import Registry, default_registry
 from ..points import Condition, DebugPoint, PointTable
 from ..vcpu import VmHandle
-from . import lifetime, migration, traps
+from . import lifetime, migration, rewrites, traps
 from .control import RunControl
 from .debug_state import DebugState, SessionStats
 from .hits import PointStats
@@ -296,14 +296,16 @@ class Session:
         given a :class:`~.hits.HitView` of that vCPU's registers and memory: a false one lets
         the vCPU run on without a stop (see :mod:`.hits`). It replaces the point's condition;
         None makes the point unconditional."""
-        self._require_stopped()
-        self.state.insert(point, self.ports[0].handle, condition)
+        with self.control.lock:  # against guest_memory_written from the VMM's threads
+            self._require_stopped()
+            self.state.insert(point, self.ports[0].handle, condition)
 
     def set_condition(self, point: DebugPoint, condition: Condition | None) -> None:
         """Replace an inserted breakpoint's condition without adding a reference (GDB sends
         ``Z0`` again for a location whose condition changed)."""
-        self._require_stopped()
-        self.state.set_condition(point, condition)
+        with self.control.lock:
+            self._require_stopped()
+            self.state.set_condition(point, condition)
 
     def point_stats(self) -> dict[DebugPoint, PointStats]:
         """Per inserted point: hits, condition evaluations, stops, failed evaluations."""
@@ -311,8 +313,9 @@ class Session:
 
     def remove_point(self, point: DebugPoint) -> str | None:
         """Remove one reference; returns a note when a trap word could not be restored."""
-        self._require_stopped()
-        return self.state.remove(point)
+        with self.control.lock:
+            self._require_stopped()
+            return self.state.remove(point)
 
     # -- registers and memory ---------------------------------------------------------------
 
@@ -372,13 +375,33 @@ class Session:
         )
 
     def write_memory(self, vcpu: int, addr: int, data: bytes) -> None:
-        self._require_stopped()
         if addr < 0:
             raise InvalidRequest("negative address")
         st = self.state
-        traps.shadow_write(
-            st.points, self.vm, self._port(vcpu).handle, addr, data, st.trap_writer.insn
-        )
+        with self.control.lock:
+            self._require_stopped()
+            traps.shadow_write(
+                st.points, self.vm, self._port(vcpu).handle, addr, data, st.trap_writer.insn
+            )
+
+    def guest_memory_written(self, gpa: int, length: int) -> list[str]:
+        """The VMM wrote guest-physical ``[gpa, gpa+length)`` through its own mapping (virtio
+        DMA, loading an image): trap words there that the write replaced are re-armed, the new
+        word becoming the breakpoint's original. Returns what was found, one message each (the
+        debugger sees them with the next stop too); nothing to do is an empty list.
+
+        Callable from any thread, the VM running or stopped, after the write: it takes the
+        run-control lock, so it never runs alongside a stop's own check or a point change. A
+        trap word a vCPU holds out of memory to step over it is left alone: that step's
+        re-arm compares the word and keeps a new one (see :mod:`.rewrites`). The write itself
+        is the VMM's: one landing on a trap word in the instant guestdbg writes that word
+        (inserting it, or re-arming it after a step over it) can still be lost under the
+        trap; a VMM that writes guest code while the VM runs and a debugger is attached
+        should call this after each such write."""
+        if gpa < 0 or length < 0:
+            raise InvalidRequest("negative guest-physical address or length")
+        with self.control.lock:
+            return rewrites.memory_written(self.state, gpa, length)
 
     # -- run control ------------------------------------------------------------------------
 
@@ -427,11 +450,18 @@ class Session:
         if ev is None:
             return None
         self.state.stats.stops_reported += 1
+        with self.control.lock:  # every vCPU is parked: no trap word is out for a step
+            notices = rewrites.check_at_stop(self.state)
+        if notices:
+            self.state.traps_changed()  # a rewritten point may have moved to a compare
+            for text in notices:
+                log.info("%s", text)
+            ev = dataclasses.replace(ev, notices=ev.notices + notices)
         if ev.reason.kind not in _UNSEEN_STOPS:
             self.ports[ev.vcpu].seen_at = ev.reason.pc
         if ev.reason.pc < 0:
             pc = self.ports[ev.vcpu].ops.pc()
-            ev = StopEvent(ev.vcpu, dataclasses.replace(ev.reason, pc=pc))
+            ev = dataclasses.replace(ev, reason=dataclasses.replace(ev.reason, pc=pc))
         return ev
 
     def interrupt(self) -> None:

@@ -43,6 +43,10 @@ class TrapWriter:
         self.vm = vm
         self.insn = insn
         self.size = len(insn)
+        self.replaced_while_out: list[tuple[SwEntry, bytes]] = []
+        """Trap words whose original was replaced while it stood in memory for a step over it
+        (the stepped instruction stored to itself, the VMM wrote there): each entry with the
+        word it had saved before. :mod:`.rewrites` reports them at the next stop."""
 
     def insert(self, vcpu: VcpuHandle, entry: SwEntry) -> None:
         """Save the original word and write the trap; raises BadAddress and changes nothing."""
@@ -82,6 +86,13 @@ class TrapWriter:
         return True
 
     def rearm(self, entry: SwEntry) -> None:
+        """The trap back after a step over it. The word that stood in for it may have been
+        replaced during that step: the new word becomes the original (a later step-over must
+        run the new instruction, not bring the old one back) and the change is recorded."""
+        current = self.vm.read_phys(entry.gpa, self.size)
+        if current != entry.original:
+            self.replaced_while_out.append((entry, entry.original))
+            entry.original = current
         self.vm.write_phys(entry.gpa, self.insn)
         entry.suspended = False
 
