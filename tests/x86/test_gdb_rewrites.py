@@ -84,3 +84,34 @@ def test_a_guest_patching_the_instruction_under_a_breakpoint_runs_the_new_one(
     assert re.search(r"=> 0x[0-9a-f]+ <patched>:\s+mov\s+\$0x2,%eax", text), text
     assert rips(text) == [m.sym("patch_done")], text
     assert re.search(r"^rax\s+0x2\b", text, re.M), text
+
+
+def test_code_the_guest_reads_keeps_its_breakpoint_in_a_hardware_compare(
+    loader: pathlib.Path,
+) -> None:
+    """A trap word is in guest memory, so a guest reading its own code under a software
+    breakpoint reads the trap (no KVM can hide a word from the guest's loads and still run
+    it): a loader copying from under ``break *template`` would copy the trap. ``monitor
+    hwbreak`` serves that breakpoint by a debug register instead, so the copies are the
+    guest's code and the result is an undebugged run's."""
+    m = machines.emulated(loader)
+    m.start_at("start")
+    text = gdb_batch(
+        m,
+        loader,
+        [
+            "monitor hwbreak " + hex(m.sym("template")),
+            "break *template",
+            "break *copied",
+            "hbreak *done",
+            "continue",
+            "x/2xb dest_fn",
+            "delete 2",
+            "continue",
+            "info registers rip",
+            "detach",
+        ],
+    )
+    assert rips(text) == [m.sym("done")], text
+    assert re.search(r"<dest_fn>:\s+0x48\s+0x8d", text), text  # the copy is lea, not a trap
+    assert m.u64("result") == 303 and m.u64("rounds") == 3

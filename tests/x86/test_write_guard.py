@@ -5,22 +5,24 @@ the VMM had it. Guest: ``tests/guests/x86/loader.S``."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Callable
 
 import pytest
 
 from guestdbg.capabilities import DebugCapabilities
-from guestdbg.events import StopKind
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.kvm.constants import KVM_EXIT_MMIO, KVM_MEM_READONLY
 from guestdbg.points import DEFAULT_SPACE, DebugPoint, PointKind, PointTable
 from guestdbg.session.session import Session
 from guestdbg.session.traps import TrapWriter, apply_guest_store
 from guestdbg.session.write_guard import PAGE, TrapPageGuard, _split
 from guestdbg.vcpu import SlotInfo
+from guestdbg_x86 import boot
 
 from . import machines
-from .sessions import halted, run_to_stop
+from .sessions import STOP_TIMEOUT, halted, run_to_stop
 
 INT3 = b"\xcc"
 
@@ -165,3 +167,135 @@ def test_write_tracking_on_both_hosts_applies_the_loaders_stores_and_keeps_the_t
     assert m.vm.read_phys(dest + 1, 3) == new[1:4]  # the rest landed as the guest wrote it
     guard.restore()
     assert _read_only(m) == []
+
+
+def test_two_vcpus_storing_to_one_trap_page_at_once_lose_nothing(loader: pathlib.Path) -> None:
+    """Both vCPUs store into near_data's page (each its own word) while a trap word sits on
+    near_code: every store exits, is applied once, and the trap stays armed."""
+    m = machines.emulated(loader, smp=2)
+    near_data, stores = m.sym("near_data"), 300
+    for i, v in enumerate(m.vm.vcpus):
+        boot.start_at(v, machines.LAYOUT, m.sym("rdi_loop"), m.sym("stack_top") - 512 * i)
+        regs = v.get_regs()
+        machines.LAYOUT.field("struct kvm_regs", "rcx").put(regs, stores)
+        machines.LAYOUT.field("struct kvm_regs", "rdi").put(regs, near_data + 8 * (i + 1))
+        v.set_regs(bytes(regs))
+    s = Session(m.vm, "x86", exit_handler=lambda i, r, run: False)
+    try:
+        s.insert_point(sw(m.sym("near_code")))
+        s.resume({0: ResumeAction(), 1: ResumeAction()})
+        halts = 0
+        while halts < 2:  # each vCPU ends at its hlt; the first HALT stops the VM
+            ev = s.wait_stop(STOP_TIMEOUT)
+            assert ev is not None and halted(ev), ev
+            halts += 1
+            pcs = [s.ports[i].ops.pc() for i in range(2)]
+            done = [pc in (m.sym("rdi_done"), m.sym("rdi_done") + 1) for pc in pcs]
+            if all(done):
+                break
+            s.resume({i: ResumeAction() for i in range(2) if not done[i]})
+        assert s.state.guard is not None and s.state.guard.stores == 2 * stores
+        assert m.vm.read_phys(near_data + 8, 16) == (1).to_bytes(8, "little") * 2
+        assert m.vm.read_phys(m.sym("near_code"), 1) == INT3
+    finally:
+        s.close()
+
+
+def test_an_mmio_exit_outside_every_trap_page_is_the_device_models(loader: pathlib.Path) -> None:
+    """The VMM's own read-only slot (a ROM) beside a write-protected trap page: the guest's
+    store to the ROM leaves KVM_RUN as KVM_EXIT_MMIO and goes to the VMM's exit handler, and
+    the guard never splits or restores that slot."""
+    m = machines.emulated(loader)
+    device_page = 0x300000
+    ram = next(s for s in m.vm.memory_slots() if s.gpa <= device_page < s.end)  # type: ignore[attr-defined]
+    m.vm.set_memory_slot(dataclasses.replace(ram, size=0))  # type: ignore[attr-defined]
+    m.vm.set_memory_slot(dataclasses.replace(ram, size=device_page - ram.gpa))  # type: ignore[attr-defined]
+    rom = SlotInfo(ram.slot + 1, KVM_MEM_READONLY, device_page, PAGE,
+                   ram.userspace_addr + device_page - ram.gpa)  # fmt: skip
+    m.vm.set_memory_slot(rom)  # type: ignore[attr-defined]
+    upper = device_page + PAGE
+    m.vm.set_memory_slot(  # type: ignore[attr-defined]
+        SlotInfo(ram.slot + 2, ram.flags, upper, ram.end - upper,
+                 ram.userspace_addr + upper - ram.gpa)
+    )  # fmt: skip
+    layout = m.vm.memory_slots()  # type: ignore[attr-defined]
+    m.start_at("rdi_loop")
+    m.set_regs(rcx=1, rdi=device_page + 0x10)
+    seen: list[tuple[int, int, int]] = []
+    mmio = machines.LAYOUT.field
+
+    def device(index: int, reason: int, run: memoryview) -> bool:
+        if reason == KVM_EXIT_MMIO:
+            seen.append(
+                (
+                    mmio("struct kvm_run", "mmio", "phys_addr").get(run),
+                    mmio("struct kvm_run", "mmio", "len").get(run),
+                    mmio("struct kvm_run", "mmio", "is_write").get(run),
+                )
+            )
+            return True
+        return False
+
+    s = Session(m.vm, "x86", exit_handler=device)
+    try:
+        s.insert_point(sw(m.sym("near_code")))
+        ev = run_to_stop(s)
+        assert halted(ev), ev
+        assert s.state.guard is not None and s.state.guard.applied and s.state.guard.stores == 0
+        assert seen == [(device_page + 0x10, 8, 1)]
+        assert rom in m.vm.memory_slots()  # type: ignore[attr-defined]
+        s.detach()
+        assert m.vm.memory_slots() == layout  # type: ignore[attr-defined]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("second_trap", [False, True])
+def test_a_store_over_trap_words_updates_each_original_and_keeps_them_armed(
+    loader: pathlib.Path, second_trap: bool
+) -> None:
+    m = machines.emulated(loader)
+    m.start_at("straddle_store")
+    value = bytes(range(0x41, 0x49))
+    m.set_regs(rax=int.from_bytes(value, "little"))
+    near = m.sym("near_code")
+    s = Session(m.vm, "x86", exit_handler=lambda i, r, run: False)
+    try:
+        s.insert_point(sw(near))
+        if second_trap:
+            s.insert_point(sw(near + 3))
+        ev = run_to_stop(s)
+        assert halted(ev)
+        traps = [near, near + 3] if second_trap else [near]
+        for addr in traps:
+            entry = s.points.trap_at(DEFAULT_SPACE, addr)
+            assert entry is not None and entry.original == value[addr - near : addr - near + 1]
+        memory = bytearray(value)
+        for addr in traps:
+            memory[addr - near] = INT3[0]
+        assert m.vm.read_phys(near, 8) == bytes(memory)  # the traps armed, the rest the guest's
+        assert s.read_memory(0, near, 8) == value  # the debugger sees what the guest wrote
+        s.detach()
+        assert m.vm.read_phys(near, 8) == value  # removal leaves the guest's new bytes
+    finally:
+        s.close()
+
+
+def test_a_store_of_the_same_bytes_changes_nothing(loader: pathlib.Path) -> None:
+    m = machines.emulated(loader)
+    m.start_at("straddle_store")
+    near = m.sym("near_code")
+    before = m.vm.read_phys(near, 8)
+    m.set_regs(rax=int.from_bytes(before, "little"))
+    s = Session(m.vm, "x86", exit_handler=lambda i, r, run: False)
+    try:
+        s.insert_point(sw(near))
+        assert halted(run_to_stop(s))
+        entry = s.points.trap_at(DEFAULT_SPACE, near)
+        assert entry is not None and entry.original == before[:1]
+        assert s.stats.trap_words_rewritten == 0
+        assert m.vm.read_phys(near, 8) == INT3 + before[1:]
+        s.detach()
+        assert m.vm.read_phys(near, 8) == before
+    finally:
+        s.close()

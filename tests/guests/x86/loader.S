@@ -7,6 +7,8 @@
  *
  * `same_page_loop` (for bench/rewrite_cost.py): RCX stores to `near_data`, which shares a page
  * with `near_code`, an instruction a breakpoint may sit on; it ends at `same_page_done`.
+ * `rdi_loop`: RCX stores to (%rdi) (two vCPUs at once; a device page). `straddle_store`: one
+ * 8-byte store of RAX at near_code.
  * `patch_store` (self-modifying code): stores the word at `new_insn` over `patched` (mov $1,
  * %eax becomes mov $2, %eax), then runs it; `patch_done` is reached with EAX = 2.
  * Linked at 0x10000 and started by guestdbg_x86.boot in long mode at CPL0.
@@ -54,6 +56,26 @@ same_page_loop:
 same_page_done:
 	hlt
 	jmp same_page_done
+
+	/* RCX stores of RCX, RCX-1 ... 1 to (%rdi): two vCPUs storing at once, or a device */
+	.globl rdi_loop
+rdi_loop:
+	mov %rcx, (%rdi)
+	dec %rcx
+	jnz rdi_loop
+	.globl rdi_done
+rdi_done:
+	hlt
+	jmp rdi_done
+
+	/* one 8-byte store of RAX at near_code: over a trap word and the bytes after it */
+	.globl straddle_store
+straddle_store:
+	mov %rax, near_code(%rip)
+	.globl straddle_done
+straddle_done:
+	hlt
+	jmp straddle_done
 
 	.globl patch_store
 patch_store:
