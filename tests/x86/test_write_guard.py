@@ -299,3 +299,36 @@ def test_a_store_of_the_same_bytes_changes_nothing(loader: pathlib.Path) -> None
         assert m.vm.read_phys(near, 8) == before
     finally:
         s.close()
+
+
+def test_after_migration_the_destination_write_protects_the_trap_pages(
+    loader: pathlib.Path,
+) -> None:
+    """The migration document carries the trap words (address, saved original); the read-only
+    slots are derived from them, so the destination makes its own at its first resume and the
+    loader's later copies keep the breakpoint there too."""
+    src, dst = machines.emulated(loader), machines.emulated(loader)
+    src.start_at("start")
+    before = dst.vm.memory_slots()  # type: ignore[attr-defined]
+    s = Session(src.vm, "x86")
+    dest = src.sym("dest_fn")
+    try:
+        s.insert_point(sw(dest))
+        assert run_to_stop(s).reason.pc == dest  # round 1
+        doc = s.save_state()
+        machines.copy_state(src, dst)
+    finally:
+        s.close()
+    t = Session.restore(dst.vm, doc)
+    try:
+        assert _read_only(dst) == []
+        t.insert_point(sw(dst.sym("done")))
+        stops = [run_to_stop(t).reason.pc for _ in range(4)]
+        # round 1's hit again (this session's debugger has not seen it), rounds 2 and 3, the end
+        assert stops == [dest, dest, dest, dst.sym("done")]
+        assert any(gpa <= dest < gpa + size for gpa, size in _read_only(dst))
+        assert dst.u64("result") == 303
+        t.detach()
+        assert dst.vm.memory_slots() == before  # type: ignore[attr-defined]
+    finally:
+        t.close()
