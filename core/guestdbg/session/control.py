@@ -96,6 +96,11 @@ class RunControl:
         self.holder: int | None = None
         """A vCPU stepping over a trap word it took out of memory on its own (a breakpoint
         whose condition was false): no other vCPU enters KVM_RUN until it is back."""
+        self.holder_waiters = 0
+        """Threads waiting for the holder to be back (:meth:`wait_for_holder`): a release with
+        none wakes nobody. A false condition's pass holds and releases once per hit, and waking
+        every waiter of :attr:`cv` each time (the debugger's ``wait_stop`` among them) cost
+        more than the rest of the pass's bookkeeping."""
         self.on_park: Callable[[int], None] | None = None
         """Called (lock held) when a vCPU parks, before it counts as stopped (planted steps
         turn their hit into the step here)."""
@@ -246,7 +251,7 @@ class RunControl:
         parking (nothing is reported, their commands stay). Holders take turns."""
         with self.lock:
             while self.holder is not None and self.holder != index:
-                self.cv.wait()
+                self.wait_for_holder(self.cv)
             self.holder = index
             kicked: set[int] = set()
             while others := self.in_run - {index}:
@@ -259,13 +264,26 @@ class RunControl:
         with self.lock:
             if self.holder == index:
                 self.holder = None
-                self.cv.notify_all()
-                self._wake_all_own()
+                if self.holder_waiters:
+                    self.cv.notify_all()
+                    self._wake_all_own()
+
+    def wait_for_holder(self, cv: threading.Condition) -> None:
+        """Wait (lock held) on ``cv`` until woken; counted so that :meth:`release` knows there
+        is somebody to wake."""
+        self.holder_waiters += 1
+        try:
+            cv.wait()
+        finally:
+            self.holder_waiters -= 1
 
     def left_run(self, index: int) -> None:
         """``index`` is out of KVM_RUN (its port's ``after_exit`` began)."""
         self.in_run.discard(index)
-        if self.holder is not None:  # read after the discard: a holder checks under the lock
+        holder = self.holder
+        if holder is not None and holder != index:
+            # read after the discard: the holder, waiting for the others to leave KVM_RUN,
+            # checks under the lock (a holder leaving its own run has nobody to tell)
             with self.lock:
                 self.cv.notify_all()
 

@@ -167,7 +167,7 @@ class VcpuPort:
                     self._park_locked()  # another vCPU stopped the VM
                     continue
                 if c.holder is not None and c.holder != self.index:
-                    waits.wait()  # another vCPU steps past a trap word it took out
+                    c.wait_for_holder(waits)  # another vCPU steps past a trap word it took out
                     continue
                 if cmd is not None and c.inline[self.index] == inline:
                     c.in_run.add(self.index)
@@ -322,7 +322,7 @@ class VcpuPort:
         c = self.control
         with c.lock:
             while c.holder is not None and c.holder != self.index:
-                c.cv.wait()
+                c.wait_for_holder(c.cv)
             rewritten = apply_guest_store(st.points, st.trap_writer.vm, gpa, data,
                                           st.trap_writer.insn)  # fmt: skip
         guard.stores += 1
