@@ -99,6 +99,20 @@ class RunControl:
         self.on_park: Callable[[int], None] | None = None
         """Called (lock held) when a vCPU parks, before it counts as stopped (planted steps
         turn their hit into the step here)."""
+        self.history: collections.deque[tuple[float, str, object]] | None = None
+        """With :meth:`keep_history`: ``(time.monotonic(), what, detail)`` for the last
+        resumes, posted stops, reported stops, interrupts and dropped stops (to explain a
+        failure after the fact); None, the default, records nothing."""
+
+    def keep_history(self, entries: int) -> None:
+        """Record the last ``entries`` run-control events in :attr:`history` (0: stop)."""
+        with self.lock:
+            self.history = collections.deque(maxlen=entries) if entries > 0 else None
+
+    def note(self, what: str, detail: object) -> None:
+        """Record an event in :attr:`history` (lock held; callers check it is not None)."""
+        assert self.history is not None
+        self.history.append((time.monotonic(), what, detail))
 
     # -- giving and taking commands ---------------------------------------------------------
 
@@ -108,6 +122,8 @@ class RunControl:
         is reported and ends the resume; one that began a range step still in its range goes on
         with the others)."""
         with self.lock:
+            if self.history is not None:
+                self.note("resume", (dict(actions), dict(overs)))
             self.stop_all = False
             self.resumed = set(actions)
             self._queue, self._after = [], {}
@@ -185,6 +201,8 @@ class RunControl:
     def post(self, ev: StopEvent) -> None:
         """A vCPU's stop to report: every other running vCPU is stopped."""
         with self.lock:
+            if self.history is not None:
+                self.note("post", ev)
             self.stops.append(ev)
             if not self.stop_all:
                 self._halt_all_locked(but=ev.vcpu)
@@ -193,6 +211,8 @@ class RunControl:
     def interrupt(self) -> None:
         """Stop every vCPU; the next ``wait_stop`` reports it (unless an event got there first)."""
         with self.lock:
+            if self.history is not None:
+                self.note("interrupt", (sorted(self.running), list(self.stops)))
             if not self.stops:
                 who = min(self.running) if self.running else 0
                 self.stops.append(StopEvent(who, StopReason(StopKind.INTERRUPT, -1)))
@@ -204,6 +224,8 @@ class RunControl:
         Raises NotStopped, and lets the vCPUs run on, if some did not park within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
+            if self.history is not None:
+                self.note("stop", (sorted(self.running), list(self.stops)))
             if not self.running:
                 self.stops.clear()
                 return
@@ -231,6 +253,8 @@ class RunControl:
     def release_all(self) -> None:
         """Every vCPU runs on, nobody debugging it (detach; a refused attach)."""
         with self.lock:
+            if self.history is not None:
+                self.note("release_all", list(self.stops))
             self.stop_all = False
             self.stops.clear()
             self.resumed = set(range(len(self.commands)))
@@ -293,6 +317,8 @@ class RunControl:
                     for n, ev in enumerate(self.stops):
                         if self.reportable(ev):
                             del self.stops[n]
+                            if self.history is not None:
+                                self.note("report", (ev, list(self.stops)))
                             return ev
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -316,5 +342,7 @@ class RunControl:
                     continue  # the watchpoint was deleted: reporting it would name no point
                 keep.append(ev)
             dropped = len(self.stops) - len(keep)
+            if dropped and self.history is not None:
+                self.note("drop", [ev for ev in self.stops if ev not in keep])
             self.stops = keep
             return dropped

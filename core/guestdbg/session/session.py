@@ -389,6 +389,8 @@ class Session:
             self.state.stats.stops_dropped += c.drop_stale_stops(self.state.points)
             named = set(actions)
             if c.stops and any(c.reportable(ev, named) for ev in c.stops):
+                if c.history is not None:
+                    c.note("resume, queued stop reported", (dict(actions), list(c.stops)))
                 c.resumed = named
                 return  # report a resumed vCPU's queued stop first; nothing runs
         if self.caps.step_via_sw:
