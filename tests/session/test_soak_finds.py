@@ -21,7 +21,7 @@ import pytest
 
 from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError
-from guestdbg.events import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.plugins import default_registry
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
@@ -58,6 +58,29 @@ def test_a_resume_reports_no_stop_of_a_vcpu_it_did_not_resume(
         ev = s.wait_stop(STOP_WAIT)
         assert ev is not None
         assert ev.vcpu == first.vcpu, f"round {n}: stepped vCPU {first.vcpu}, got {ev}"
+
+
+def test_a_continue_after_a_step_answered_by_another_vcpus_hit_runs_the_guest(
+    smp: tuple[Session, dict[str, int]],
+) -> None:
+    """GDB's ``stepi`` on thread 2 with scheduler-locking off (``vCont;s:2;c``) while vCPU 0
+    runs into a breakpoint; GDB deletes it and continues (``vCont;c``). The continue must run
+    the guest: the step's end left queued from the stepi was reported at once instead, and GDB
+    printed "Thread 2 received signal SIGTRAP" (the soak's "the guest did not run after
+    continue", docs/reference/peers.md §10)."""
+    s, sym = smp
+    bp = DebugPoint(PointKind.HW_BREAK, sym["tick_store"], 4)
+    for n in range(3000):
+        s.insert_point(bp)
+        s.resume({0: ResumeAction(), 1: ResumeAction(step=True)})
+        first = s.wait_stop(STOP_WAIT)
+        assert first is not None
+        s.remove_point(bp)
+        s.resume({0: ResumeAction(), 1: ResumeAction()})
+        s.interrupt()  # nothing else can stop the guest now
+        ev = s.wait_stop(STOP_WAIT)
+        assert ev is not None
+        assert ev.reason.kind is StopKind.INTERRUPT, f"round {n}: after {first}, got {ev}"
 
 
 def _points(sym: dict[str, int]) -> list[DebugPoint]:

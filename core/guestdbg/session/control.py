@@ -7,7 +7,9 @@ GDB's all-stop mode, as KVM VMMs implement it (QEMU's ``vm_stop``, bhyve's per-v
   kicked out of KVM_RUN (the VMM's own kick: a signal on ``/dev/kvm``). Events that other vCPUs
   hit before they notice are queued, not lost, and reported one per resume; a queued breakpoint
   stop whose point was removed meanwhile is dropped (that vCPU never executed the trapped
-  instruction, so resuming it simply runs into the point again, or not).
+  instruction, so resuming it simply runs into the point again, or not). A stepping vCPU's stop
+  is reported before the others, and a step's end left queued is dropped at the next resume
+  (docs/reference/peers.md §10).
 * A resume names the vCPUs to run; the others stay parked.
 * vCPUs that must step over a host point under their PC do so one at a time, each alone, before
   any resumed vCPU runs on: nobody runs past a trap word put back for another's step-over.
@@ -86,6 +88,9 @@ class RunControl:
         """The vCPUs the last resume named: only their stops (and an interrupt) are reported
         now; another vCPU's queued stop waits until that vCPU is resumed (gdbserver keeps such
         a status pending the same way: GDB, stepping one thread, dies on another's stop)."""
+        self.stepping: set[int] = set()
+        """The vCPUs the last resume asked to step: when several stops are queued, one of
+        theirs is reported first (see :meth:`wait_stop`)."""
         self._queue: list[tuple[int, Command]] = []
         """Step-overs still to do after the current one, in order."""
         self._after: dict[int, Command] = {}
@@ -126,6 +131,7 @@ class RunControl:
                 self.note("resume", (dict(actions), dict(overs)))
             self.stop_all = False
             self.resumed = set(actions)
+            self.stepping = {i for i, a in actions.items() if a.step}
             self._queue, self._after = [], {}
             queue = [
                 (i, Command(actions[i].step, overs[i], actions[i].range))
@@ -258,6 +264,7 @@ class RunControl:
             self.stop_all = False
             self.stops.clear()
             self.resumed = set(range(len(self.commands)))
+            self.stepping = set()
             for i in range(len(self.commands)):
                 self.give(i, RUN)
 
@@ -309,12 +316,18 @@ class RunControl:
         )
 
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
-        """The next reportable stop once every vCPU is parked (None on timeout)."""
+        """The next reportable stop once every vCPU is parked (None on timeout).
+
+        A stop of a vCPU the resume asked to step goes first, whatever came first: the step is
+        what GDB waits for, and a step's end reported later answers nothing (GDB takes it for
+        a SIGTRAP it cannot explain; :meth:`drop_stale_stops`). Another vCPU's stop stays
+        queued for its next resume, as gdbserver keeps such a status pending and reports the
+        stepping thread's event first (docs/reference/peers.md §10)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
             while True:
                 if not self.running:
-                    for n, ev in enumerate(self.stops):
+                    for n, ev in self._reportable_first():
                         if self.reportable(ev):
                             del self.stops[n]
                             if self.history is not None:
@@ -325,14 +338,30 @@ class RunControl:
                     return None
                 self.cv.wait(remaining)
 
+    def _reportable_first(self) -> list[tuple[int, StopEvent]]:
+        """The queued stops with their positions, a stepping vCPU's first (lock held)."""
+        queued = list(enumerate(self.stops))
+        if self.stepping and len(queued) > 1:
+            queued.sort(key=lambda item: item[1].vcpu not in self.stepping)  # stable
+        return queued
+
     def drop_stale_stops(self, points: PointTable) -> int:
-        """Drop queued breakpoint and watchpoint stops whose point is gone; returns how many."""
+        """Drop the queued stops a new resume must not report; returns how many.
+
+        A breakpoint or watchpoint stop whose point is gone: it would name no point. A step's
+        end: it answers the resume that asked for the step, and that resume was answered by
+        another stop, after which GDB counts the step as over (it reads the vCPU's registers
+        afresh); reported now it is a SIGTRAP GDB cannot explain ("Thread 2 received signal
+        SIGTRAP" after ``continue``), and the guest does not run (docs/reference/peers.md
+        §10)."""
         if not self.stops:
             return 0
         with self.lock:
             keep: collections.deque[StopEvent] = collections.deque()
             for ev in self.stops:
                 kind, pc = ev.reason.kind, ev.reason.pc
+                if kind is StopKind.STEP:
+                    continue  # the resume it answered is over (see above)
                 if kind is StopKind.SW_BREAK and points.trap_at(DEFAULT_SPACE, pc) is None:
                     continue
                 if kind is StopKind.HW_BREAK and (DEFAULT_SPACE, pc) not in points.hw_breaks:
