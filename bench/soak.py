@@ -151,7 +151,7 @@ class Soak:
         """What GDB said, what went over the wire and what run control did in this connection
         (times in seconds since it began), for an error's report."""
         mi = "\n".join(f"{t - since:+9.4f} {line}" for t, line in list(g.transcript)[-40:])
-        history = self.session.control.history or ()
+        history = list(self.session.control.history or ())  # a copy: vCPU threads append
         events = "\n".join(f"{t - since:+9.4f} {what}: {detail}" for t, what, detail in history)
         return (
             f"\n  -- GDB (MI) --\n{mi}\n  -- packets (< from GDB, > to GDB) --\n"

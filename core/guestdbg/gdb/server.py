@@ -36,7 +36,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import GuestDebugError, InvalidRequest
@@ -366,10 +366,12 @@ class _TracedConnection:
         self._conn.sendall(data)
 
 
-def format_trace(trace: object, since: float | None = None) -> str:
+def format_trace(
+    trace: Iterable[tuple[float, str, bytes]] | None, since: float | None = None
+) -> str:
     """A server's :attr:`GdbServer.trace` as lines, times relative to ``since`` (default:
     the first entry)."""
-    entries = list(trace) if trace is not None else []  # type: ignore[call-overload]
+    entries = list(trace) if trace is not None else []  # a copy: the server thread appends
     if not entries:
         return "(no packets traced)"
     t0 = entries[0][0] if since is None else since
