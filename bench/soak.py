@@ -17,7 +17,9 @@ Printed: the resident memory and thread count of this process (the VMM's side: e
 session, server) after the first connection and after the last, the counts of what was done,
 and as the last line ``rss_start_kb=<int> rss_end_kb=<int> rss_growth=<+x.x%>
 threads_start=<int> threads_end=<int> byte_identical=<yes|no> errors=<int> minutes=<float>``.
-Target: growth under 10 %, byte-identical, no errors.
+Target: growth under 10 %, byte-identical, no errors. Each error is printed when it happens
+with what explains it: GDB's last MI lines, the connection's last packets each way (the
+server's ``trace``) and the session's last run-control events (``RunControl.history``).
 """
 
 from __future__ import annotations

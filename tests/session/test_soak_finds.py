@@ -1,15 +1,17 @@
 """What the soak (``bench/soak.py``, issue 13) found, as Session-level tests: two vCPUs of
 ``tests/e2e/guests/smp_tick.S`` (both loop forever through ``tick``), driven the way GDB drives
-the stub. Both are races between the two vCPU threads, so each test repeats its scenario up to a
+the stub. All are races between the two vCPU threads, so each test repeats its scenario up to a
 bound and fails at the first round that shows the bug; each reproduced within a few hundred
 rounds (a second or two) every time it was run here.
 
-Both were session bugs, now fixed: a resume reports only the stops of the vCPUs it names
+All were session bugs, now fixed: a resume reports only the stops of the vCPUs it names
 (another's queued stop waits until that vCPU is resumed, as gdbserver keeps such a status
 pending: GDB 13.1, stepping one thread over a breakpoint, died with "finish_step_over: Assertion
-`trap_expected' failed" when handed another thread's stop); and a step that starts on an armed
-host trap word it was not stepping over is that breakpoint's hit, not the guest's own trap (the
-filter re-injected the host's trap into the guest, which then ran astray).
+`trap_expected' failed" when handed another thread's stop); a step that starts on an armed host
+trap word it was not stepping over is that breakpoint's hit, not the guest's own trap (the
+filter re-injected the host's trap into the guest, which then ran astray); and a step's end
+another vCPU's stop had beaten is no stop for the next continue (it was reported at once, GDB
+took it for a stray SIGTRAP and the guest did not run).
 """
 
 from __future__ import annotations
