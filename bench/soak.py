@@ -17,7 +17,9 @@ Printed: the resident memory and thread count of this process (the VMM's side: e
 session, server) after the first connection and after the last, the counts of what was done,
 and as the last line ``rss_start_kb=<int> rss_end_kb=<int> rss_growth=<+x.x%>
 threads_start=<int> threads_end=<int> byte_identical=<yes|no> errors=<int> minutes=<float>``.
-Target: growth under 10 %, byte-identical, no errors.
+Target: growth under 10 %, byte-identical, no errors. Each error is printed when it happens
+with what explains it: GDB's last MI lines, the connection's last packets each way (the
+server's ``trace``) and the session's last run-control events (``RunControl.history``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from elftools.elf.elffile import ELFFile
 from guestdbg.demo.elf_info import symbols
 from guestdbg.demo.gdbmi import GdbDriverError, GdbMi
 from guestdbg.demo.script import HostView
-from guestdbg.gdb.server import GdbServer
+from guestdbg.gdb.server import GdbServer, format_trace
 from guestdbg.plugins import default_registry
 from guestdbg.session import Session
 from guestdbg_booke.guests import build
@@ -49,6 +51,9 @@ WAIT = 30.0
 POINT_NUMBER = re.compile(
     r"^(?:Hardware assisted breakpoint|Breakpoint|\S.*atchpoint) (\d+)", re.MULTILINE
 )
+TRACE = 30
+"""Packets each way the server keeps, and run-control events the session keeps, to explain
+an error."""
 HW_SLOTS = 2
 """IACs and DACs of the e500mc: at most two hardware breakpoints and two watchpoints live, so
 GDB never has to give up a resume for want of a slot."""
@@ -102,7 +107,8 @@ class Soak:
             self.view.map(addr, len(data))
         self.view.map(self.sym["counters"], 4 * self.vcpus)
         self.session = Session(self.vm, "e500mc")
-        self.server = GdbServer(self.session, ("127.0.0.1", 0))
+        self.session.control.keep_history(2 * TRACE)
+        self.server = GdbServer(self.session, ("127.0.0.1", 0), trace=TRACE)
         self.server.start()
         self.port = self.server.bound_address[1]  # type: ignore[index]
         self.session.detach()  # the guest runs undebugged until the first GDB arrives
@@ -143,6 +149,17 @@ class Soak:
                 + "; ".join(ports)
             )
 
+    def explain(self, g: GdbMi, since: float) -> str:
+        """What GDB said, what went over the wire and what run control did in this connection
+        (times in seconds since it began), for an error's report."""
+        mi = "\n".join(f"{t - since:+9.4f} {line}" for t, line in list(g.transcript)[-40:])
+        history = list(self.session.control.history or ())  # a copy: vCPU threads append
+        events = "\n".join(f"{t - since:+9.4f} {what}: {detail}" for t, what, detail in history)
+        return (
+            f"\n  -- GDB (MI) --\n{mi}\n  -- packets (< from GDB, > to GDB) --\n"
+            f"{format_trace(self.server.trace, since)}\n  -- run control --\n{events}"
+        )
+
     def after_leaving(self, how: str) -> None:
         deadline = time.monotonic() + WAIT
         while self.server.stub is not None and time.monotonic() < deadline:
@@ -167,6 +184,7 @@ class Soak:
 
     def connection(self) -> None:
         self.counts["connections"] += 1
+        since = time.monotonic()
         g = GdbMi(self.elf, timeout=WAIT)
         try:
             g.check("set endian big")
@@ -176,7 +194,10 @@ class Soak:
                 self.action(g, points)
             how = self.rng.choices(["detach", "quit", "kill", "kill running"], [6, 2, 1, 1])[0]
         except GdbDriverError as e:
-            self.errors.append(f"connection {self.counts['connections']}: {e}")
+            time.sleep(0.5)  # what GDB still prints about it
+            n = self.counts["connections"]
+            self.errors.append(f"connection {n}: {e}{self.explain(g, since)}")
+            print(f"error: {self.errors[-1]}", flush=True)
             how = "kill"
         self.counts[how] += 1
         if how == "detach":
@@ -293,7 +314,7 @@ def main() -> int:
     minutes = (time.monotonic() - started) / 60
     soak.close()
     for e in soak.errors[:20]:
-        print(f"error: {e}")
+        print(f"error: {e.splitlines()[0]}")
     done = " ".join(f"{k}={v}" for k, v in sorted(soak.counts.items()))
     print(f"done: {done} identical_after={soak.identical_after}")
     identical = "yes" if soak.identical_after == soak.counts["connections"] else "no"

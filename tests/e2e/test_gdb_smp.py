@@ -136,3 +136,29 @@ def test_after_gdb_leaves_both_vcpus_run_on_with_the_code_as_loaded_and_gdb_reat
             again.check("break *tick")
             r = again.check("continue")
             assert (r.stop_reason, r.stop_pc) == ("breakpoint-hit", s.sym["tick"])
+
+
+def test_continue_after_a_stepi_the_other_thread_cut_short_runs_the_guest() -> None:
+    """``stepi`` on thread 2 with scheduler-locking off (``vCont;s:2;c``) while thread 1 runs
+    into a hardware breakpoint; the breakpoint deleted, ``continue`` must run the guest. When
+    the breakpoint was reported first, thread 2's step stayed queued and answered the next
+    ``vCont;c`` at once: GDB printed "Thread 2 received signal SIGTRAP" and the guest never ran
+    (the soak's "the guest did not run after continue", docs/reference/peers.md §10). Which
+    of the two events comes first is the scheduler's: repeated until both orders were seen."""
+    with served("smp_tick", smp=VCPUS) as s, s.gdb() as g:
+        g.check("set scheduler-locking off")
+        seen = set()
+        for n in range(400):
+            g.check("hbreak *tick_store")
+            g.check("thread 2")
+            stop = g.check("stepi")
+            seen.add(stop.stop_reason)
+            g.check("delete")
+            g.send("continue")
+            first, now = s.runs_on("counters")
+            assert now != first, f"round {n}: the guest did not run after {stop.stopped}"
+            g.interrupt()
+            assert g.wait_stopped().get("signal-name") == "SIGINT"
+            if len(seen) == 2 and n >= 20:
+                break
+        assert seen == {"end-stepping-range", "breakpoint-hit"}, seen

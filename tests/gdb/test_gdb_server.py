@@ -18,7 +18,7 @@ from rsp_client import SocketClient, make_packet
 
 from guestdbg.errors import InvalidRequest
 from guestdbg.events import StopEvent
-from guestdbg.gdb.server import GdbServer, RemoteExposureWarning, is_loopback
+from guestdbg.gdb.server import GdbServer, RemoteExposureWarning, format_trace, is_loopback
 
 
 def wait_until(cond: Callable[[], bool], what: str, limit: float = 10.0) -> None:
@@ -150,6 +150,30 @@ def test_the_server_thread_reads_packets_without_allocating_a_receive_size_objec
     assert c.read_packet().startswith(b"T")
     assert c.ask(b"D") == b"OK"
     assert sizes == []
+
+
+def test_a_traced_server_keeps_the_connections_last_packets_each_way(target: MemTarget) -> None:
+    with GdbServer(target, ("127.0.0.1", 0), trace=3) as srv:
+        srv.start()
+        c = tcp_client(srv)
+        c.handshake()
+        assert c.ask(b"Z0,1010,4") == b"OK"
+        assert c.ask(b"m1010,4")
+        wait_until(lambda: srv.trace is not None and len(srv.trace) == 6, "six entries")
+        assert srv.trace is not None
+        kept = [(d, data) for _, d, data in srv.trace]
+        assert kept[-4:] == [
+            ("<", make_packet(b"Z0,1010,4")), (">", b"$OK#9a"), ("<", make_packet(b"m1010,4")),
+            kept[-1],
+        ]  # fmt: skip
+        assert kept[-1][0] == ">" and len(kept) == 6  # the oldest went
+        assert f"< {make_packet(b'm1010,4')!r}" in format_trace(srv.trace)
+        c.sock.close()
+
+
+def test_an_untraced_server_keeps_nothing(server: GdbServer) -> None:
+    assert server.trace is None
+    assert format_trace(server.trace) == "(no packets traced)"
 
 
 # -- lifecycle -----------------------------------------------------------------------------

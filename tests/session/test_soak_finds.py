@@ -1,15 +1,17 @@
 """What the soak (``bench/soak.py``, issue 13) found, as Session-level tests: two vCPUs of
 ``tests/e2e/guests/smp_tick.S`` (both loop forever through ``tick``), driven the way GDB drives
-the stub. Both are races between the two vCPU threads, so each test repeats its scenario up to a
+the stub. All are races between the two vCPU threads, so each test repeats its scenario up to a
 bound and fails at the first round that shows the bug; each reproduced within a few hundred
 rounds (a second or two) every time it was run here.
 
-Both were session bugs, now fixed: a resume reports only the stops of the vCPUs it names
+All were session bugs, now fixed: a resume reports only the stops of the vCPUs it names
 (another's queued stop waits until that vCPU is resumed, as gdbserver keeps such a status
 pending: GDB 13.1, stepping one thread over a breakpoint, died with "finish_step_over: Assertion
-`trap_expected' failed" when handed another thread's stop); and a step that starts on an armed
-host trap word it was not stepping over is that breakpoint's hit, not the guest's own trap (the
-filter re-injected the host's trap into the guest, which then ran astray).
+`trap_expected' failed" when handed another thread's stop); a step that starts on an armed host
+trap word it was not stepping over is that breakpoint's hit, not the guest's own trap (the
+filter re-injected the host's trap into the guest, which then ran astray); and a step's end
+another vCPU's stop had beaten is no stop for the next continue (it was reported at once, GDB
+took it for a stray SIGTRAP and the guest did not run).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 
 from guestdbg.demo.elf_info import symbols
 from guestdbg.errors import GuestDebugError
-from guestdbg.events import ResumeAction
+from guestdbg.events import ResumeAction, StopKind
 from guestdbg.plugins import default_registry
 from guestdbg.points import DebugPoint, PointKind
 from guestdbg.session import Session
@@ -58,6 +60,29 @@ def test_a_resume_reports_no_stop_of_a_vcpu_it_did_not_resume(
         ev = s.wait_stop(STOP_WAIT)
         assert ev is not None
         assert ev.vcpu == first.vcpu, f"round {n}: stepped vCPU {first.vcpu}, got {ev}"
+
+
+def test_a_continue_after_a_step_answered_by_another_vcpus_hit_runs_the_guest(
+    smp: tuple[Session, dict[str, int]],
+) -> None:
+    """GDB's ``stepi`` on thread 2 with scheduler-locking off (``vCont;s:2;c``) while vCPU 0
+    runs into a breakpoint; GDB deletes it and continues (``vCont;c``). The continue must run
+    the guest: the step's end left queued from the stepi was reported at once instead, and GDB
+    printed "Thread 2 received signal SIGTRAP" (the soak's "the guest did not run after
+    continue", docs/reference/peers.md §10)."""
+    s, sym = smp
+    bp = DebugPoint(PointKind.HW_BREAK, sym["tick_store"], 4)
+    for n in range(3000):
+        s.insert_point(bp)
+        s.resume({0: ResumeAction(), 1: ResumeAction(step=True)})
+        first = s.wait_stop(STOP_WAIT)
+        assert first is not None
+        s.remove_point(bp)
+        s.resume({0: ResumeAction(), 1: ResumeAction()})
+        s.interrupt()  # nothing else can stop the guest now
+        ev = s.wait_stop(STOP_WAIT)
+        assert ev is not None
+        assert ev.reason.kind is StopKind.INTERRUPT, f"round {n}: after {first}, got {ev}"
 
 
 def _points(sym: dict[str, int]) -> list[DebugPoint]:

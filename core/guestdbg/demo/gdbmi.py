@@ -21,6 +21,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..errors import GuestDebugError
 
 GDB = "gdb-multiarch"
 DEFAULT_TIMEOUT = 30.0
+TRANSCRIPT_LINES = 64
 
 
 class GdbDriverError(GuestDebugError):
@@ -106,7 +108,10 @@ class GdbMi:
         gdb: str = GDB,
         timeout: float = DEFAULT_TIMEOUT,
         extra_args: Sequence[str] = (),
+        transcript: int = TRANSCRIPT_LINES,
     ) -> None:
+        """``transcript``: how many of the last lines exchanged with GDB :attr:`transcript`
+        keeps (commands sent as ``> ...``, what GDB printed as it came)."""
         exe = shutil.which(gdb)
         if exe is None:
             raise GdbDriverError(
@@ -118,6 +123,9 @@ class GdbMi:
         self.timeout = timeout
         self._records: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._token = 0
+        self.transcript: deque[tuple[float, str]] = deque(maxlen=max(transcript, 1))
+        """``(time.monotonic(), line)``: the last lines sent (``> ``) and read, for
+        explaining a failure after the fact."""
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -142,6 +150,7 @@ class GdbMi:
                 line = line.rstrip("\n")
                 if not line or line.startswith("(gdb)"):
                     continue
+                self.transcript.append((time.monotonic(), line))
                 try:
                     record = parse_response(line)
                 except Exception:  # a line outside MI (a crash message): keep it as log
@@ -173,6 +182,7 @@ class GdbMi:
         self._token += 1
         token = self._token
         reply = GdbReply(command)
+        self.transcript.append((time.monotonic(), f"> {token}{command}"))
         try:
             self.proc.stdin.write(f"{token}{command}\n")
             self.proc.stdin.flush()
@@ -218,7 +228,9 @@ class GdbMi:
         if self.proc.poll() is not None or self.proc.stdin is None:
             raise GdbDriverError(f"GDB is not running (cannot send {cli!r})")
         self._token += 1
-        self.proc.stdin.write(f"{self._token}-interpreter-exec console {_mi_quote(cli)}\n")
+        line = f"{self._token}-interpreter-exec console {_mi_quote(cli)}"
+        self.transcript.append((time.monotonic(), "> " + line))
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def check(self, cli: str, timeout: float | None = None) -> GdbReply:
@@ -241,6 +253,7 @@ class GdbMi:
 
     def interrupt(self) -> None:
         """Ctrl-C: GDB sends the stub a 0x03."""
+        self.transcript.append((time.monotonic(), "> SIGINT"))
         self.proc.send_signal(signal.SIGINT)
 
     def kill(self) -> None:

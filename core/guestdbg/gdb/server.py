@@ -35,7 +35,8 @@ import stat
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import GuestDebugError, InvalidRequest
@@ -94,11 +95,16 @@ class GdbServer:
         run_length: bool = False,
         on_attach: Callable[[], None] | None = None,
         on_detach: Callable[[], None] | None = None,
+        trace: int = 0,
     ) -> None:
         """``on_attach()`` runs on the server's thread once a GDB is attached (the guest
         stopped), ``on_detach()`` once it has been detached (every point removed, the guest
         running on): a VMM's hooks for "a debugger came" and "it left". An exception in one is
-        logged and changes nothing else."""
+        logged and changes nothing else.
+
+        ``trace``: keep the last ``trace`` reads from GDB and writes to it of the current
+        connection in :attr:`trace` (for explaining a failure after the fact); 0, the default,
+        keeps nothing and costs nothing per packet."""
         self.target = target
         self.on_attach = on_attach
         self.on_detach = on_detach
@@ -112,6 +118,12 @@ class GdbServer:
         """The current connection's stub (None between connections)."""
         self.connection: socket.socket | None = None
         """The current connection's socket, for diagnostics (None between connections)."""
+        self.trace: deque[tuple[float, str, bytes]] | None = (
+            deque(maxlen=2 * trace) if trace > 0 else None
+        )
+        """With ``trace``: ``(time.monotonic(), "<" or ">", bytes)`` per read from GDB
+        (``<``) and write to it (``>``), the current connection's last ``2 * trace``; cleared
+        when a connection is accepted."""
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._serving = False
@@ -259,7 +271,11 @@ class GdbServer:
         self.connection = conn
         self._notify(self.on_attach, "on_attach")
         try:
-            self._loop(conn, stub)
+            if self.trace is None:
+                self._loop(conn, stub)
+            else:
+                self.trace.clear()
+                self._loop(_TracedConnection(conn, self.trace), stub)  # type: ignore[arg-type]
         except OSError as e:
             log.info("GDB connection lost: %s", e)
         except GuestDebugError as e:
@@ -324,6 +340,42 @@ class GdbServer:
                 out = stub.receive(data)
                 if out:
                     conn.sendall(out)
+
+
+class _TracedConnection:
+    """A connection socket that records what passes (``GdbServer(trace=N)``); the untraced
+    loop talks to the socket itself."""
+
+    def __init__(self, conn: socket.socket, trace: deque[tuple[float, str, bytes]]) -> None:
+        self._conn = conn
+        self._trace = trace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def fileno(self) -> int:
+        return self._conn.fileno()
+
+    def recv_into(self, buffer: memoryview) -> int:
+        n = self._conn.recv_into(buffer)
+        self._trace.append((time.monotonic(), "<", bytes(buffer[:n]) if n else b"(closed)"))
+        return n
+
+    def sendall(self, data: bytes) -> None:
+        self._trace.append((time.monotonic(), ">", data))
+        self._conn.sendall(data)
+
+
+def format_trace(
+    trace: Iterable[tuple[float, str, bytes]] | None, since: float | None = None
+) -> str:
+    """A server's :attr:`GdbServer.trace` as lines, times relative to ``since`` (default:
+    the first entry)."""
+    entries = list(trace) if trace is not None else []  # a copy: the server thread appends
+    if not entries:
+        return "(no packets traced)"
+    t0 = entries[0][0] if since is None else since
+    return "\n".join(f"{t - t0:+9.4f} {d} {data!r}" for t, d, data in entries)
 
 
 def _recv_into(conn: socket.socket, buffer: memoryview) -> bytes:

@@ -7,7 +7,9 @@ GDB's all-stop mode, as KVM VMMs implement it (QEMU's ``vm_stop``, bhyve's per-v
   kicked out of KVM_RUN (the VMM's own kick: a signal on ``/dev/kvm``). Events that other vCPUs
   hit before they notice are queued, not lost, and reported one per resume; a queued breakpoint
   stop whose point was removed meanwhile is dropped (that vCPU never executed the trapped
-  instruction, so resuming it simply runs into the point again, or not).
+  instruction, so resuming it simply runs into the point again, or not). A stepping vCPU's stop
+  is reported before the others, and a step's end left queued is dropped at the next resume
+  (docs/reference/peers.md §10).
 * A resume names the vCPUs to run; the others stay parked.
 * vCPUs that must step over a host point under their PC do so one at a time, each alone, before
   any resumed vCPU runs on: nobody runs past a trap word put back for another's step-over.
@@ -86,6 +88,9 @@ class RunControl:
         """The vCPUs the last resume named: only their stops (and an interrupt) are reported
         now; another vCPU's queued stop waits until that vCPU is resumed (gdbserver keeps such
         a status pending the same way: GDB, stepping one thread, dies on another's stop)."""
+        self.stepping: set[int] = set()
+        """The vCPUs the last resume asked to step: when several stops are queued, one of
+        theirs is reported first (see :meth:`wait_stop`)."""
         self._queue: list[tuple[int, Command]] = []
         """Step-overs still to do after the current one, in order."""
         self._after: dict[int, Command] = {}
@@ -104,6 +109,20 @@ class RunControl:
         self.on_park: Callable[[int], None] | None = None
         """Called (lock held) when a vCPU parks, before it counts as stopped (planted steps
         turn their hit into the step here)."""
+        self.history: collections.deque[tuple[float, str, object]] | None = None
+        """With :meth:`keep_history`: ``(time.monotonic(), what, detail)`` for the last
+        resumes, posted stops, reported stops, interrupts and dropped stops (to explain a
+        failure after the fact); None, the default, records nothing."""
+
+    def keep_history(self, entries: int) -> None:
+        """Record the last ``entries`` run-control events in :attr:`history` (0: stop)."""
+        with self.lock:
+            self.history = collections.deque(maxlen=entries) if entries > 0 else None
+
+    def note(self, what: str, detail: object) -> None:
+        """Record an event in :attr:`history` (lock held; callers check it is not None)."""
+        assert self.history is not None
+        self.history.append((time.monotonic(), what, detail))
 
     # -- giving and taking commands ---------------------------------------------------------
 
@@ -113,8 +132,11 @@ class RunControl:
         is reported and ends the resume; one that began a range step still in its range goes on
         with the others)."""
         with self.lock:
+            if self.history is not None:
+                self.note("resume", (dict(actions), dict(overs)))
             self.stop_all = False
             self.resumed = set(actions)
+            self.stepping = {i for i, a in actions.items() if a.step}
             self._queue, self._after = [], {}
             queue = [
                 (i, Command(actions[i].step, overs[i], actions[i].range))
@@ -190,6 +212,8 @@ class RunControl:
     def post(self, ev: StopEvent) -> None:
         """A vCPU's stop to report: every other running vCPU is stopped."""
         with self.lock:
+            if self.history is not None:
+                self.note("post", ev)
             self.stops.append(ev)
             if not self.stop_all:
                 self._halt_all_locked(but=ev.vcpu)
@@ -198,6 +222,8 @@ class RunControl:
     def interrupt(self) -> None:
         """Stop every vCPU; the next ``wait_stop`` reports it (unless an event got there first)."""
         with self.lock:
+            if self.history is not None:
+                self.note("interrupt", (sorted(self.running), list(self.stops)))
             if not self.stops:
                 who = min(self.running) if self.running else 0
                 self.stops.append(StopEvent(who, StopReason(StopKind.INTERRUPT, -1)))
@@ -209,6 +235,8 @@ class RunControl:
         Raises NotStopped, and lets the vCPUs run on, if some did not park within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
+            if self.history is not None:
+                self.note("stop", (sorted(self.running), list(self.stops)))
             if not self.running:
                 self.stops.clear()
                 return
@@ -236,9 +264,12 @@ class RunControl:
     def release_all(self) -> None:
         """Every vCPU runs on, nobody debugging it (detach; a refused attach)."""
         with self.lock:
+            if self.history is not None:
+                self.note("release_all", list(self.stops))
             self.stop_all = False
             self.stops.clear()
             self.resumed = set(range(len(self.commands)))
+            self.stepping = set()
             for i in range(len(self.commands)):
                 self.give(i, RUN)
 
@@ -303,28 +334,52 @@ class RunControl:
         )
 
     def wait_stop(self, timeout: float | None = None) -> StopEvent | None:
-        """The next reportable stop once every vCPU is parked (None on timeout)."""
+        """The next reportable stop once every vCPU is parked (None on timeout).
+
+        A stop of a vCPU the resume asked to step goes first, whatever came first: the step is
+        what GDB waits for, and a step's end reported later answers nothing (GDB takes it for
+        a SIGTRAP it cannot explain; :meth:`drop_stale_stops`). Another vCPU's stop stays
+        queued for its next resume, as gdbserver keeps such a status pending and reports the
+        stepping thread's event first (docs/reference/peers.md §10)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
             while True:
                 if not self.running:
-                    for n, ev in enumerate(self.stops):
+                    for n, ev in self._reportable_first():
                         if self.reportable(ev):
                             del self.stops[n]
+                            if self.history is not None:
+                                self.note("report", (ev, list(self.stops)))
                             return ev
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self.cv.wait(remaining)
 
+    def _reportable_first(self) -> list[tuple[int, StopEvent]]:
+        """The queued stops with their positions, a stepping vCPU's first (lock held)."""
+        queued = list(enumerate(self.stops))
+        if self.stepping and len(queued) > 1:
+            queued.sort(key=lambda item: item[1].vcpu not in self.stepping)  # stable
+        return queued
+
     def drop_stale_stops(self, points: PointTable) -> int:
-        """Drop queued breakpoint and watchpoint stops whose point is gone; returns how many."""
+        """Drop the queued stops a new resume must not report; returns how many.
+
+        A breakpoint or watchpoint stop whose point is gone: it would name no point. A step's
+        end: it answers the resume that asked for the step, and that resume was answered by
+        another stop, after which GDB counts the step as over (it reads the vCPU's registers
+        afresh); reported now it is a SIGTRAP GDB cannot explain ("Thread 2 received signal
+        SIGTRAP" after ``continue``), and the guest does not run (docs/reference/peers.md
+        §10)."""
         if not self.stops:
             return 0
         with self.lock:
             keep: collections.deque[StopEvent] = collections.deque()
             for ev in self.stops:
                 kind, pc = ev.reason.kind, ev.reason.pc
+                if kind is StopKind.STEP:
+                    continue  # the resume it answered is over (see above)
                 if kind is StopKind.SW_BREAK and points.trap_at(DEFAULT_SPACE, pc) is None:
                     continue
                 if kind is StopKind.HW_BREAK and (DEFAULT_SPACE, pc) not in points.hw_breaks:
@@ -334,5 +389,7 @@ class RunControl:
                     continue  # the watchpoint was deleted: reporting it would name no point
                 keep.append(ev)
             dropped = len(self.stops) - len(keep)
+            if dropped and self.history is not None:
+                self.note("drop", [ev for ev in self.stops if ev not in keep])
             self.stops = keep
             return dropped

@@ -422,7 +422,10 @@ class Session:
             self._require_stopped()
             self.state.stats.stops_dropped += c.drop_stale_stops(self.state.points)
             named = set(actions)
+            c.stepping = {i for i, a in actions.items() if a.step}  # their stops go first
             if c.stops and any(c.reportable(ev, named) for ev in c.stops):
+                if c.history is not None:
+                    c.note("resume, queued stop reported", (dict(actions), list(c.stops)))
                 c.resumed = named
                 return  # report a resumed vCPU's queued stop first; nothing runs
             if self.state.guard is not None:
