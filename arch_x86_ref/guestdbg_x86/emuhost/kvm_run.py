@@ -64,7 +64,6 @@ from .mmio import MmioStores
 from .paging import translate
 from .uc import (
     UC_ERR_INSN_INVALID,
-    UC_HOOK_CODE,
     UC_HOOK_INTR,
     UC_HOOK_MEM_READ_PROT,
     UC_HOOK_MEM_WRITE_PROT,
@@ -247,8 +246,9 @@ class RunLoop:
             return self._uc_error(err)
         if stop.kind == "intr":
             return self._interrupt(eff, stop.intno, dr6_before)
-        if self._read_only_store(stop):
-            return self._store_as_mmio(eff, rip)
+        pages = self._read_only_pages(stop)
+        if pages:
+            return self._store_as_mmio(eff, rip, pages)
         # The guest may have rewritten its own DR7 during the slice (its #DB handler disarming
         # a breakpoint): judge the stop against the registers as they are now.
         eff = self._arm()
@@ -295,8 +295,9 @@ class RunLoop:
         err = self._emu(True, open_page=page)
         self.arming.skip_exec_at = None
         follow = self._stop
-        if follow is not None and self._read_only_store(follow):
-            return self._store_as_mmio(eff, rip)
+        pages = self._read_only_pages(follow) if follow is not None else []
+        if pages:
+            return self._store_as_mmio(eff, rip, pages)
         if follow is not None:
             return self._interrupt(eff, follow.intno, dr6_before) if follow.kind == "intr" else None
         if err is not None:
@@ -309,64 +310,49 @@ class RunLoop:
             return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         return None
 
-    def _read_only_store(self, stop: Stop) -> bool:
-        """The protection fault is a store into a read-only slot
-        (docs/reference/kvm-debug-abi.md §11.2)."""
+    def _read_only_pages(self, stop: Stop) -> list[int]:
+        """The read-only pages a refused store writes, none when the protection fault is not
+        a store into a read-only slot (docs/reference/kvm-debug-abi.md §11.2). Unicorn reports
+        the guest-physical address (docs/reference/unicorn.md §13); an access that crosses a
+        page boundary is taken to go on at the next guest-physical page."""
         if stop.kind != "prot" or not stop.write:
-            return False
-        return bool(self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size)))
+            return []
+        first = stop.address & ~(PAGE - 1)
+        last = (stop.address + max(stop.size, 1) - 1) & ~(PAGE - 1)
+        return self._mmio.read_only_pages([first] if first == last else [first, last])
 
-    def _gpa_pages(self, linear: int, size: int) -> list[int]:
-        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
-        pages = []
-        for addr in {linear, linear + max(size, 1) - 1}:
-            gpa = translate(self.ram, cr0, cr3, addr)
-            if gpa is not None:
-                pages.append(gpa & ~(PAGE - 1))
-        return pages
-
-    def _store_as_mmio(self, eff: Effective, rip: int) -> int | None:
+    def _store_as_mmio(self, eff: Effective, rip: int, pages: list[int]) -> int | None:
         """Run the storing instruction once with the read-only pages it writes backed by a
         scratch copy (:class:`MmioStores`); its RAM part lands in RAM, its read-only part
         leaves KVM_RUN as KVM_EXIT_MMIO with RIP after the instruction, as x86.c
         ``emulator_read_write`` and ``x86_emulate_instruction`` do."""
-        stop = self._stop
-        assert stop is not None
-        pages = self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size))
         self.arming.skip_exec_at = rip
         dr6_before = self._dr6_bank.read()[0]
-        with self._mmio.capturing(pages):
-            sizes: list[int] = []
-            hook = self.uc.hook_add(
-                UC_HOOK_CODE, lambda uc, a, n, d: sizes.append(n), None, rip, rip
-            )
-            try:
-                err = self._emu(True)
-            finally:
-                self.uc.hook_del(hook)
-            if err is None and self._stop is None and self.state.rip() == rip and sizes:
+        regions = self._mmio.start(pages)
+        try:
+            err = self._emu(True)
+            if err is None and self._stop is None and self.state.rip() == rip:
                 # A store into its own translation block: the engine (QEMU's precise
                 # self-modifying-code handling) abandons the block after the store and runs
                 # the instruction again alone, which a count of one stops before; run it to
-                # its end instead (the second count is that run of it).
+                # its end instead (the second count is that run of it, a third would be the
+                # next instruction).
                 try:
-                    self.uc.emu_start(rip, rip + sizes[0], count=2)
+                    self.uc.emu_start(rip, END, count=2)
                 except UcError as e:
                     err = e
+        finally:
+            writes = self._mmio.stop()
         self.arming.skip_exec_at = None
-        self.arming.remapped()
+        self.arming.remapped(regions)
         follow = self._stop
         if follow is not None and follow.kind == "intr":
             return self._interrupt(eff, follow.intno, dr6_before)
         if err is not None:
             return self._uc_error(err)
-        if not self._mmio.collect(self._linear_to_gpa):
+        if not self._mmio.collect(writes, regions):
             return None  # nothing reached a read-only page after all: the guest goes on
         return self._mmio.next_exit()
-
-    def _linear_to_gpa(self, linear: int) -> int | None:
-        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
-        return translate(self.ram, cr0, cr3, linear)
 
     def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
         if intno == DOUBLE_FAULT:
