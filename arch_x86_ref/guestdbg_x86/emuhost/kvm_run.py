@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
 from guestdbg.emuhost.memory import GuestMemory
-from guestdbg.emuhost.unicorn import SLICE, SlotMapper
+from guestdbg.emuhost.unicorn import SLICE, SlotMapper, TranslationDropper
 from guestdbg.kvm import constants as C
 
 from ..debugregs import (
@@ -61,7 +61,7 @@ from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
 from .idt import EXCEPTIONS_WITH_ERROR_CODE, FAULTS, DeliveryFailed, IdtDelivery
 from .mmio import MmioStores
-from .paging import translate
+from .paging import fetched_in_place, translate
 from .uc import (
     UC_ERR_INSN_INVALID,
     UC_HOOK_INTR,
@@ -78,6 +78,9 @@ from .uc import (
 
 END = 0xFFFFFFFFFFFFFFFF
 """``until`` for emu_start: not canonical, so never reached."""
+DROP_PAGES_MAX = 16
+"""Pages of VMM writes whose translations are dropped one by one before a run; more, and the
+whole cache goes (loading an image, restoring a snapshot)."""
 DB_VECTOR, BP_VECTOR, UD_VECTOR, PF_VECTOR = 1, 3, 6, 14
 HLT, INT3, INT_N, ICEBP = 0xF4, 0xCC, 0xCD, 0xF1
 DR_IDS = (
@@ -125,6 +128,12 @@ class RunLoop:
         """True when a kick arrived (polled between two slices)."""
         self._stop: Stop | None = None
         self._stale_code = False
+        self._stale_pages: set[int] | None = set()
+        """Guest-physical pages the VMM wrote since the last run (None: too many to count)."""
+        self._drop = TranslationDropper(uc)
+        self._walk_bank = RegisterBank(
+            uc, [X.UC_X86_REG_CR0, X.UC_X86_REG_CR3, X.UC_X86_REG_CR4, X.UC_X86_REG_CS]
+        )
         self._native_cleared_for: int | None = None
         self._dr_bank = RegisterBank(uc, DR_IDS)
         self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
@@ -169,10 +178,33 @@ class RunLoop:
         self._stop = Stop("prot", address, size, access == UC_MEM_WRITE_PROT)
         return False
 
-    def code_changed(self) -> None:
-        """The VMM wrote guest memory: drop every translation before the next slice (the
-        writes name guest-physical ranges, Unicorn's cache is searched by linear address)."""
+    def code_changed(self, lo: int, hi: int) -> None:
+        """The VMM wrote guest-physical ``[lo, hi)``: its translations go before the next run
+        (:meth:`_drop_stale_code`)."""
+        pages = self._stale_pages
+        if pages is not None:
+            pages.update(range(lo & ~(PAGE - 1), min(hi, lo + (DROP_PAGES_MAX + 1) * PAGE), PAGE))
+            if len(pages) > DROP_PAGES_MAX:
+                self._stale_pages = None
         self._stale_code = True
+
+    def _drop_stale_code(self) -> None:
+        """Drop the translations of what the VMM wrote. Unicorn drops translations by linear
+        address (it walks the guest's page tables as a fetch to find the guest-physical page),
+        so the written pages are dropped one by one only where the guest fetches each at its
+        own address and that walk changes nothing (:func:`.paging.fetched_in_place`, as under
+        the boot tables' identity map); otherwise, or after a large write, every translation
+        goes."""
+        pages, self._stale_pages, self._stale_code = self._stale_pages, set(), False
+        if pages is not None:
+            cr0, cr3, cr4, cs = self._walk_bank.read()
+            if all(fetched_in_place(self.ram, cr0, cr3, cr4, cs & 3, p) for p in pages):
+                for page in pages:
+                    self._drop(page, page + PAGE)
+                if pages:
+                    self._drop.flush_tlb()  # the drops' walks bypass watched pages' protection
+                return
+        self.uc.ctl_flush_tb()
 
     # -- KVM_RUN ----------------------------------------------------------------------------
 
@@ -209,8 +241,7 @@ class RunLoop:
         count, so Unicorn's instruction counter is in every translated block."""
         uc = self.uc
         if self._stale_code:
-            self._stale_code = False
-            uc.ctl_flush_tb()
+            self._drop_stale_code()
         rip = self.state.rip()
         self._stop = None
         if open_page is not None:

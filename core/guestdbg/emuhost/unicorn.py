@@ -249,10 +249,19 @@ _CTL_TB_REMOVE_CACHE = (
 ``UC_CTL_WRITE`` in ``unicorn.h``)."""
 
 
+_CTL_TLB_FLUSH = (_const("UC_CTL_IO_WRITE") << 30) | _const("UC_CTL_TLB_FLUSH")
+"""``uc_ctl``'s code for UC_CTL_TLB_FLUSH, written without arguments."""
+
+
 class TranslationDropper:
     """``uc.ctl_remove_cache(lo, hi)`` as one C call with ready-made arguments (the binding
     builds them through three Python calls); the binding where its internals differ. A trap
-    word written or removed drops the translations around it, twice per breakpoint hit."""
+    word written or removed drops the translations around it, twice per breakpoint hit.
+
+    Unicorn finds the page to drop by a fetch walk of ``lo``, which leaves a TLB entry for it:
+    a load through that entry skips the page's protection, so a page read-protected for a
+    watchpoint stops faulting until the TLB is flushed (:meth:`flush_tlb`;
+    docs/reference/unicorn.md §13)."""
 
     def __init__(self, uc: Uc) -> None:
         self._uc = uc
@@ -261,12 +270,23 @@ class TranslationDropper:
         if self._fast:
             self._ctl = _raw_function("uc_ctl")
             self._code = ctypes.c_int(_CTL_TB_REMOVE_CACHE)
+            self._tlb_code = ctypes.c_int(_CTL_TLB_FLUSH)
 
     def __call__(self, lo: int, hi: int) -> None:
         if not self._fast:
             self._uc.ctl_remove_cache(lo, hi)
             return
         status = self._ctl(self._handle, self._code, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+    def flush_tlb(self) -> None:
+        """Empty the engine's TLB (every later access walks again and meets the protection
+        of its page)."""
+        if not self._fast:
+            self._uc.ctl(_const("UC_CTL_TLB_FLUSH"), _const("UC_CTL_IO_WRITE"))
+            return
+        status = self._ctl(self._handle, self._tlb_code)
         if status != UC_ERR_OK:
             raise UcError(status)
 
