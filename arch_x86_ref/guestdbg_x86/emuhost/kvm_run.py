@@ -138,6 +138,7 @@ class RunLoop:
         self._dr_bank = RegisterBank(uc, DR_IDS)
         self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
         self._cr2_bank = RegisterBank(uc, [X.UC_X86_REG_CR2])
+        self._rflags_bank = RegisterBank(uc, [X.UC_X86_REG_RFLAGS])
         self._probe = ExitProbe(uc)
         self._count = instruction_count(uc)
         uc.hook_add(UC_HOOK_INTR, self._intr_hook)
@@ -247,7 +248,7 @@ class RunLoop:
         if open_page is not None:
             uc.mem_protect(open_page, PAGE, self.mapper.base_prot(open_page))
         cr2 = self._cr2_bank.read()
-        self.arming.rf_start = rip if uc.reg_read(X.UC_X86_REG_RFLAGS) & RFLAGS_RF else None
+        self.arming.rf_start = rip if self._rflags_bank.read()[0] & RFLAGS_RF else None
         try:
             uc.emu_start(rip, END, count=1 if step else SLICE)
         except UcError as e:
@@ -374,6 +375,12 @@ class RunLoop:
                     err = e
         finally:
             writes = self._mmio.stop()
+            # Unmapping a copy dropped the translations made of its bytes by a fetch walk of
+            # the region's guest-physical address (docs/reference/unicorn.md §13): where that
+            # walk does not lead to the region, drop them all.
+            cr0, cr3, cr4, cs = self._walk_bank.read()
+            if not all(fetched_in_place(self.ram, cr0, cr3, cr4, cs & 3, r[0]) for r in regions):
+                self.uc.ctl_flush_tb()
         self.arming.skip_exec_at = None
         self.arming.remapped(regions)
         follow = self._stop
