@@ -26,7 +26,7 @@ into the register file.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
@@ -160,10 +160,13 @@ class DrArming:
         self.protected.clear()
         self.applied = None
 
-    def remapped(self) -> None:
-        """The engine's mappings were redone (the slot table changed): protect the watched
-        pages again, and forget those no slot holds any more."""
+    def remapped(self, regions: Sequence[tuple[int, int, int, int]] | None = None) -> None:
+        """The engine's mappings were redone (the slot table changed, or only ``regions``,
+        (gpa, size, ...) each, were mapped again): protect the watched pages again, and
+        forget those no slot holds any more."""
         for page, perms in list(self.protected.items()):
+            if regions is not None and not any(r[0] <= page < r[0] + r[1] for r in regions):
+                continue
             if self.ram.contains(page, PAGE):
                 self.uc.mem_protect(page, PAGE, perms)
             else:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
 from guestdbg.emuhost.memory import GuestMemory
-from guestdbg.emuhost.unicorn import SLICE, SlotMapper
+from guestdbg.emuhost.unicorn import SLICE, SlotMapper, TranslationDropper
 from guestdbg.kvm import constants as C
 
 from ..debugregs import (
@@ -61,10 +61,9 @@ from .exits import ExitWriter
 from .guest_debug import GuestDebugModel
 from .idt import EXCEPTIONS_WITH_ERROR_CODE, FAULTS, DeliveryFailed, IdtDelivery
 from .mmio import MmioStores
-from .paging import translate
+from .paging import fetched_in_place, translate
 from .uc import (
     UC_ERR_INSN_INVALID,
-    UC_HOOK_CODE,
     UC_HOOK_INTR,
     UC_HOOK_MEM_READ_PROT,
     UC_HOOK_MEM_WRITE_PROT,
@@ -79,6 +78,9 @@ from .uc import (
 
 END = 0xFFFFFFFFFFFFFFFF
 """``until`` for emu_start: not canonical, so never reached."""
+DROP_PAGES_MAX = 16
+"""Pages of VMM writes whose translations are dropped one by one before a run; more, and the
+whole cache goes (loading an image, restoring a snapshot)."""
 DB_VECTOR, BP_VECTOR, UD_VECTOR, PF_VECTOR = 1, 3, 6, 14
 HLT, INT3, INT_N, ICEBP = 0xF4, 0xCC, 0xCD, 0xF1
 DR_IDS = (
@@ -126,10 +128,17 @@ class RunLoop:
         """True when a kick arrived (polled between two slices)."""
         self._stop: Stop | None = None
         self._stale_code = False
+        self._stale_pages: set[int] | None = set()
+        """Guest-physical pages the VMM wrote since the last run (None: too many to count)."""
+        self._drop = TranslationDropper(uc)
+        self._walk_bank = RegisterBank(
+            uc, [X.UC_X86_REG_CR0, X.UC_X86_REG_CR3, X.UC_X86_REG_CR4, X.UC_X86_REG_CS]
+        )
         self._native_cleared_for: int | None = None
         self._dr_bank = RegisterBank(uc, DR_IDS)
         self._dr6_bank = RegisterBank(uc, [X.UC_X86_REG_DR6])
         self._cr2_bank = RegisterBank(uc, [X.UC_X86_REG_CR2])
+        self._rflags_bank = RegisterBank(uc, [X.UC_X86_REG_RFLAGS])
         self._probe = ExitProbe(uc)
         self._count = instruction_count(uc)
         uc.hook_add(UC_HOOK_INTR, self._intr_hook)
@@ -170,10 +179,33 @@ class RunLoop:
         self._stop = Stop("prot", address, size, access == UC_MEM_WRITE_PROT)
         return False
 
-    def code_changed(self) -> None:
-        """The VMM wrote guest memory: drop every translation before the next slice (the
-        writes name guest-physical ranges, Unicorn's cache is searched by linear address)."""
+    def code_changed(self, lo: int, hi: int) -> None:
+        """The VMM wrote guest-physical ``[lo, hi)``: its translations go before the next run
+        (:meth:`_drop_stale_code`)."""
+        pages = self._stale_pages
+        if pages is not None:
+            pages.update(range(lo & ~(PAGE - 1), min(hi, lo + (DROP_PAGES_MAX + 1) * PAGE), PAGE))
+            if len(pages) > DROP_PAGES_MAX:
+                self._stale_pages = None
         self._stale_code = True
+
+    def _drop_stale_code(self) -> None:
+        """Drop the translations of what the VMM wrote. Unicorn drops translations by linear
+        address (it walks the guest's page tables as a fetch to find the guest-physical page),
+        so the written pages are dropped one by one only where the guest fetches each at its
+        own address and that walk changes nothing (:func:`.paging.fetched_in_place`, as under
+        the boot tables' identity map); otherwise, or after a large write, every translation
+        goes."""
+        pages, self._stale_pages, self._stale_code = self._stale_pages, set(), False
+        if pages is not None:
+            cr0, cr3, cr4, cs = self._walk_bank.read()
+            if all(fetched_in_place(self.ram, cr0, cr3, cr4, cs & 3, p) for p in pages):
+                for page in pages:
+                    self._drop(page, page + PAGE)
+                if pages:
+                    self._drop.flush_tlb()  # the drops' walks bypass watched pages' protection
+                return
+        self.uc.ctl_flush_tb()
 
     # -- KVM_RUN ----------------------------------------------------------------------------
 
@@ -210,14 +242,13 @@ class RunLoop:
         count, so Unicorn's instruction counter is in every translated block."""
         uc = self.uc
         if self._stale_code:
-            self._stale_code = False
-            uc.ctl_flush_tb()
+            self._drop_stale_code()
         rip = self.state.rip()
         self._stop = None
         if open_page is not None:
             uc.mem_protect(open_page, PAGE, self.mapper.base_prot(open_page))
         cr2 = self._cr2_bank.read()
-        self.arming.rf_start = rip if uc.reg_read(X.UC_X86_REG_RFLAGS) & RFLAGS_RF else None
+        self.arming.rf_start = rip if self._rflags_bank.read()[0] & RFLAGS_RF else None
         try:
             uc.emu_start(rip, END, count=1 if step else SLICE)
         except UcError as e:
@@ -247,8 +278,9 @@ class RunLoop:
             return self._uc_error(err)
         if stop.kind == "intr":
             return self._interrupt(eff, stop.intno, dr6_before)
-        if self._read_only_store(stop):
-            return self._store_as_mmio(eff, rip)
+        pages = self._read_only_pages(stop)
+        if pages:
+            return self._store_as_mmio(eff, rip, pages)
         # The guest may have rewritten its own DR7 during the slice (its #DB handler disarming
         # a breakpoint): judge the stop against the registers as they are now.
         eff = self._arm()
@@ -295,8 +327,9 @@ class RunLoop:
         err = self._emu(True, open_page=page)
         self.arming.skip_exec_at = None
         follow = self._stop
-        if follow is not None and self._read_only_store(follow):
-            return self._store_as_mmio(eff, rip)
+        pages = self._read_only_pages(follow) if follow is not None else []
+        if pages:
+            return self._store_as_mmio(eff, rip, pages)
         if follow is not None:
             return self._interrupt(eff, follow.intno, dr6_before) if follow.kind == "intr" else None
         if err is not None:
@@ -309,64 +342,55 @@ class RunLoop:
             return self.exits.debug(DB_VECTOR, now, DR6_ACTIVE_LOW | DR6_BS, eff.dr7)
         return None
 
-    def _read_only_store(self, stop: Stop) -> bool:
-        """The protection fault is a store into a read-only slot
-        (docs/reference/kvm-debug-abi.md §11.2)."""
+    def _read_only_pages(self, stop: Stop) -> list[int]:
+        """The read-only pages a refused store writes, none when the protection fault is not
+        a store into a read-only slot (docs/reference/kvm-debug-abi.md §11.2). Unicorn reports
+        the guest-physical address (docs/reference/unicorn.md §13); an access that crosses a
+        page boundary is taken to go on at the next guest-physical page."""
         if stop.kind != "prot" or not stop.write:
-            return False
-        return bool(self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size)))
+            return []
+        first = stop.address & ~(PAGE - 1)
+        last = (stop.address + max(stop.size, 1) - 1) & ~(PAGE - 1)
+        return self._mmio.read_only_pages([first] if first == last else [first, last])
 
-    def _gpa_pages(self, linear: int, size: int) -> list[int]:
-        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
-        pages = []
-        for addr in {linear, linear + max(size, 1) - 1}:
-            gpa = translate(self.ram, cr0, cr3, addr)
-            if gpa is not None:
-                pages.append(gpa & ~(PAGE - 1))
-        return pages
-
-    def _store_as_mmio(self, eff: Effective, rip: int) -> int | None:
+    def _store_as_mmio(self, eff: Effective, rip: int, pages: list[int]) -> int | None:
         """Run the storing instruction once with the read-only pages it writes backed by a
         scratch copy (:class:`MmioStores`); its RAM part lands in RAM, its read-only part
         leaves KVM_RUN as KVM_EXIT_MMIO with RIP after the instruction, as x86.c
         ``emulator_read_write`` and ``x86_emulate_instruction`` do."""
-        stop = self._stop
-        assert stop is not None
-        pages = self._mmio.read_only_pages(self._gpa_pages(stop.address, stop.size))
         self.arming.skip_exec_at = rip
         dr6_before = self._dr6_bank.read()[0]
-        with self._mmio.capturing(pages):
-            sizes: list[int] = []
-            hook = self.uc.hook_add(
-                UC_HOOK_CODE, lambda uc, a, n, d: sizes.append(n), None, rip, rip
-            )
-            try:
-                err = self._emu(True)
-            finally:
-                self.uc.hook_del(hook)
-            if err is None and self._stop is None and self.state.rip() == rip and sizes:
+        regions = self._mmio.start(pages)
+        try:
+            err = self._emu(True)
+            if err is None and self._stop is None and self.state.rip() == rip:
                 # A store into its own translation block: the engine (QEMU's precise
                 # self-modifying-code handling) abandons the block after the store and runs
                 # the instruction again alone, which a count of one stops before; run it to
-                # its end instead (the second count is that run of it).
+                # its end instead (the second count is that run of it, a third would be the
+                # next instruction).
                 try:
-                    self.uc.emu_start(rip, rip + sizes[0], count=2)
+                    self.uc.emu_start(rip, END, count=2)
                 except UcError as e:
                     err = e
+        finally:
+            writes = self._mmio.stop()
+            # Unmapping a copy dropped the translations made of its bytes by a fetch walk of
+            # the region's guest-physical address (docs/reference/unicorn.md §13): where that
+            # walk does not lead to the region, drop them all.
+            cr0, cr3, cr4, cs = self._walk_bank.read()
+            if not all(fetched_in_place(self.ram, cr0, cr3, cr4, cs & 3, r[0]) for r in regions):
+                self.uc.ctl_flush_tb()
         self.arming.skip_exec_at = None
-        self.arming.remapped()
+        self.arming.remapped(regions)
         follow = self._stop
         if follow is not None and follow.kind == "intr":
             return self._interrupt(eff, follow.intno, dr6_before)
         if err is not None:
             return self._uc_error(err)
-        if not self._mmio.collect(self._linear_to_gpa):
+        if not self._mmio.collect(writes, regions):
             return None  # nothing reached a read-only page after all: the guest goes on
         return self._mmio.next_exit()
-
-    def _linear_to_gpa(self, linear: int) -> int | None:
-        cr0, cr3 = self.uc.reg_read(X.UC_X86_REG_CR0), self.uc.reg_read(X.UC_X86_REG_CR3)
-        return translate(self.ram, cr0, cr3, linear)
 
     def _interrupt(self, eff: Effective, intno: int, dr6_before: int) -> int | None:
         if intno == DOUBLE_FAULT:

@@ -21,19 +21,21 @@ read-only pages become the fragments.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 from guestdbg.emuhost.memory import PAGE_SIZE as PAGE
 from guestdbg.emuhost.memory import GuestMemory
-from guestdbg.emuhost.unicorn import SlotMapper
+from guestdbg.emuhost.unicorn import RegionSwitch, SlotMapper, StoreRecorder
 
 from .exits import ExitWriter
-from .uc import UC_HOOK_MEM_WRITE, UC_PROT_ALL, Uc
+from .uc import UC_PROT_ALL, Uc
 
 MMIO_DATA = 8
 """Bytes ``kvm_run.mmio.data`` holds: a longer fragment leaves in several exits."""
+
+Region = tuple[int, int, int, int]
+"""(gpa, size, host address, permissions), as :class:`SlotMapper` maps it."""
 
 
 class MmioStores:
@@ -42,8 +44,11 @@ class MmioStores:
         self._ram = ram
         self._mapper = mapper
         self._exits = exits
-        self._writes: list[tuple[int, int, int]] = []
-        """(linear address, size, value) of every store of the captured instruction."""
+        self._switch = RegionSwitch(uc)
+        self._recorder = StoreRecorder(uc)
+        self._copies: dict[tuple[int, int], ctypes.Array[ctypes.c_char]] = {}
+        """One private buffer per (gpa, size) of a region ever captured, refilled each time."""
+        self._swapped: list[Region] = []
         self.pending: list[tuple[int, bytes]] = []
         """(guest-physical address, at most 8 bytes) still to leave KVM_RUN, first first."""
 
@@ -56,60 +61,53 @@ class MmioStores:
                 out.append(page)
         return out
 
-    @contextlib.contextmanager
-    def capturing(self, pages: Sequence[int]) -> Iterator[None]:
-        """While the block runs, the engine regions holding ``pages`` map private writable
-        copies and every store is recorded; afterwards the regions are mapped as before (the
-        caller protects watched pages again) and the translations made meanwhile dropped."""
-        uc = self._uc
-        regions = {r for r in (self._mapper.region_at(p) for p in pages) if r is not None}
-        copies = []
-        self._writes = []
-        hook = uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write)
-        swapped: list[tuple[int, int, int, int]] = []
+    def start(self, pages: Sequence[int]) -> list[Region]:
+        """Map the engine regions holding ``pages`` onto private copies of their bytes, made
+        now, with every permission, and record every store from here on; the regions."""
+        regions = sorted({r for r in (self._mapper.region_at(p) for p in pages) if r is not None})
         try:
-            for region in sorted(regions):
+            for region in regions:
                 gpa, size, address, _ = region
-                copy = (ctypes.c_char * size).from_buffer_copy(ctypes.string_at(address, size))
-                copies.append(copy)
-                uc.mem_unmap(gpa, size)
-                swapped.append(region)
-                uc.mem_map_ptr(gpa, size, UC_PROT_ALL, ctypes.addressof(copy))
-            uc.ctl_flush_tb()
-            yield
-        finally:
-            uc.hook_del(hook)
-            for gpa, size, address, prot in swapped:
-                uc.mem_unmap(gpa, size)
-                uc.mem_map_ptr(gpa, size, prot, address)
-            uc.ctl_flush_tb()
+                copy = self._copies.get((gpa, size))
+                if copy is None:
+                    copy = self._copies[(gpa, size)] = (ctypes.c_char * size)()
+                ctypes.memmove(copy, address, size)
+                self._switch.remap(gpa, size, UC_PROT_ALL, ctypes.addressof(copy))
+                self._swapped.append(region)
+        except BaseException:
+            self.stop()
+            raise
+        self._recorder.start()
+        return regions
 
-    def _on_write(
-        self, uc: Uc, access: int, address: int, size: int, value: int, user_data: object
-    ) -> None:
-        self._writes.append((address, size, value & ((1 << (8 * size)) - 1)))
+    def stop(self) -> list[tuple[int, int, int]]:
+        """Map the regions back onto guest RAM as they were (the caller protects watched pages
+        again); the stores recorded since :meth:`start`. Unmapping a copy drops the
+        translations Unicorn made of its pages (docs/reference/unicorn.md §13)."""
+        writes = self._recorder.stop()
+        swapped, self._swapped = self._swapped, []
+        for gpa, size, address, prot in swapped:
+            self._switch.remap(gpa, size, prot, address)
+        return writes
 
-    def collect(self, to_gpa: Callable[[int], int | None]) -> bool:
-        """Turn the recorded stores into MMIO fragments (``to_gpa``: the guest's page walk);
-        True when any byte fell on a read-only page."""
+    def collect(self, writes: Sequence[tuple[int, int, int]], regions: Sequence[Region]) -> bool:
+        """Turn the recorded stores that fell on ``regions`` (the copies) into MMIO fragments;
+        True when any byte did. Unicorn reports a store by its guest-physical address; a store
+        that crosses into the next page is taken to continue at the next guest-physical page."""
         stored: dict[int, int] = {}
-        for address, size, value in self._writes:
+        for address, size, value in writes:
             for i in range(size):
                 stored[address + i] = (value >> (8 * i)) & 0xFF
-        self._writes = []
         fragments: list[tuple[int, bytearray]] = []
-        last: tuple[int, int] | None = None
-        for linear in sorted(stored):
-            gpa = to_gpa(linear)
-            slot = self._ram.slot_at(gpa) if gpa is not None else None
-            if gpa is None or slot is None or not slot.read_only:
-                last = None
+        last = -2
+        for gpa in sorted(stored):
+            if not any(lo <= gpa < lo + n for lo, n, _, _ in regions):
                 continue
-            if last is not None and last == (linear - 1, gpa - 1) and gpa % PAGE:
-                fragments[-1][1].append(stored[linear])
+            if gpa == last + 1 and gpa % PAGE:
+                fragments[-1][1].append(stored[gpa])
             else:
-                fragments.append((gpa, bytearray([stored[linear]])))
-            last = (linear, gpa)
+                fragments.append((gpa, bytearray([stored[gpa]])))
+            last = gpa
         self.pending = [
             (gpa + n, bytes(data[n : n + MMIO_DATA]))
             for gpa, data in fragments

@@ -60,7 +60,7 @@ class EmuX86Vcpu(EmulatedVcpu):
         return self.loop.run()
 
     def _drop_translations(self, lo: int, hi: int) -> None:
-        self.loop.code_changed()
+        self.loop.code_changed(lo, hi)
 
     def _set_guest_debug(self, dbg: bytes) -> None:
         self.debug.set(dbg)

@@ -249,10 +249,19 @@ _CTL_TB_REMOVE_CACHE = (
 ``UC_CTL_WRITE`` in ``unicorn.h``)."""
 
 
+_CTL_TLB_FLUSH = (_const("UC_CTL_IO_WRITE") << 30) | _const("UC_CTL_TLB_FLUSH")
+"""``uc_ctl``'s code for UC_CTL_TLB_FLUSH, written without arguments."""
+
+
 class TranslationDropper:
     """``uc.ctl_remove_cache(lo, hi)`` as one C call with ready-made arguments (the binding
     builds them through three Python calls); the binding where its internals differ. A trap
-    word written or removed drops the translations around it, twice per breakpoint hit."""
+    word written or removed drops the translations around it, twice per breakpoint hit.
+
+    Unicorn finds the page to drop by a fetch walk of ``lo``, which leaves a TLB entry for it:
+    a load through that entry skips the page's protection, so a page read-protected for a
+    watchpoint stops faulting until the TLB is flushed (:meth:`flush_tlb`;
+    docs/reference/unicorn.md §13)."""
 
     def __init__(self, uc: Uc) -> None:
         self._uc = uc
@@ -261,12 +270,125 @@ class TranslationDropper:
         if self._fast:
             self._ctl = _raw_function("uc_ctl")
             self._code = ctypes.c_int(_CTL_TB_REMOVE_CACHE)
+            self._tlb_code = ctypes.c_int(_CTL_TLB_FLUSH)
 
     def __call__(self, lo: int, hi: int) -> None:
         if not self._fast:
             self._uc.ctl_remove_cache(lo, hi)
             return
         status = self._ctl(self._handle, self._code, ctypes.c_uint64(lo), ctypes.c_uint64(hi))
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+    def flush_tlb(self) -> None:
+        """Empty the engine's TLB (every later access walks again and meets the protection
+        of its page)."""
+        if not self._fast:
+            self._uc.ctl(_const("UC_CTL_TLB_FLUSH"), _const("UC_CTL_IO_WRITE"))
+            return
+        status = self._ctl(self._handle, self._tlb_code)
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+
+_HOOK_MEM_CFUNC = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_int, ctypes.c_int64,
+    ctypes.c_void_p,
+)  # fmt: skip
+"""``uc_cb_hookmem_t``: engine, access type, guest-physical address, size, value, user data."""
+
+
+class StoreRecorder:
+    """Every store the engine makes between :meth:`start` and :meth:`stop`, as (guest-physical
+    address, size, value) in the order they were made.
+
+    A ``UC_HOOK_MEM_WRITE`` hook exists only while recording: while any memory hook exists,
+    Unicorn translates every load and store of the blocks it translates as a call to its
+    slow-path helper, for as long as those blocks stay cached (``tcg_uc_has_hookmem``), which
+    slows a free run down (docs/reference/unicorn.md §13). Stores reach the hook whenever
+    their block was translated: the engines' protection hooks keep every RAM page "not dirty"
+    for the TLB, so every store goes through the helper that calls the memory hooks. The hook
+    is added and deleted with one C call each on ready-made arguments and one C callback made
+    once (the binding builds a new callback per ``hook_add``); the binding where its internals
+    differ."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self.writes: list[tuple[int, int, int]] = []
+        self._hook: int | None = None
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        if self._fast:
+            self._add = _raw_function("uc_hook_add")
+            self._del = _raw_function("uc_hook_del")
+            self._callback = _HOOK_MEM_CFUNC(self._record)
+            self._hh = ctypes.c_size_t()
+            self._hh_ref = ctypes.byref(self._hh)
+            self._type = ctypes.c_int(UC_HOOK_MEM_WRITE)
+            self._null = ctypes.c_void_p(0)
+            self._begin, self._end = ctypes.c_uint64(1), ctypes.c_uint64(0)  # every address
+
+    def _record(
+        self, uc: object, access: int, address: int, size: int, value: int, user: object
+    ) -> None:
+        self.writes.append((address, size, value & ((1 << (8 * size)) - 1)))
+
+    def _on_write(
+        self, uc: Uc, access: int, address: int, size: int, value: int, user_data: object
+    ) -> None:
+        self._record(uc, access, address, size, value, user_data)
+
+    def start(self) -> None:
+        self.writes = []
+        if not self._fast:
+            self._hook = self._uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write)
+            return
+        status = self._add(
+            self._handle, self._hh_ref, self._type, self._callback, self._null, self._begin,
+            self._end,
+        )  # fmt: skip
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        self._hook = self._hh.value
+
+    def stop(self) -> list[tuple[int, int, int]]:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            if not self._fast:
+                self._uc.hook_del(hook)
+            else:
+                status = self._del(self._handle, ctypes.c_size_t(hook))
+                if status != UC_ERR_OK:
+                    raise UcError(status)
+        writes, self.writes = self.writes, []
+        return writes
+
+
+class RegionSwitch:
+    """``mem_unmap`` and ``mem_map_ptr`` as one C call each on ready-made arguments (the
+    binding where its internals differ): a store into a read-only slot on the x86 host maps
+    the slot's region onto a private copy and back."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        if self._fast:
+            self._unmap = _raw_function("uc_mem_unmap")
+            self._map_ptr = _raw_function("uc_mem_map_ptr")
+
+    def remap(self, gpa: int, size: int, prot: int, address: int) -> None:
+        """Map ``[gpa, gpa + size)``, mapped now, onto host ``address`` with ``prot``."""
+        if not self._fast:
+            self._uc.mem_unmap(gpa, size)
+            self._uc.mem_map_ptr(gpa, size, prot, address)
+            return
+        at, n = ctypes.c_uint64(gpa), ctypes.c_size_t(size)
+        status = self._unmap(self._handle, at, n)
+        if status == UC_ERR_OK:
+            status = self._map_ptr(
+                self._handle, at, n, ctypes.c_uint32(prot), ctypes.c_void_p(address)
+            )
         if status != UC_ERR_OK:
             raise UcError(status)
 
