@@ -271,6 +271,52 @@ class TranslationDropper:
             raise UcError(status)
 
 
+_CTL_UC_EXITS_WRITE = (_const("UC_CTL_IO_WRITE") << 30) | (2 << 26) | _const("UC_CTL_UC_EXITS")
+"""``uc_ctl``'s code for writing UC_CTL_UC_EXITS (an array and its length)."""
+
+
+class ExitSetter:
+    """``uc.ctl_set_exits`` that remembers what Unicorn holds: asking for the exits it already
+    has is no call at all, and a change is one C call on a reused array (the binding builds
+    the array, a cast and the code through several Python calls). Unicorn copies the
+    addresses into its own tree (``uc_ctl`` UC_CTL_UC_EXITS), so the array is free again once
+    the call returns. The binding where its internals differ."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        self._held: frozenset[int] | None = None
+        """The exits Unicorn holds (None: not known, the next call sets them)."""
+        self._array = (ctypes.c_uint64 * 8)()
+        if self._fast:
+            self._ctl = _raw_function("uc_ctl")
+            self._code = ctypes.c_int(_CTL_UC_EXITS_WRITE)
+
+    @property
+    def held(self) -> frozenset[int] | None:
+        return self._held
+
+    def __call__(self, exits: frozenset[int]) -> None:
+        if exits == self._held:
+            return
+        ordered = sorted(exits)
+        self._held = None  # unknown until the call succeeded
+        if not self._fast:
+            self._uc.ctl_set_exits(ordered)
+        else:
+            n = len(ordered)
+            if n > len(self._array):
+                self._array = (ctypes.c_uint64 * n)()
+            array = self._array
+            for i, addr in enumerate(ordered):
+                array[i] = addr
+            status = self._ctl(self._handle, self._code, array, ctypes.c_size_t(n))
+            if status != UC_ERR_OK:
+                raise UcError(status)
+        self._held = exits
+
+
 class RegisterBank:
     """A fixed list of registers read and written with one ``uc_reg_read_batch`` /
     ``uc_reg_write_batch`` call on preallocated arrays (64-bit slots in host byte order;
