@@ -273,14 +273,18 @@ class TranslationDropper:
 
 _CTL_UC_EXITS_WRITE = (_const("UC_CTL_IO_WRITE") << 30) | (2 << 26) | _const("UC_CTL_UC_EXITS")
 """``uc_ctl``'s code for writing UC_CTL_UC_EXITS (an array and its length)."""
+_EXIT_SETS = 8
+"""Exit sets an :class:`ExitSetter` keeps ready-made arguments for."""
 
 
 class ExitSetter:
     """``uc.ctl_set_exits`` that remembers what Unicorn holds: asking for the exits it already
-    has is no call at all, and a change is one C call on a reused array (the binding builds
-    the array, a cast and the code through several Python calls). Unicorn copies the
-    addresses into its own tree (``uc_ctl`` UC_CTL_UC_EXITS), so the array is free again once
-    the call returns. The binding where its internals differ."""
+    has is no call at all, and a change is one C call on ready-made arguments (the binding
+    builds the array, a cast and the code through several Python calls). Unicorn copies the
+    addresses into its own tree (``uc_ctl`` UC_CTL_UC_EXITS), so an array can be passed
+    again: the few exit sets a vCPU alternates between (a breakpoint's pass: the armed
+    addresses with and without a step's own exit) keep theirs. The binding where its
+    internals differ."""
 
     def __init__(self, uc: Uc) -> None:
         self._uc = uc
@@ -288,7 +292,8 @@ class ExitSetter:
         self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
         self._held: frozenset[int] | None = None
         """The exits Unicorn holds (None: not known, the next call sets them)."""
-        self._array = (ctypes.c_uint64 * 8)()
+        self._args: dict[frozenset[int], tuple[Any, Any]] = {}
+        """Exit set -> (array, count) for ``uc_ctl``, a few at a time."""
         if self._fast:
             self._ctl = _raw_function("uc_ctl")
             self._code = ctypes.c_int(_CTL_UC_EXITS_WRITE)
@@ -300,18 +305,18 @@ class ExitSetter:
     def __call__(self, exits: frozenset[int]) -> None:
         if exits == self._held:
             return
-        ordered = sorted(exits)
         self._held = None  # unknown until the call succeeded
         if not self._fast:
-            self._uc.ctl_set_exits(ordered)
+            self._uc.ctl_set_exits(sorted(exits))
         else:
-            n = len(ordered)
-            if n > len(self._array):
-                self._array = (ctypes.c_uint64 * n)()
-            array = self._array
-            for i, addr in enumerate(ordered):
-                array[i] = addr
-            status = self._ctl(self._handle, self._code, array, ctypes.c_size_t(n))
+            args = self._args.get(exits)
+            if args is None:
+                if len(self._args) >= _EXIT_SETS:
+                    self._args.clear()
+                ordered = sorted(exits)
+                array = (ctypes.c_uint64 * max(1, len(ordered)))(*ordered)
+                args = self._args[exits] = (array, ctypes.c_size_t(len(ordered)))
+            status = self._ctl(self._handle, self._code, *args)
             if status != UC_ERR_OK:
                 raise UcError(status)
         self._held = exits
