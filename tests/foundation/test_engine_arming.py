@@ -8,6 +8,8 @@ differently from what a fresh arming would give.
 
 from __future__ import annotations
 
+import pytest
+
 from guestdbg.emuhost import unicorn as ucc
 from guestdbg.emuhost.memory import PAGE_SIZE, GuestMemory
 from guestdbg_booke import regs
@@ -87,3 +89,26 @@ def test_a_watch_outside_ram_is_armed_once_ram_appears_there() -> None:
     fac.load()
     assert eng.run(LOOP, MSR_PR, step=True).kind is StopKind.STEP
     assert eng.ram.uint(watched, 4) == eng.gpr(3)
+
+
+def test_an_interrupt_hook_that_raises_stops_the_run_with_its_exception() -> None:
+    """The engine's interrupt hook is called from C without the binding's wrapper: an
+    exception in it must still end the run and come out of ``emu_start``, as the binding's
+    guard does it."""
+    eng = engine(0x00DDDD00, ADDI_R3_1)  # an illegal word: an interrupt
+
+    class Boom(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def raising(intno: int) -> None:
+        seen.append(intno)
+        raise Boom
+
+    ucc.InterruptHook(eng.uc, raising)
+    with pytest.raises(Boom):
+        eng.run(LOOP, MSR_PR, step=False)
+    assert len(seen) == 1  # one interrupt, one call
+    stop = eng.run(LOOP + 4, MSR_PR, step=True)  # the engine runs on afterwards
+    assert stop.kind is StopKind.STEP

@@ -161,7 +161,7 @@ class Engine:
         """How many times the engine's mappings changed (``memory_generation``)."""
         self._xer: int | None = None
         uc.mem_write(_XER_STUB, b"".join(w.to_bytes(4, "big") for w in _XER_WORDS))
-        uc.hook_add(ucc.UC_HOOK_INTR, self._on_interrupt)
+        self._intr = ucc.InterruptHook(uc, self._on_interrupt)
         uc.hook_add(
             ucc.UC_HOOK_MEM_READ_UNMAPPED
             | ucc.UC_HOOK_MEM_WRITE_UNMAPPED
@@ -228,9 +228,9 @@ class Engine:
         stop.pc = stop_pc
         return stop
 
-    def _on_interrupt(self, uc: Any, intno: int, _ud: object) -> None:
+    def _on_interrupt(self, intno: int) -> None:
         self._stop = Stop(StopKind.INTERRUPT, intno=intno)
-        uc.emu_stop()
+        self._intr.stop()
 
     def _on_unmapped(
         self, uc: Any, access: int, address: int, size: int, value: int, _ud: object
