@@ -140,7 +140,8 @@ class Engine:
         self._mapper = ucc.SlotMapper(uc, ram)
         uc.mem_map(STUB_BASE, PAGE_SIZE, PROT_ALL)
         uc.ctl_exits_enabled(True)
-        uc.ctl_set_exits([])
+        self._set_exits = ucc.ExitSetter(uc)
+        self._set_exits(frozenset())
         self.uc: Any = uc
         self._gpr_batch = RegisterBank(uc, GPR_IDS)
         self._core_batch = RegisterBank(uc, CORE_IDS)
@@ -152,11 +153,15 @@ class Engine:
         self.ram = ram
         self._stop: Stop | None = None
         self._msr: int | None = None
-        self._exits: set[int] = set()
+        self._exits: frozenset[int] = frozenset()
+        """The armed instruction addresses (Unicorn may hold one more: a step's own exit,
+        replaced at the next run, see ``run``)."""
         self._prot: dict[int, int] = {}
+        self._remaps = 0
+        """How many times the engine's mappings changed (``memory_generation``)."""
         self._xer: int | None = None
         uc.mem_write(_XER_STUB, b"".join(w.to_bytes(4, "big") for w in _XER_WORDS))
-        uc.hook_add(ucc.UC_HOOK_INTR, self._on_interrupt)
+        self._intr = ucc.InterruptHook(uc, self._on_interrupt)
         uc.hook_add(
             ucc.UC_HOOK_MEM_READ_UNMAPPED
             | ucc.UC_HOOK_MEM_WRITE_UNMAPPED
@@ -186,15 +191,18 @@ class Engine:
             self._msr = msr
         if unprotect is not None:
             uc.mem_protect(unprotect, PAGE_SIZE, PROT_ALL)
-        passing: set[int] = {pass_exit} & self._exits if pass_exit is not None else set()
-        if passing:
-            self._apply_exits(self._exits - passing, passing)
-        one = (pc + 4) & self.mask if step else None
-        if one is not None:
+        exits = self._exits
+        passing = pass_exit if pass_exit is not None and pass_exit in exits else None
+        if passing is not None:
+            exits = exits - {passing}
+            self._drop(passing, passing + 4)  # its block is retranslated without the exit
+        if step:
             # The block a step translates ends at the next instruction (docs/reference/
             # unicorn.md §4): without this exit it runs to the next branch, translated anew
-            # for every step through straight-line code.
-            uc.ctl_set_exits(sorted((self._exits - passing) | {one}))
+            # for every step through straight-line code. The exit stays in Unicorn after the
+            # run: the next run sets the exits it needs, and a call only when they differ.
+            exits = exits | {(pc + 4) & self.mask}
+        self._set_exits(exits)
         self._stop = None
         self._xer = None  # the guest may change SO/OV/CA
         try:
@@ -205,10 +213,9 @@ class Engine:
         finally:
             if unprotect is not None:
                 uc.mem_protect(unprotect, PAGE_SIZE, self._prot.get(unprotect, PROT_ALL))
-            if passing:
-                self._apply_exits(self._exits, passing)
-            elif one is not None:
-                uc.ctl_set_exits(sorted(self._exits))
+            if passing is not None:
+                self._set_exits(self._exits)
+                self._drop(passing, passing + 4)
         stop = self._stop
         if stop is not None and stop.kind in (StopKind.PROT, StopKind.MMIO):
             return stop  # its PC is the accessing instruction's (see ``_on_prot``)
@@ -221,9 +228,9 @@ class Engine:
         stop.pc = stop_pc
         return stop
 
-    def _on_interrupt(self, uc: Any, intno: int, _ud: object) -> None:
+    def _on_interrupt(self, intno: int) -> None:
         self._stop = Stop(StopKind.INTERRUPT, intno=intno)
-        uc.emu_stop()
+        self._intr.stop()
 
     def _on_unmapped(
         self, uc: Any, access: int, address: int, size: int, value: int, _ud: object
@@ -263,16 +270,13 @@ class Engine:
 
     def set_code_breaks(self, addrs: Iterable[int]) -> None:
         """Exactly these instruction addresses stop a run before they execute."""
-        want = {a & self.mask & ~3 for a in addrs}
+        want = frozenset(a & self.mask & ~3 for a in addrs)
         if want != self._exits:
             changed = want ^ self._exits
             self._exits = want
-            self._apply_exits(want, changed)
-
-    def _apply_exits(self, exits: set[int], changed: set[int]) -> None:
-        self.uc.ctl_set_exits(sorted(exits))
-        for a in changed:
-            self._drop(a, a + 4)
+            self._set_exits(want)
+            for a in changed:
+                self._drop(a, a + 4)
 
     def sync_memory(self) -> None:
         """Catch up with the slot table (:class:`guestdbg.emuhost.unicorn.SlotMapper`): a
@@ -280,12 +284,20 @@ class Engine:
         none to keep."""
         if not self._mapper.sync():
             return
+        self._remaps += 1
         self.uc.ctl_flush_tb()
         for page, prot in list(self._prot.items()):
             if self.ram.contains(page, PAGE_SIZE):
                 self.uc.mem_protect(page, PAGE_SIZE, prot)
             else:
                 del self._prot[page]
+
+    def memory_generation(self) -> int:
+        """Caught up with the slot table (``sync_memory``), a number that changes whenever the
+        engine's mappings did: the pages ``set_protection`` finds in RAM are the same while it
+        stays."""
+        self.sync_memory()
+        return self._remaps
 
     def set_protection(self, pages: Mapping[int, int]) -> None:
         """Exactly these RAM pages (page-aligned address -> UC_PROT_*) differ from full access."""

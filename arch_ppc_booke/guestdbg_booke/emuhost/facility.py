@@ -48,6 +48,15 @@ _EVENT_BITS = (
     | regs.DBSR_DAC2R
     | regs.DBSR_DAC2W
 )
+_ARMING_BITS = (
+    regs.DBCR0_IAC1
+    | regs.DBCR0_IAC2
+    | regs.DBCR0_DAC1R
+    | regs.DBCR0_DAC1W
+    | regs.DBCR0_DAC2R
+    | regs.DBCR0_DAC2W
+)
+"""The DBCR0 enables that decide how ``load`` arms the engine (with DBCR0[IDM])."""
 
 
 def _qualifies(us: int, er: int, pr: bool, space: bool) -> bool:
@@ -62,6 +71,9 @@ class DebugFacility:
         self.dbsr = 0
         """The hardware DBSR (KVM copies it to ``vcpu->arch.dbsr`` at a debug interrupt)."""
         self.engine: Engine | None = None
+        self._loaded: tuple[int, ...] | None = None
+        """What the engine was last armed from: the enables and addresses ``load`` reads and
+        the engine's memory generation (None: not armed yet)."""
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -70,6 +82,13 @@ class DebugFacility:
         """Arm the engine for the current ``dbg_reg`` (``switch_booke_debug_regs``)."""
         assert self.engine is not None
         d = self.arch.dbg_reg
+        # KVM loads the registers at every entry; loading the image the engine already holds
+        # changes nothing, so only a different image (or a remapped RAM) re-arms it.
+        dbcr0 = d.dbcr0 & _ARMING_BITS if d.dbcr0 & regs.DBCR0_IDM else 0
+        key = (dbcr0, d.iac1, d.iac2, d.dac1, d.dac2, self.engine.memory_generation())
+        if key == self._loaded:
+            return
+        self._loaded = None
         breaks: list[int] = []
         pages: dict[int, int] = {}
         if d.dbcr0 & regs.DBCR0_IDM:
@@ -91,6 +110,7 @@ class DebugFacility:
                     pages[page] = prot
         self.engine.set_code_breaks(breaks)
         self.engine.set_protection(pages)
+        self._loaded = key
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 from guestdbg.kvm.constants import KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP
 
@@ -89,7 +90,7 @@ def _add_watchpoint(d: DebugReg, addr: int, typ: int, index: int) -> bool:
     return True
 
 
-def set_guest_debug(k: Kvm, control: int, bps: list[tuple[int, int]]) -> int:
+def set_guest_debug(k: Kvm, control: int, bps: Sequence[tuple[int, int]]) -> int:
     """Returns 0 or a negative errno, like the ioctl handler. ``bps`` is ``arch.bp[]``; the
     addresses land in ``unsigned long`` fields, so a 32-bit host keeps their low 32 bits and a
     64-bit one (e5500, e6500) all 64."""

@@ -8,6 +8,8 @@ address u64 + status u32, ``mmio`` = phys_addr, data[8], len, is_write,
 
 from __future__ import annotations
 
+import struct
+
 from guestdbg.emuhost.run_area import RunArea
 from guestdbg.kvm.constants import KVM_EXIT_DEBUG, KVM_EXIT_MMIO, KVM_EXIT_UNKNOWN
 
@@ -28,6 +30,16 @@ class KvmRunArea(RunArea):
         self._mmio_len = lay.field(r, "mmio", "len")
         self._mmio_is_write = lay.field(r, "mmio", "is_write")
         self._hw_reason = lay.field(r, "hw", "hardware_exit_reason")
+        at = self._dbg_address.offset
+        self._dbg_all: tuple[int, struct.Struct] | None = None
+        """``debug.arch`` (address, status, reserved) in one pack where they are contiguous."""
+        if (self._dbg_status.offset, self._dbg_reserved.offset) == (at + 8, at + 12) and (
+            self._dbg_address.size,
+            self._dbg_status.size,
+            self._dbg_reserved.size,
+        ) == (8, 4, 4):
+            order = self._dbg_address.codec.format[0]  # the layout's byte order
+            self._dbg_all = (at, struct.Struct(order + "QII"))
 
     def entering(self) -> None:
         """``kvmppc_handle_exit`` starts every exit as KVM_EXIT_UNKNOWN, ready for injection."""
@@ -35,9 +47,13 @@ class KvmRunArea(RunArea):
         self._ready.put(self.buf, 1)
 
     def exit_debug(self, address: int, status: int) -> None:
-        self._dbg_address.put(self.buf, address & 0xFFFFFFFFFFFFFFFF)
-        self._dbg_status.put(self.buf, status)
-        self._dbg_reserved.put(self.buf, 0)
+        if self._dbg_all is not None:
+            at, codec = self._dbg_all
+            codec.pack_into(self.buf, at, address & 0xFFFFFFFFFFFFFFFF, status, 0)
+        else:
+            self._dbg_address.put(self.buf, address & 0xFFFFFFFFFFFFFFFF)
+            self._dbg_status.put(self.buf, status)
+            self._dbg_reserved.put(self.buf, 0)
         self.exit(KVM_EXIT_DEBUG)
 
     def exit_mmio(self, phys_addr: int, data: bytes, is_write: bool) -> None:

@@ -42,6 +42,8 @@ _SPRG_USER = {3: 0x113, 4: 0x114, 5: 0x115, 6: 0x116, 7: 0x117}
 """SPRG index -> the SPR number a supervisor writes (its problem-state read alias lives in the
 engine)."""
 SPRN_USPRG0 = 0x100
+_DECODED_GUEST_DEBUG = 8
+"""``struct kvm_guest_debug`` decodings a vCPU keeps (``_set_guest_debug``)."""
 
 
 class EmulatedBookeVcpu(EmulatedVcpu):
@@ -89,6 +91,9 @@ class EmulatedBookeVcpu(EmulatedVcpu):
             for n, (addr, typ) in enumerate(self._dbg_bp)
         )
         self._dbg_bp_all = (at, struct.Struct(">" + "QI4x" * len(self._dbg_bp))) if packed else None
+        self._dbg_decoded: dict[bytes, tuple[int, tuple[tuple[int, int], ...]]] = {}
+        """What was read from the last few ``struct kvm_guest_debug``: a debugger sends the
+        same few over and over (a breakpoint's pass: with single-step, then without)."""
         # kvmppc_core_vcpu_create: PC = 0, MSR = 0 (via kvmppc_set_msr), r1 = 16 MiB - 8
         kvm_msr.set_msr(self.arch, 0)
         self.engine.set_gpr(1, (16 << 20) - 8)
@@ -114,17 +119,25 @@ class EmulatedBookeVcpu(EmulatedVcpu):
     # -- vCPU ioctls ----------------------------------------------------------------------------
 
     def _set_guest_debug(self, dbg: bytes) -> None:
-        control = self._dbg_control.get(dbg)
-        if self._dbg_bp_all is not None:
-            at, bp_all = self._dbg_bp_all
-            flat = bp_all.unpack_from(dbg, at)
-            bps = list(zip(flat[0::2], flat[1::2], strict=True))
-        else:
-            bps = [(addr.get(dbg), typ.get(dbg)) for addr, typ in self._dbg_bp]
+        decoded = self._dbg_decoded.get(dbg)
+        if decoded is None:
+            if len(self._dbg_decoded) >= _DECODED_GUEST_DEBUG:
+                self._dbg_decoded.clear()
+            decoded = self._dbg_decoded[dbg] = self._decode_guest_debug(dbg)
+        control, bps = decoded
         r = set_guest_debug(self.kvm, control, bps)
         self.runner.vcpu_put()
         if r < 0:
             raise KernelError("KVM_SET_GUEST_DEBUG", -r)
+
+    def _decode_guest_debug(self, dbg: bytes) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """``control`` and ``arch.bp[0..3]`` (address, type), what the kernel reads."""
+        control = self._dbg_control.get(dbg)
+        if self._dbg_bp_all is not None:
+            at, bp_all = self._dbg_bp_all
+            flat = bp_all.unpack_from(dbg, at)
+            return control, tuple(zip(flat[0::2], flat[1::2], strict=True))
+        return control, tuple((addr.get(dbg), typ.get(dbg)) for addr, typ in self._dbg_bp)
 
     def _get_regs(self) -> bytearray:
         return self.codec.get_regs(self.kvm, self.engine)

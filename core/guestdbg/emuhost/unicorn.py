@@ -42,7 +42,7 @@ import ctypes
 import functools
 import importlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import unicorn as _unicorn
@@ -90,7 +90,8 @@ SLICE = 100_000
 """Instructions a free run executes at most before the vCPU thread looks for a kick: a few
 milliseconds of guest time, the latency of a kick."""
 
-_LIB: Any = getattr(importlib.import_module("unicorn.unicorn_py3.unicorn"), "uclib", None)
+_BINDING = importlib.import_module("unicorn.unicorn_py3.unicorn")
+_LIB: Any = getattr(_BINDING, "uclib", None)
 
 
 class EngineError(GuestDebugError):
@@ -389,6 +390,122 @@ class RegionSwitch:
             status = self._map_ptr(
                 self._handle, at, n, ctypes.c_uint32(prot), ctypes.c_void_p(address)
             )
+        if status != UC_ERR_OK:
+            raise UcError(status)
+
+
+_CTL_UC_EXITS_WRITE = (_const("UC_CTL_IO_WRITE") << 30) | (2 << 26) | _const("UC_CTL_UC_EXITS")
+"""``uc_ctl``'s code for writing UC_CTL_UC_EXITS (an array and its length)."""
+_EXIT_SETS = 8
+"""Exit sets an :class:`ExitSetter` keeps ready-made arguments for."""
+
+
+class ExitSetter:
+    """``uc.ctl_set_exits`` that remembers what Unicorn holds: asking for the exits it already
+    has is no call at all, and a change is one C call on ready-made arguments (the binding
+    builds the array, a cast and the code through several Python calls). Unicorn copies the
+    addresses into its own tree (``uc_ctl`` UC_CTL_UC_EXITS), so an array can be passed
+    again: the few exit sets a vCPU alternates between (a breakpoint's pass: the armed
+    addresses with and without a step's own exit) keep theirs. The binding where its
+    internals differ."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uc = uc
+        self._handle = getattr(uc, "_uch", None)
+        self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
+        self._held: frozenset[int] | None = None
+        """The exits Unicorn holds (None: not known, the next call sets them)."""
+        self._args: dict[frozenset[int], tuple[Any, Any]] = {}
+        """Exit set -> (array, count) for ``uc_ctl``, a few at a time."""
+        if self._fast:
+            self._ctl = _raw_function("uc_ctl")
+            self._code = ctypes.c_int(_CTL_UC_EXITS_WRITE)
+
+    @property
+    def held(self) -> frozenset[int] | None:
+        return self._held
+
+    def __call__(self, exits: frozenset[int]) -> None:
+        if exits == self._held:
+            return
+        self._held = None  # unknown until the call succeeded
+        if not self._fast:
+            self._uc.ctl_set_exits(sorted(exits))
+        else:
+            args = self._args.get(exits)
+            if args is None:
+                if len(self._args) >= _EXIT_SETS:
+                    self._args.clear()
+                ordered = sorted(exits)
+                array = (ctypes.c_uint64 * max(1, len(ordered)))(*ordered)
+                args = self._args[exits] = (array, ctypes.c_size_t(len(ordered)))
+            status = self._ctl(self._handle, self._code, *args)
+            if status != UC_ERR_OK:
+                raise UcError(status)
+        self._held = exits
+
+
+_INTR_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+
+
+class InterruptHook:
+    """A UC_HOOK_INTR hook that Unicorn calls as ``callback(intno)`` straight from C, and
+    :meth:`stop` (``uc_emu_stop``) for it to end the run with. The binding's hook passes
+    through two Python frames of its own, and its ``emu_stop`` converts its argument; an
+    engine whose every trap, system call and privileged instruction is an interrupt pays
+    both at each. The exception guard is the binding's: the first exception a callback
+    raises is kept in the CPU's ``_hook_exception`` and the run stopped, so ``emu_start``
+    raises it. The binding's own hook where its internals differ."""
+
+    def __init__(self, uc: Uc, callback: Callable[[int], None]) -> None:
+        handle = getattr(uc, "_uch", None)
+        hook_type = getattr(_BINDING, "uc_hook_h", None)
+        fast = (
+            _LIB is not None
+            and isinstance(handle, ctypes.c_void_p)
+            and hook_type is not None
+            and hasattr(uc, "_hook_exception")
+            and isinstance(getattr(uc, "_callbacks", None), dict)
+        )
+        self._uc = uc
+        self._fast = fast
+        if not fast:
+            uc.hook_add(UC_HOOK_INTR, lambda _uc, intno, _ud: callback(intno))
+            return
+        self._handle = handle
+        self._emu_stop = _raw_function("uc_emu_stop")
+        raw_stop = self._emu_stop
+
+        def entry(_engine: object, intno: int, _ud: object) -> None:
+            try:
+                callback(intno)
+            except BaseException as e:  # the binding's guard (its ``uccallback``)
+                if uc._hook_exception is None:
+                    uc._hook_exception = e
+                raw_stop(handle)
+
+        fptr = _INTR_CFUNC(entry)
+        assert hook_type is not None
+        hook = hook_type()
+        status = _LIB.uc_hook_add(
+            handle,
+            ctypes.byref(hook),
+            UC_HOOK_INTR,
+            ctypes.cast(fptr, ctypes.c_void_p),
+            None,
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        uc._callbacks[hook.value] = fptr  # kept alive with the CPU, as the binding does
+
+    def stop(self) -> None:
+        """``uc.emu_stop()``, from inside the run."""
+        if not self._fast:
+            self._uc.emu_stop()
+            return
+        status = self._emu_stop(self._handle)
         if status != UC_ERR_OK:
             raise UcError(status)
 
