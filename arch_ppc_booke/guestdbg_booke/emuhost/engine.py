@@ -24,7 +24,11 @@ count-limited slices above all, are in :mod:`guestdbg.emuhost.unicorn`):
 * **Data breakpoints** are page protection: a watched page loses read and/or write permission,
   the access faults before anything is done (the instruction is suppressed, PC on it), and the
   model compares the exact address. A fault that is not a match is stepped over with the page
-  briefly unprotected.
+  briefly unprotected. Unicorn checks read permission on its TLB's slow path only, and taking
+  read permission away does not empty the TLB: a load made while the page was readable, or
+  refused by the protection, leaves an entry through which later loads skip the check. So the
+  TLB is flushed before the next run whenever that may have happened
+  (``docs/reference/unicorn.md`` §3).
 * **Steps** are ``emu_start(count=1)``, free runs count-limited slices of
   :data:`~guestdbg.emuhost.unicorn.SLICE` instructions, and the engine's private stubs count too:
   every run passes a count, so Unicorn's instruction counter is in every block from the start
@@ -157,6 +161,9 @@ class Engine:
         """The armed instruction addresses (Unicorn may hold one more: a step's own exit,
         replaced at the next run, see ``run``)."""
         self._prot: dict[int, int] = {}
+        self._tlb_stale = False
+        """A read-protected page may have a TLB entry that lets loads through: flush before
+        the next run (``_on_prot``, ``set_protection``, ``run``)."""
         self._remaps = 0
         """How many times the engine's mappings changed (``memory_generation``)."""
         self._xer: int | None = None
@@ -191,6 +198,9 @@ class Engine:
             self._msr = msr
         if unprotect is not None:
             uc.mem_protect(unprotect, PAGE_SIZE, PROT_ALL)
+        if self._tlb_stale:
+            self._tlb_stale = False
+            self._drop.flush_tlb()
         exits = self._exits
         passing = pass_exit if pass_exit is not None and pass_exit in exits else None
         if passing is not None:
@@ -212,7 +222,9 @@ class Engine:
                 raise EngineError(f"Unicorn stopped at {pc:#x} without a reason: {e}") from e
         finally:
             if unprotect is not None:
-                uc.mem_protect(unprotect, PAGE_SIZE, self._prot.get(unprotect, PROT_ALL))
+                prot = self._prot.get(unprotect, PROT_ALL)
+                uc.mem_protect(unprotect, PAGE_SIZE, prot)
+                self._tlb_stale |= not prot & PROT_READ  # the step may have loaded from it
             if passing is not None:
                 self._set_exits(self._exits)
                 self._drop(passing, passing + 4)
@@ -259,6 +271,8 @@ class Engine:
         Re-executing the whole instruction is what the hardware does after an interrupt
         (e500 manual §5.9, partially executed instructions)."""
         is_write = access == ucc.UC_MEM_WRITE_PROT
+        if not is_write:
+            self._tlb_stale = True  # the refused load filled a TLB entry before the check
         if self._stop is None:
             self._stop = Stop(StopKind.PROT, pc=int(uc.reg_read(REG_PC)), addr=address,
                               size=size, value=value, is_write=is_write)  # fmt: skip
@@ -289,6 +303,7 @@ class Engine:
         for page, prot in list(self._prot.items()):
             if self.ram.contains(page, PAGE_SIZE):
                 self.uc.mem_protect(page, PAGE_SIZE, prot)
+                self._tlb_stale |= not prot & PROT_READ
             else:
                 del self._prot[page]
 
@@ -311,9 +326,13 @@ class Engine:
             if self.ram.contains(page, PAGE_SIZE) and self._prot.get(page) != prot:
                 self._prot[page] = prot
                 self.uc.mem_protect(page, PAGE_SIZE, prot)
+                self._tlb_stale |= not prot & PROT_READ  # loads made while it was readable
 
     def invalidate(self, lo: int, hi: int) -> None:
-        """Drop translated code of [lo, hi) (after the VMM patched instructions)."""
+        """Drop translated code of [lo, hi) (after the VMM patched instructions). Unlike the
+        x86 host's, this drop needs no TLB flush: Unicorn's fetch walk fills the TLB entry of
+        ``lo`` with execute permission only in virtual-TLB mode, so it can take a read entry
+        away but never add one (``docs/reference/unicorn.md`` §3)."""
         self._drop(lo, hi)
 
     # -- registers ----------------------------------------------------------------------------

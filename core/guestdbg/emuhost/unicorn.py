@@ -259,10 +259,11 @@ class TranslationDropper:
     builds them through three Python calls); the binding where its internals differ. A trap
     word written or removed drops the translations around it, twice per breakpoint hit.
 
-    Unicorn finds the page to drop by a fetch walk of ``lo``, which leaves a TLB entry for it:
-    a load through that entry skips the page's protection, so a page read-protected for a
-    watchpoint stops faulting until the TLB is flushed (:meth:`flush_tlb`;
-    docs/reference/unicorn.md §13)."""
+    Unicorn finds the page to drop by a fetch walk of ``lo``, which leaves a TLB entry for it.
+    Where that entry carries the page table's permissions (x86), a load through it skips the
+    page's protection, so a page read-protected for a watchpoint stops faulting until the TLB
+    is flushed (:meth:`flush_tlb`; docs/reference/unicorn.md §13). A virtual TLB (the e500
+    engines) fills it with execute permission only, which opens nothing (§3)."""
 
     def __init__(self, uc: Uc) -> None:
         self._uc = uc
