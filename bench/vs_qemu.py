@@ -254,7 +254,16 @@ def gdb_batch(elf: Path, commands: list[str], timeout: float) -> str:
     args = [GDB, "-nx", "-batch", str(elf)]
     for cmd in commands:
         args += ["-ex", cmd]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        # seen once with QEMU's stub on a loaded machine: GDB and QEMU both busy, no stop
+        last = (e.stdout or b"")[-400:]
+        text = last.decode(errors="replace") if isinstance(last, bytes) else last
+        raise SystemExit(
+            f"GDB did not finish {commands[-3:]} within {timeout:.0f} s (its last output: "
+            f"{text!r}); the target stopped answering, no figure for this run"
+        ) from None
     return out.stdout + out.stderr
 
 
