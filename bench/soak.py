@@ -43,8 +43,9 @@ report, the counts of what was done, and as the last line ``rss_start_kb=<int>
 rss_end_kb=<int> rss_growth=<+x.x%> threads_start=<int> threads_end=<int>
 byte_identical=<yes|no> errors=<int> minutes=<float>``, where the two sizes are the baseline
 and end floors and the threads the settled counts at those points. Target: growth under 10 %,
-byte-identical, no errors. A run shorter than its warm-up can fill (the code buffers fill in
-the first one to two minutes) shows part of the warm-up as growth. Each error is printed when
+byte-identical, no errors. The code buffers filled in the first two minutes at the soak's
+pace, so a run with a shorter warm-up (under ten minutes with the default) shows part of the
+warm-up as growth. Each error is printed when
 it happens with what explains it: GDB's last MI lines, the connection's last packets each way
 (the server's ``trace``) and the session's last run-control events (``RunControl.history``).
 """
@@ -82,8 +83,10 @@ POINT_NUMBER = re.compile(
 TRACE = 30
 """Packets each way the server keeps, and run-control events the session keeps, to explain
 an error."""
-WINDOW = 60.0
-"""Seconds of samples a floor and a peak are taken over."""
+WINDOW = 30.0
+"""Seconds of samples a floor and a peak are taken over: several times the longest transient
+seen (the soft-TLB tables of docs/reference/unicorn.md §12 lived up to 6 s), short enough
+that the floor is the state at its point, not the warm-up before it."""
 SAMPLE_PERIOD = 1.0
 """Seconds between two samples of the resident size."""
 SETTLE = 1.5
