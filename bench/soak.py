@@ -11,15 +11,43 @@ reads - and then leaves: ``detach``, ``quit``, or killed (SIGKILL, the connectio
 the guest is stopped or running). After each the server must have detached (the next GDB can
 attach), the guest must run on, and its code must equal the ELF's byte for byte.
 
-Usage: ``python bench/soak.py [--minutes M | --connections N] [--seed S] [--vcpus V]``.
-Default: 30 minutes, two vCPUs.
-Printed: the resident memory and thread count of this process (the VMM's side: emulated host,
-session, server) after the first connection and after the last, the counts of what was done,
-and as the last line ``rss_start_kb=<int> rss_end_kb=<int> rss_growth=<+x.x%>
-threads_start=<int> threads_end=<int> byte_identical=<yes|no> errors=<int> minutes=<float>``.
-Target: growth under 10 %, byte-identical, no errors. Each error is printed when it happens
-with what explains it: GDB's last MI lines, the connection's last packets each way (the
-server's ``trace``) and the session's last run-control events (``RunControl.history``).
+Usage: ``python bench/soak.py [--minutes M | --connections N] [--seed S] [--vcpus V]
+[--warmup F]``. Default: 30 minutes, two vCPUs, the first fifth of the run as warm-up.
+
+What is measured, and why so. The question is whether this process (the VMM's side: emulated
+host, session, server) leaks: keeps more memory or threads the longer debuggers come and go.
+Two things would blur the answer, and the measurement is built around them:
+
+* **Warm-up that stops by itself.** Some memory fills up to a bound in the first minutes and
+  then stays: each engine's translated-code buffer (``TCG_BUFFER_SIZE``, 4 MiB, resident as it
+  is first written and reused after its flush), the guest RAM pages and malloc arenas first
+  touched. The run's first ``F`` (``--warmup``, a fraction of its minutes or connections) is
+  therefore warm-up, and growth is measured from its end. The resident size after the first
+  connection is printed too (``first:``), so what the warm-up took is in the output.
+* **Transients.** A sample is one instant, and a block allocated and freed again (a big table
+  resized, a reply being built) can be caught in it. The resident size (``VmRSS``) is sampled
+  every second by a thread of its own, and each figure is the *floor* of a window: the smallest
+  sample of the last :data:`WINDOW` seconds before the point (for the end, none from before the
+  baseline), a fresh sample taken after ``gc.collect()`` included. A leak raises the floor; a
+  transient does not. The window's *peak* is printed beside it (and the floor and peak of every
+  five minutes), so transients are reported, not hidden.
+
+Threads are counted after the guest has run undebugged for :data:`SETTLE` seconds, longer than
+the session's inline-run watchdog outlives its last inline run (it exists only while a
+debugger's resumes are driven inline), so both counts are of the same steady set: the main
+thread, the server's, one per vCPU. Their names are printed.
+
+Printed: ``first:`` (after the first connection), ``baseline:`` (end of the warm-up) and
+``end:`` with floor, peak and threads, every five minutes the floor and peak since the last
+report, the counts of what was done, and as the last line ``rss_start_kb=<int>
+rss_end_kb=<int> rss_growth=<+x.x%> threads_start=<int> threads_end=<int>
+byte_identical=<yes|no> errors=<int> minutes=<float>``, where the two sizes are the baseline
+and end floors and the threads the settled counts at those points. Target: growth under 10 %,
+byte-identical, no errors. The code buffers filled in the first two minutes at the soak's
+pace, so a run with a shorter warm-up (under ten minutes with the default) shows part of the
+warm-up as growth. Each error is printed when
+it happens with what explains it: GDB's last MI lines, the connection's last packets each way
+(the server's ``trace``) and the session's last run-control events (``RunControl.history``).
 """
 
 from __future__ import annotations
@@ -29,6 +57,7 @@ import gc
 import random
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +83,15 @@ POINT_NUMBER = re.compile(
 TRACE = 30
 """Packets each way the server keeps, and run-control events the session keeps, to explain
 an error."""
+WINDOW = 30.0
+"""Seconds of samples a floor and a peak are taken over: several times the longest transient
+seen (the soft-TLB tables of docs/reference/unicorn.md §12 lived up to 6 s), short enough
+that the floor is the state at its point, not the warm-up before it."""
+SAMPLE_PERIOD = 1.0
+"""Seconds between two samples of the resident size."""
+SETTLE = 1.5
+"""Seconds the guest runs undebugged before threads are counted: more than the second the
+session's watchdog thread lives on after the last inline run (``session/threads.py``)."""
 HW_SLOTS = 2
 """IACs and DACs of the e500mc: at most two hardware breakpoints and two watchpoints live, so
 GDB never has to give up a resume for want of a slot."""
@@ -277,9 +315,50 @@ class Soak:
         self.session.close()
 
 
-def measure() -> tuple[int, int]:
-    gc.collect()
-    return proc_status()
+class RssSampler:
+    """``VmRSS`` of this process every :data:`SAMPLE_PERIOD` seconds, on a thread of its own,
+    as ``(time.monotonic(), KiB)``."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_PERIOD):
+            self.sample()
+
+    def sample(self) -> int:
+        rss = proc_status()[0]
+        with self._lock:
+            self.samples.append((time.monotonic(), rss))
+        return rss
+
+    def window(self, since: float) -> tuple[int, int]:
+        """(floor, peak) of the samples from ``since`` on, with a fresh one after a collection
+        (so a window is never empty)."""
+        gc.collect()
+        self.sample()
+        with self._lock:
+            values = [rss for t, rss in self.samples if t >= since]
+        return min(values), max(values)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def settled_threads() -> tuple[int, list[str]]:
+    """Threads of this process, counted after the guest ran undebugged for :data:`SETTLE`
+    seconds; the sampler's own thread is not counted."""
+    time.sleep(SETTLE)
+    ours = [t for t in threading.enumerate() if t.name == "soak-rss-sampler"]
+    names = sorted(t.name for t in threading.enumerate() if t not in ours)
+    return proc_status()[1] - len(ours), names
 
 
 def main() -> int:
@@ -288,35 +367,64 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=0, help="stop after N (not after time)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--vcpus", type=int, default=2, choices=(1, 2, 3, 4))
+    ap.add_argument(
+        "--warmup", type=float, default=0.2, help="fraction of the run before the baseline"
+    )
     a = ap.parse_args()
+    if not 0 <= a.warmup < 1:
+        ap.error("--warmup must be in [0, 1)")
     soak = Soak(a.seed, a.vcpus)
+    sampler = RssSampler()
     started = time.monotonic()
-    soak.connection()  # warms every path up: what is measured from here on is growth
-    rss0, threads0 = measure()
-    print(f"start: rss_kb={rss0} threads={threads0}", flush=True)
-    next_report = started + 300
-    while True:
-        elapsed = time.monotonic() - started
-        if a.connections and soak.counts["connections"] >= a.connections:
-            break
-        if not a.connections and elapsed >= a.minutes * 60:
-            break
+    soak.connection()
+    threads_first, _ = settled_threads()
+    rss_first, _ = sampler.window(time.monotonic())
+    print(f"first: rss_kb={rss_first} threads={threads_first} (after the first connection)")
+    sampler.start()
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    def done(fraction: float) -> bool:
+        if a.connections:
+            return soak.counts["connections"] >= max(1, round(fraction * a.connections))
+        return elapsed() >= fraction * a.minutes * 60
+
+    def window_start(after: float) -> float:
+        return max(after, time.monotonic() - WINDOW)
+
+    while not done(a.warmup):
+        soak.connection()
+    rss0, peak0 = sampler.window(window_start(started))
+    baseline_at = time.monotonic()
+    threads0, names0 = settled_threads()
+    print(
+        f"baseline: rss_kb={rss0} peak_kb={peak0} threads={threads0} ({', '.join(names0)}) "
+        f"after {elapsed() / 60:.1f} min, {soak.counts['connections']} connections",
+        flush=True,
+    )
+    report_from = time.monotonic()
+    next_report = report_from + 300
+    while not done(1.0):
         soak.connection()
         if time.monotonic() >= next_report:
-            next_report += 300
-            rss, threads = measure()
+            floor, peak = sampler.window(report_from)
             print(
-                f"{elapsed / 60:.1f} min: rss_kb={rss} threads={threads} "
+                f"{elapsed() / 60:.1f} min: rss_kb floor={floor} peak={peak} "
                 f"connections={soak.counts['connections']} errors={len(soak.errors)}",
                 flush=True,
             )
-    rss1, threads1 = measure()
-    minutes = (time.monotonic() - started) / 60
+            report_from, next_report = time.monotonic(), next_report + 300
+    rss1, peak1 = sampler.window(window_start(baseline_at))
+    threads1, names1 = settled_threads()
+    sampler.stop()
+    minutes = elapsed() / 60
+    print(f"end: rss_kb={rss1} peak_kb={peak1} threads={threads1} ({', '.join(names1)})")
     soak.close()
     for e in soak.errors[:20]:
         print(f"error: {e.splitlines()[0]}")
-    done = " ".join(f"{k}={v}" for k, v in sorted(soak.counts.items()))
-    print(f"done: {done} identical_after={soak.identical_after}")
+    counts = " ".join(f"{k}={v}" for k, v in sorted(soak.counts.items()))
+    print(f"done: {counts} identical_after={soak.identical_after}")
     identical = "yes" if soak.identical_after == soak.counts["connections"] else "no"
     print(
         f"rss_start_kb={rss0} rss_end_kb={rss1} rss_growth={(rss1 - rss0) / rss0 * 100:+.1f}% "

@@ -29,6 +29,10 @@ count-limited slices above all, are in :mod:`guestdbg.emuhost.unicorn`):
   refused by the protection, leaves an entry through which later loads skip the check. So the
   TLB is flushed before the next run whenever that may have happened
   (``docs/reference/unicorn.md`` §3).
+* **TLB fills** go through a hook (:class:`~guestdbg.emuhost.unicorn.IdentityTlbFill`): a page
+  that is not read-protected gets every permission in one entry, so a load and a store to one
+  page do not refill its entry in turn; those refills made QEMU's TLB sizing grow each table to
+  tens of MiB and clear all of it at every flush (``docs/reference/unicorn.md`` §12).
 * **Steps** are ``emu_start(count=1)``, free runs count-limited slices of
   :data:`~guestdbg.emuhost.unicorn.SLICE` instructions, and the engine's private stubs count too:
   every run passes a count, so Unicorn's instruction counter is in every block from the start
@@ -141,6 +145,8 @@ class Engine:
         uc = ucc.new_uc(ucc.UC_ARCH_PPC, mode | ucc.UC_MODE_BIG_ENDIAN)
         uc.ctl_set_cpu_model(CPU_MODELS[core])
         uc.ctl_set_tlb_mode(ucc.UC_TLB_VIRTUAL)
+        self._prot: dict[int, int] = {}
+        ucc.IdentityTlbFill(uc, self._tlb_perms)
         self._mapper = ucc.SlotMapper(uc, ram)
         uc.mem_map(STUB_BASE, PAGE_SIZE, PROT_ALL)
         uc.ctl_exits_enabled(True)
@@ -160,7 +166,6 @@ class Engine:
         self._exits: frozenset[int] = frozenset()
         """The armed instruction addresses (Unicorn may hold one more: a step's own exit,
         replaced at the next run, see ``run``)."""
-        self._prot: dict[int, int] = {}
         self._tlb_stale = False
         """A read-protected page may have a TLB entry that lets loads through: flush before
         the next run (``_on_prot``, ``set_protection``, ``run``)."""
@@ -239,6 +244,14 @@ class Engine:
                 stop = Stop(StopKind.STEP if step else StopKind.NONE)
         stop.pc = stop_pc
         return stop
+
+    def _tlb_perms(self, page: int, access_prot: int) -> int:
+        """The permissions a TLB entry of ``page`` gets when an access needing
+        ``access_prot`` fills it: all of them, except on a read-protected page, whose entry
+        keeps Unicorn's own (only the access's), so that a fetch or a store there never leaves a
+        read entry behind (``docs/reference/unicorn.md`` §3, §12)."""
+        prot = self._prot.get(page)
+        return PROT_ALL if prot is None or prot & PROT_READ else access_prot
 
     def _on_interrupt(self, intno: int) -> None:
         self._stop = Stop(StopKind.INTERRUPT, intno=intno)

@@ -71,6 +71,7 @@ UC_TLB_VIRTUAL = _const("UC_TLB_VIRTUAL")
 UC_HOOK_CODE = _const("UC_HOOK_CODE")
 UC_HOOK_INTR = _const("UC_HOOK_INTR")
 UC_HOOK_MEM_WRITE = _const("UC_HOOK_MEM_WRITE")
+UC_HOOK_TLB_FILL = _const("UC_HOOK_TLB_FILL")
 UC_HOOK_MEM_READ_PROT = _const("UC_HOOK_MEM_READ_PROT")
 UC_HOOK_MEM_WRITE_PROT = _const("UC_HOOK_MEM_WRITE_PROT")
 UC_HOOK_MEM_READ_UNMAPPED = _const("UC_HOOK_MEM_READ_UNMAPPED")
@@ -509,6 +510,90 @@ class InterruptHook:
         status = self._emu_stop(self._handle)
         if status != UC_ERR_OK:
             raise UcError(status)
+
+
+_TLB_FILL_CFUNC = ctypes.CFUNCTYPE(
+    ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
+    ctypes.c_void_p,
+)  # fmt: skip
+"""``uc_cb_tlbevent_t``: engine, page address, access type, ``uc_tlb_entry *``, user data."""
+
+
+class _TlbEntry(ctypes.Structure):
+    """``uc_tlb_entry``: the physical page and the ``UC_PROT_*`` a virtual-TLB fill gives."""
+
+    _fields_ = (("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32))
+
+
+ACCESS_PROT = {
+    _const("UC_MEM_READ"): UC_PROT_READ,
+    _const("UC_MEM_WRITE"): UC_PROT_WRITE,
+    _const("UC_MEM_FETCH"): UC_PROT_EXEC,
+}
+"""The access type a TLB fill is made for -> the one permission Unicorn's own virtual-TLB fill
+gives the entry."""
+
+
+class IdentityTlbFill:
+    """A ``UC_HOOK_TLB_FILL`` hook for an engine in virtual-TLB mode: effective = physical
+    address, and the entry gets the permissions ``perms(page, access_prot)`` returns (the
+    engine's own check of the page's protection stays on the TLB's slow path as before), called
+    straight from C. The binding's hook where its internals differ.
+
+    Without a hook Unicorn gives an entry only the permission of the access that filled it
+    (``access_prot``), so a load and a store to one page refill its entry in turn, and QEMU
+    counts every refill of an entry as one more entry in use (``tlb_set_page_with_attrs``
+    decrements only when it evicts another page). Its dynamic TLB sizing doubles the table at a
+    full flush when that count exceeds 70 % of the table (``tlb_mmu_resize_locked``): a guest
+    loop with a load and a store on one page drove each engine's table to its largest size
+    (2^20 entries, 40 MiB with the I/O part, allocated, filled and later freed again) and made
+    every full flush clear all of it (docs/reference/unicorn.md §12). An entry filled with
+    every permission the page may have is filled once."""
+
+    def __init__(self, uc: Uc, perms: Callable[[int, int], int]) -> None:
+        self._perms = perms
+        handle = getattr(uc, "_uch", None)
+        hook_type = getattr(_BINDING, "uc_hook_h", None)
+        fast = (
+            _LIB is not None
+            and isinstance(handle, ctypes.c_void_p)
+            and hook_type is not None
+            and isinstance(getattr(uc, "_callbacks", None), dict)
+        )
+        if not fast:
+            uc.hook_add(UC_HOOK_TLB_FILL, self._binding_fill)
+            return
+        fptr = _TLB_FILL_CFUNC(self._fill)
+        assert hook_type is not None
+        hook = hook_type()
+        status = _LIB.uc_hook_add(
+            handle,
+            ctypes.byref(hook),
+            UC_HOOK_TLB_FILL,
+            ctypes.cast(fptr, ctypes.c_void_p),
+            None,
+            ctypes.c_uint64(1),
+            ctypes.c_uint64(0),
+        )
+        if status != UC_ERR_OK:
+            raise UcError(status)
+        uc._callbacks[hook.value] = fptr  # kept alive with the CPU, as the binding does
+
+    def _fill(self, _engine: object, page: int, access: int, entry: int, _ud: object) -> bool:
+        wanted = ACCESS_PROT.get(access, 0)
+        try:
+            perms = self._perms(page, wanted)
+        except BaseException:  # never leave C with an exception: Unicorn's own fill instead
+            perms = wanted
+        e = _TlbEntry.from_address(entry)
+        e.paddr = page
+        e.perms = perms
+        return True
+
+    def _binding_fill(self, _uc: Uc, page: int, access: int, entry: Any, _ud: object) -> bool:
+        entry.paddr = page
+        entry.perms = self._perms(page, ACCESS_PROT.get(access, 0))
+        return True
 
 
 class RegisterBank:
