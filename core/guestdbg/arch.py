@@ -127,7 +127,8 @@ class ArchVcpuDebug(Protocol):
 
     # Optional members, each with its own protocol below so a plugin can declare and
     # type-check them: ``after_guest_debug`` (:class:`AfterGuestDebug`),
-    # ``resume_past_hw_break`` (:class:`ResumePastHwBreak`) and, when ``caps.step_via_sw``,
+    # ``resume_past_hw_break`` (:class:`ResumePastHwBreak`), ``execute_in_place``
+    # (:class:`ExecuteInPlace`) and, when ``caps.step_via_sw``,
     # ``step_targets`` (:class:`StepTargets`).
 
     def attach(self) -> Mapping[str, int]:
@@ -158,6 +159,30 @@ class ResumePastHwBreak(Protocol):
         Called on the vCPU's thread, out of KVM_RUN, for a hit whose condition was false.
         Return False where this host cannot do it (the session then single-steps past the
         point with it disarmed for that step); nothing may have changed then."""
+        ...
+
+
+class ExecuteInPlace(Protocol):
+    """Optional member of :class:`ArchVcpuDebug` (the session looks it up once per vCPU)."""
+
+    def execute_in_place(self, pc: int, fetch: Callable[[int, int], bytes]) -> bool:
+        """The vCPU stopped at a host breakpoint at ``pc`` (a trap word or an instruction
+        compare, which stays armed) whose condition was false, and it was running freely (not
+        stepping for the debugger, nothing pending to inject). If the arch can carry out the
+        guest's instruction at ``pc`` itself exactly as the CPU would - registers only: no
+        memory access, no exception, no debug event of the guest's own that the CPU would
+        raise at it - write the resulting registers and return True: the next KVM_RUN goes on
+        after that instruction. Otherwise return False with nothing changed, and the session
+        single-steps past the point with it taken out for that step.
+
+        ``fetch(addr, length)`` reads guest code through this vCPU's MMU in the debugger's view
+        (trap words show the guest's own bytes; raises ``GuestDebugError`` outside guest RAM).
+
+        Why: a step past a breakpoint costs two more KVM_SET_GUEST_DEBUG, a KVM_RUN and, for a
+        trap word, two writes of it (and on the emulated hosts a re-translation of its block
+        each time); carrying the instruction out costs one KVM_SET_REGS. Called on the vCPU's
+        thread, out of KVM_RUN. Every instruction an arch accepts must be checked against an
+        independent implementation (the real CPU through /dev/kvm, or another emulator)."""
         ...
 
 

@@ -67,7 +67,9 @@ def guestdbg_vcpu_debug(request: VcpuDebugRequest) -> ArchVcpuDebug | None:
     register write), ``step_targets()`` (when ``caps.step_via_sw``: where the instruction at the
     PC can continue), ``resume_past_hw_break(pc)`` (the hardware's own way past an instruction
     breakpoint for one instruction, used for a hit whose condition is false instead of a single
-    step with the breakpoint disarmed). ``caps`` decides the rest: slot counts, watch kinds and
+    step with the breakpoint disarmed), ``execute_in_place(pc, fetch)`` (the arch carries out
+    a register-only instruction under a breakpoint whose condition was false itself, so the
+    vCPU goes on without a step). ``caps`` decides the rest: slot counts, watch kinds and
     lengths, ``watch_before_access`` (the session steps an access over its own watchpoint before
     going on), ``hw_break_via_sw``. ``request.policy`` is the ownership policy the session asked
     for. Return ``None`` when ``request.arch`` is not this plugin's arch.

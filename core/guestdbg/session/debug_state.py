@@ -34,6 +34,9 @@ class SessionStats:
     stops_dropped: int = 0
     trap_words_rewritten: int = 0
     """Trap words whose saved original a guest store replaced while they stayed armed."""
+    executed_in_place: int = 0
+    """Hits with a false condition the arch carried out the instruction of itself, no step
+    (:class:`guestdbg.arch.ExecuteInPlace`)."""
     errors: list[str] = field(default_factory=list)
 
 

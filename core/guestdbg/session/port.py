@@ -123,6 +123,9 @@ class VcpuPort:
         self._applied: tuple[object, ...] | None = None
         self._after_guest_debug: Callable[[], None] | None = getattr(ops, "after_guest_debug", None)
         self._resume_past: Callable[[int], bool] | None = getattr(ops, "resume_past_hw_break", None)
+        self._in_place: Callable[[int, Callable[[int, int], bytes]], bool] | None = getattr(
+            ops, "execute_in_place", None
+        )
         self._phase = _Phase.PARKED
         self._cmd: Command | None = None
         self._suspended = False
@@ -281,7 +284,8 @@ class VcpuPort:
         """Step past the breakpoint at ``pc`` alone (its condition was false), then go back to
         what the vCPU was doing; no stop is posted and no other vCPU parks. A hardware
         breakpoint the arch can have the hardware run past (``resume_past_hw_break``) needs no
-        step: the vCPU goes on as it was."""
+        step: the vCPU goes on as it was; nor does an instruction the arch can carry out itself
+        (``execute_in_place``) while the vCPU runs freely."""
         pts = self.state.points
         trap = pts.trap_at(DEFAULT_SPACE, pc)
         hw = pts.hw_breaks.get((DEFAULT_SPACE, pc))
@@ -289,6 +293,16 @@ class VcpuPort:
             resume_past = self._resume_past
             if resume_past is not None and resume_past(pc):
                 return  # the hardware runs the instruction past its breakpoint: no step
+        in_place = self._in_place
+        if (
+            in_place is not None
+            and self._phase is _Phase.RUN
+            and not self.step
+            and self.pending is None
+            and in_place(pc, self._fetch)
+        ):
+            self.state.stats.executed_in_place += 1
+            return  # the arch carried out the instruction: the point stays armed, no step
         self._resume_to = (self._phase, self.step, self.origin, self.masked)
         self._phase = _Phase.PASS
         self.step = True
@@ -301,6 +315,9 @@ class VcpuPort:
                 self._passing = trap
             else:
                 self.control.release(self.index)
+
+    def _fetch(self, addr: int, length: int) -> bytes:
+        return self.state.read_view(self.handle, addr, length)
 
     def _end_pass(self) -> None:
         trap, self._passing = self._passing, None
