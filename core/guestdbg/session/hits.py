@@ -47,6 +47,9 @@ class PointStats:
     """Hits that stopped the vCPU and were reported."""
     errors: int = 0
     """Judgements that failed; each stopped the vCPU."""
+    in_place: int = 0
+    """False-condition hits passed with the instruction carried out by the arch, no step
+    (:class:`guestdbg.arch.ExecuteInPlace`)."""
     last_error: str = ""
     rewritten: int = 0
     """Times the word under its trap was found replaced (by the guest rewriting its code, or

@@ -44,6 +44,8 @@ def _points(s: Session, args: list[str]) -> str:
             line = f"  {p.kind.value} {p.addr:#x} hits={st.hits}"
             if st.evaluations:
                 line += f" evaluations={st.evaluations} stops={st.stops} errors={st.errors}"
+            if st.in_place:
+                line += f" in_place={st.in_place}"
             if st.rewritten:
                 line += f" rewritten={st.rewritten}"
             if st.last_error:
@@ -64,6 +66,7 @@ def _stats(s: Session, args: list[str]) -> str:
         "set_guest_debug_calls": s.stats.set_guest_debug_calls,
         "injected": s.stats.injected,
         "stops_dropped": s.stats.stops_dropped,
+        "executed_in_place": s.stats.executed_in_place,
     }
     return json.dumps(doc, sort_keys=True) + "\n"
 

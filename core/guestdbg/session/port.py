@@ -301,7 +301,12 @@ class VcpuPort:
             and self.pending is None
             and in_place(pc, self._fetch)
         ):
-            self.state.stats.executed_in_place += 1
+            st = self.state
+            st.stats.executed_in_place += 1
+            for p in points_at(pts, pc):
+                counted = st.point_stats.get(p)
+                if counted is not None:
+                    counted.in_place += 1
             return  # the arch carried out the instruction: the point stays armed, no step
         self._resume_to = (self._phase, self.step, self.origin, self.masked)
         self._phase = _Phase.PASS
