@@ -45,6 +45,7 @@ def test_gdb_sends_the_condition_and_the_stub_stops_only_where_it_holds() -> Non
         assert stops == [(100, 99), (200, 199), (300, 299)]
         line = point_line(g)
         assert "hits=300 evaluations=300 stops=3 errors=0" in line, line
+        assert "in_place" not in line, line  # a store: stepped past, never carried out
 
 
 def test_a_condition_on_guest_memory() -> None:
@@ -96,3 +97,39 @@ def test_on_two_vcpus_each_stop_is_where_that_vcpus_condition_holds() -> None:
             seen[r.stop_thread].append(r4(g))
         for thread, values in seen.items():
             assert values == [20 * (k + 1) for k in range(len(values))], (thread, values)
+
+
+def test_a_condition_on_a_register_only_instruction_is_passed_in_place() -> None:
+    """At ``tick+4`` (``addi r4,r4,1``) the arch carries out the instruction itself for every
+    false hit (no step): the stops still come exactly where the condition holds, the guest's
+    counter says no call was lost or doubled, and ``monitor points`` counts every false hit as
+    passed in place."""
+    with served("smp_tick") as s, s.gdb() as g:
+        g.check(f"break *{s.sym['tick'] + 4:#x} if $r4 % 100 == 99")
+        stops = []
+        for _ in range(3):
+            r = g.check("continue")
+            assert r.stop_reason == "breakpoint-hit" and r.stop_pc == s.sym["tick"] + 4
+            stops.append((r4(g), s.word("counters")))
+        # r4 is the count loaded before this call's increment: call N stops with r4 = N - 1
+        assert stops == [(99, 99), (199, 199), (299, 299)]
+        line = point_line(g)
+        assert "hits=300 evaluations=300 stops=3 errors=0 in_place=297" in line, line
+
+
+def test_on_two_vcpus_a_register_only_instruction_is_passed_in_place() -> None:
+    """Both vCPUs pass the same trap word with it never leaving memory (no vCPU is held
+    while another steps past it): each thread's stops run 19, 39, 59... of its own count."""
+    with served("smp_tick", smp=2) as s, s.gdb() as g:
+        g.check(f"break *{s.sym['tick'] + 4:#x} if $r4 % 20 == 19")
+        seen: dict[int, list[int]] = {1: [], 2: []}
+        for _ in range(300):  # a hang guard: which vCPU gets there first is the scheduler's
+            if min(len(v) for v in seen.values()) >= 3:
+                break
+            r = g.check("continue")
+            assert r.stop_pc == s.sym["tick"] + 4
+            assert r.stop_thread in seen
+            seen[r.stop_thread].append(r4(g))
+        for thread, values in seen.items():
+            assert values == [20 * (k + 1) - 1 for k in range(len(values))], (thread, values)
+        assert "in_place=" in point_line(g)
