@@ -364,7 +364,9 @@ class Engine:
 
     def set_core_regs(self, values: Iterable[int]) -> None:
         """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order."""
-        *core, xer = (v & self.mask for v in values)
+        m = self.mask
+        core = [v & m for v in values]
+        xer = core.pop()
         core[32] &= 0xFFFFFFFF  # CR is 32 bits on every core
         self._core_batch.write(core)
         self.set_xer(xer)

@@ -142,26 +142,20 @@ class UapiCodec:
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
         ulong = a.ulong
-        cpu.pc = self.r_pc.get(buf) & ulong
-        kvm_msr.set_msr(a, self.r_msr.get(buf) & _U32)
-        a.srr0 = self.r_srr0.get(buf) & ulong
-        a.srr1 = self.r_srr1.get(buf) & ulong
-        a.pid = self.r_pid.get(buf) & _U32
+        # one unpack of the 49 __u64 (order checked against the layout at init)
+        v = self.r_all.unpack_from(buf)
+        cpu.pc = v[0] & ulong
+        kvm_msr.set_msr(a, v[5] & _U32)
+        a.srr0 = v[6] & ulong
+        a.srr1 = v[7] & ulong
+        a.pid = v[8] & _U32
+        sprg = a.sprg
         for n in range(8):
-            value = self.r_sprg[n].get(buf) & ulong
-            if n >= 3 and value != a.sprg[n]:
+            value = v[9 + n] & ulong
+            if n >= 3 and value != sprg[n]:
                 k.push_user_spr(regs.SPRN_SPRG3 + n - 3, value)
-            a.sprg[n] = value
-        gprs = self.r_gprs.unpack_from(buf, self.r_gpr[0].offset)
-        engine.set_core_regs(
-            (
-                *gprs,
-                self.r_cr.get(buf),
-                self.r_ctr.get(buf),
-                self.r_lr.get(buf),
-                self.r_xer.get(buf),
-            )
-        )
+            sprg[n] = value
+        engine.set_core_regs((*v[17:49], v[1], v[2], v[3], v[4]))
 
     # -- KVM_GET_SREGS / KVM_SET_SREGS --------------------------------------------------------
 

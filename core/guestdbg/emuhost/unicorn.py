@@ -621,6 +621,7 @@ class RegisterBank:
         self._wptrs = self._pointers(self._wvals)
         self._count = ctypes.c_int(n)
         self._unpack = struct.Struct(f"={n}Q").unpack
+        self._pack_into = struct.Struct(f"={n}Q").pack_into
         self._handle = getattr(uc, "_uch", None)
         self._fast = _LIB is not None and isinstance(self._handle, ctypes.c_void_p)
         if self._fast:
@@ -644,8 +645,15 @@ class RegisterBank:
             self._uc.reg_write_batch(list(zip(self._list, values, strict=True)))
             return
         vals = self._wvals
-        for i, v in enumerate(values):
-            vals[i] = v & 0xFFFFFFFFFFFFFFFF
+        if not isinstance(values, (list, tuple)):
+            values = tuple(values)
+        try:
+            self._pack_into(vals, 0, *values)  # one C call when every value fits a u64
+        except struct.error:
+            if len(values) != self._n:
+                raise ValueError(f"{len(values)} values for {self._n} registers") from None
+            for i, v in enumerate(values):
+                vals[i] = v & 0xFFFFFFFFFFFFFFFF
         status = self._write_batch(self._handle, self._ids, self._wptrs, self._count)
         if status != UC_ERR_OK:
             raise UcError(status)
