@@ -224,3 +224,24 @@ def test_the_models_own_uapi_numbers_match_the_powerpc_headers(tmp_path: Path) -
     out = subprocess.run([gcc, "-fsyntax-only", str(src)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert len(names) >= 20
+
+
+def test_get_regs_shows_every_change_since_the_last_read(core: str) -> None:
+    """The model keeps what KVM_GET_REGS returned until something can change it: a run, a
+    KVM_SET_REGS, KVM_SET_GUEST_DEBUG, a migration load, a boot. Each must show."""
+    m = Machine("loop", core)
+    entry = m.pc
+    assert bytes(m.vcpu.get_regs()) == bytes(m.vcpu.get_regs())
+    m.set_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
+    m.set_regs()  # the MSR write that makes MSR[DE] stick (kvmppc_set_msr)
+    assert m.run().reason == kc.KVM_EXIT_DEBUG
+    assert m.pc == entry + 4
+    m.set_regs(r31=0x55)
+    assert m.gpr(31) == 0x55
+    saved = m.vcpu.save()
+    m.set_regs(r31=0x66)
+    assert m.gpr(31) == 0x66
+    m.vcpu.load(saved)
+    assert (m.gpr(31), m.pc) == (0x55, entry + 4)
+    m.vm.load_elf(m.elf)
+    assert (m.pc, m.gpr(1), m.gpr(31)) == (entry, board.BOOT_R1, 0)

@@ -97,12 +97,23 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         # kvmppc_core_vcpu_create: PC = 0, MSR = 0 (via kvmppc_set_msr), r1 = 16 MiB - 8
         kvm_msr.set_msr(self.arch, 0)
         self.engine.set_gpr(1, (16 << 20) - 8)
+        self._regs: bytes | None = None
+        """What KVM_GET_REGS returned, until something can change it (:meth:`changed`). The
+        kernel's GET_REGS copies fields out of the vcpu struct; the model's reads the engine
+        (XER through a stub run), several microseconds, and a hit the session judges and then
+        passes in place reads the registers twice. Only this vCPU's ioctls change them."""
 
     # -- KVM_RUN --------------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """The registers may differ from the last KVM_GET_REGS: every ioctl that writes state,
+        KVM_RUN, and the VM's boot and migration paths call this."""
+        self._regs = None
 
     def _before_entry(self) -> None:
         """powerpc.c ``kvm_arch_vcpu_ioctl_run`` completes a pending MMIO load before it looks
         at ``immediate_exit``."""
+        self._regs = None
         self.runner.complete_mmio()
 
     def _enter(self) -> int:
@@ -111,6 +122,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return self.runner.run(self._signal_pending, self._wait_for_signal)
 
     def _after_exit(self) -> None:
+        self._regs = None
         self.runner.vcpu_put()
 
     def _drop_translations(self, lo: int, hi: int) -> None:
@@ -125,6 +137,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
                 self._dbg_decoded.clear()
             decoded = self._dbg_decoded[dbg] = self._decode_guest_debug(dbg)
         control, bps = decoded
+        self._regs = None
         r = set_guest_debug(self.kvm, control, bps)
         self.runner.vcpu_put()
         if r < 0:
@@ -140,15 +153,19 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return control, tuple((addr.get(dbg), typ.get(dbg)) for addr, typ in self._dbg_bp)
 
     def _get_regs(self) -> bytearray:
-        return self.codec.get_regs(self.kvm, self.engine)
+        if self._regs is None:
+            self._regs = bytes(self.codec.get_regs(self.kvm, self.engine))
+        return bytearray(self._regs)
 
     def _set_regs(self, regs: bytes) -> None:
+        self._regs = None
         self.codec.set_regs(self.kvm, self.cpu, self.engine, regs)
 
     def _get_sregs(self) -> bytearray:
         return self.codec.get_sregs(self.kvm)
 
     def _set_sregs(self, sregs: bytes) -> None:
+        self._regs = None
         r = self.codec.set_sregs(self.kvm, sregs)
         if r < 0:
             raise KernelError("KVM_SET_SREGS", -r)
@@ -162,6 +179,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return value
 
     def _set_one_reg(self, reg_id: int, value: int) -> None:
+        self._regs = None
         r = self.codec.set_one_reg(self.kvm, reg_id, value)
         if r == -errno.EINVAL:
             r = altivec_one_reg(self.kvm, self.engine, reg_id, value)
@@ -205,6 +223,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
 
     def load(self, d: dict[str, Any]) -> None:
         with self.mutex:
+            self._regs = None
             new = VcpuArch.from_dict(d["arch"])
             if new.vcpu_id != self._vcpu_id or new.core != self.arch.core:
                 raise MigrationError(

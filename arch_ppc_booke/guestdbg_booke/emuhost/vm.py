@@ -98,6 +98,7 @@ class EmulatedBookeVm(EmulatedVm):
         map_size = 1024 << image.map_tsize
         for v in self._emulated:
             with v.mutex:
+                v.changed()
                 gprs = [0] * 32
                 gprs[1] = board.BOOT_R1
                 gprs[3] = image.dt_base
