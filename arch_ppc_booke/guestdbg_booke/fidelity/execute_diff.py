@@ -4,8 +4,9 @@ PowerPC (QEMU TCG), one real single step per case.
 Why: an instruction the plugin carries out itself is never seen by the CPU, so a wrong carry or
 a wrong branch target would silently corrupt the guest. Each case is a random instruction word -
 drawn from the subset, or a near miss (one bit of a subset word flipped: reserved bits, the
-neighbouring opcodes and extended opcodes, OE/Rc/L/AA/LK variants) - with random register values
-biased towards the edges (0, ±1, the sign boundary). The plugin's function decides; a refused
+OE/Rc/L/AA/LK variants; or its primary or extended opcode a little off: the neighbouring
+instructions) - with random register values biased towards the edges (0, ±1, the sign
+boundary). The plugin's function decides; a refused
 case needs nothing more (the CPU would step it). An accepted one is run on the emulated host the
 way a VMM would run it: the word written into guest RAM, the registers with KVM_SET_REGS (so
 XER's SO/OV/CA go through the host's own register path), KVM_SET_GUEST_DEBUG single-step,
@@ -266,11 +267,20 @@ _NAMES = tuple(TEMPLATES)
 
 
 def random_word(rng: random.Random, near_miss: float = 0.3) -> int:
-    """A word of the subset, or with probability ``near_miss`` one with a random bit flipped."""
+    """A word of the subset, or with probability ``near_miss`` a near miss of one: a random bit
+    flipped (half of them), the primary opcode one off, or the 10-bit extended opcode of a
+    primary-31/19 word a little off."""
     word = TEMPLATES[rng.choice(_NAMES)](rng)
-    if rng.random() < near_miss:
-        word ^= 1 << rng.randrange(32)
-    return word
+    if rng.random() >= near_miss:
+        return word
+    kind = rng.random()
+    if kind < 0.5:
+        return word ^ (1 << rng.randrange(32))
+    if kind < 0.75 or word >> 26 not in (19, 31):
+        op = ((word >> 26) + rng.choice((-1, 1))) & 63
+        return (word & 0x03FFFFFF) | (op << 26)
+    xo = (((word >> 1) & 0x3FF) + rng.choice((-2, -1, 1, 2))) & 0x3FF
+    return (word & ~(0x3FF << 1)) | (xo << 1)
 
 
 def _value(rng: random.Random) -> int:
