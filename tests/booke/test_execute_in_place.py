@@ -11,13 +11,18 @@ import pytest
 
 import guestdbg_booke.fidelity.execute_diff as diff
 from guestdbg.arch import OwnershipPolicy, VcpuDebugRequest
+from guestdbg.events import StopKind
 from guestdbg.guest_build import cache_dir
 from guestdbg.plugins import default_registry
+from guestdbg.points import DebugPoint, PointKind
 from guestdbg.vcpu import VmHandle
 from guestdbg_booke.debugops import BookeVcpuDebug
 from guestdbg_booke.execute import Regs, execute
 from guestdbg_booke.guests.build import PACKAGE_DIR, build
 from guestdbg_booke.plugin import CORES, INFO
+
+from .conftest import MakeSession
+from .harness import HostIo, Machine, run_to_done
 
 PC = 0x1000
 SO, OV, CA = 0x80000000, 0x40000000, 0x20000000
@@ -337,3 +342,27 @@ def test_the_differential_run_catches_a_wrong_result(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(diff, "execute", wrong_carry)
     tally = diff.run("e500mc", 3, 3000)
     assert tally.mismatches and all(m.word >> 26 == 12 for m in tally.mismatches)
+
+
+# -- through a session ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [PointKind.SW_BREAK, PointKind.HW_BREAK])
+@pytest.mark.parametrize(
+    ("at", "in_place"), [("bp_here", True), ("bp_here+8", True), ("load_insn", False)]
+)
+def test_a_false_condition_is_carried_out_in_place_and_the_guest_computes_the_same(
+    core: str, session: MakeSession, kind: PointKind, at: str, in_place: bool
+) -> None:
+    """``loop.S`` counts r4 to 100: at the ``addi`` and the ``blt`` (``bp_here+8``) every false
+    hit is carried out in place, through a trap word and through an IAC alike; at the load each
+    is stepped. Either way the guest ends with r4 = 100, as it does without a debugger."""
+    m = Machine("loop", core)
+    name, _, off = at.partition("+")
+    addr = m.sym[name] + int(off or 0)
+    io = HostIo()
+    s = session(m.vm, core, exit_handler=io)
+    s.insert_point(DebugPoint(kind, addr, 4), lambda _view: False)
+    assert run_to_done(s, io)[-1][0] is StopKind.HALT
+    assert io.done == 100
+    assert s.state.stats.executed_in_place == (100 if in_place else 0)
