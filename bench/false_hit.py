@@ -25,9 +25,10 @@ KVM_SET_GUEST_DEBUG 4 and 2, each trap-word write 4 and 4. Most of what is left 
 KVM_RUNs is Unicorn's own run: the trap word changes twice per hit, so the blocks around it are
 translated again twice per hit, as they must be.
 
-At ``loop`` with and without the in-place pass (shared 2-core machine with another benchmark
-running; 3 runs each, each the median of 5 rounds): 52.5, 49.8, 59.7 us per false hit in place,
-57.1, 80.9, 55.6 stepped (an earlier set: 47.9, 53.9, 49.7 against 57.7, 54.9, 57.1). The gain
+At ``loop`` with and without the in-place pass (shared 2-core machine, other benchmarks
+running; 3 alternating runs each, each the median of 5 rounds): 48.6, 51.8, 48.4 us per false
+hit in place against 57.6, 52.4, 65.3 stepped; two more such sets gave 47.9, 53.9, 49.7 against
+57.7, 54.9, 57.1 and 52.5, 49.8, 59.7 against 57.1, 80.9, 55.6. The gain
 is small on this host because its register ioctls are nearly as dear as its KVM_RUN: measured
 per in-place hit (perf_counter around each call, 10,000 hits), KVM_GET_REGS 7.6 us (XER comes
 through an ``mfxer`` stub run in Unicorn after every guest run), the ``fetch`` of the word
