@@ -55,11 +55,12 @@ Ownership of the debug facility (``OwnershipPolicy``):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from guestdbg.arch import (
     AfterGuestDebug,
     ArchVcpuDebug,
+    ExecuteInPlace,
     OwnershipPolicy,
     StepTargets,
     VcpuDebugRequest,
@@ -72,6 +73,7 @@ from guestdbg.points import DebugPoint, PointKind
 from guestdbg.vcpu import VcpuHandle
 
 from . import abi, numbering, regs, successors
+from .in_place import InPlace
 
 IAC_IDS = (abi.KVM_REG_PPC_IAC1, abi.KVM_REG_PPC_IAC2)
 DAC_IDS = (abi.KVM_REG_PPC_DAC1, abi.KVM_REG_PPC_DAC2)
@@ -156,6 +158,7 @@ class BookeVcpuDebug:
         """The ENABLE state the guest's MSR was last re-synced for (None: never)."""
         self.guest_armed: dict[str, int] = {}
         """The guest's IAC/DAC values found at attach (non-zero = the guest uses them)."""
+        self._in_place = InPlace(self.vcpu, lay)
 
     # -- programming ------------------------------------------------------------------------
 
@@ -319,6 +322,32 @@ class BookeVcpuDebug:
         )
         return successors.successors(int.from_bytes(word, "big"), cpu)
 
+    def execute_in_place(self, pc: int, fetch: Callable[[int, int], bytes]) -> bool:
+        """Carry out a register-only instruction at ``pc`` with one KVM_SET_REGS
+        (:mod:`.in_place`, :mod:`.execute`) instead of a step. Refused (False, nothing written):
+
+        * on a 64-bit core (e5500, e6500): the subset is computed in 32-bit mode only;
+        * under guest priority: the guest's own DBCR0 is live there (its single step, branch
+          taken and IAC events would have fired at this instruction) and the kernel offers no
+          way to read it;
+        * when guest debugging is not enabled: the kernel is then not keeping the guest's debug
+          events away from it either;
+        * at an address the guest had in IAC1/IAC2 at attach. With guest debugging enabled the
+          kernel builds DBCR0 and the IACs from KVM_SET_GUEST_DEBUG alone and drops the guest's
+          own writes to them (docs/reference/kvm-debug-abi.md §3.1, §3.6), so no debug event
+          of the guest's can fire here (the session never asks while it steps the vCPU); the
+          check costs nothing and keeps the guest's own breakpoint address a real step.
+
+        A refusal only costs the step this saves."""
+        if self.core_bits != 32 or self.policy != OwnershipPolicy.HOST_PRIORITY:
+            return False
+        if not self._enabled or pc in self._guest_iacs():
+            return False
+        return self._in_place(pc, fetch)
+
+    def _guest_iacs(self) -> tuple[int, ...]:
+        return tuple(self.guest_armed[n] for n in ("iac1", "iac2") if n in self.guest_armed)
+
     # -- attach / detach --------------------------------------------------------------------
 
     def attach(self) -> Mapping[str, int]:
@@ -347,7 +376,10 @@ class BookeVcpuDebug:
 
 
 # mypy checks the class against the contract, optional members included.
-_CONTRACT: tuple[type[ArchVcpuDebug], type[AfterGuestDebug], type[StepTargets]] = (
+_CONTRACT: tuple[
+    type[ArchVcpuDebug], type[AfterGuestDebug], type[StepTargets], type[ExecuteInPlace]
+] = (
+    BookeVcpuDebug,
     BookeVcpuDebug,
     BookeVcpuDebug,
     BookeVcpuDebug,

@@ -99,10 +99,11 @@ def test_on_two_vcpus_each_stop_is_where_that_vcpus_condition_holds() -> None:
             assert values == [20 * (k + 1) for k in range(len(values))], (thread, values)
 
 
-def test_a_condition_on_a_register_only_instruction_stops_where_it_holds() -> None:
-    """At ``tick+4`` (``addi r4,r4,1``, an instruction an arch may carry out itself instead of
-    stepping it): the stops still come exactly where the condition holds and the guest's counter
-    says no call was lost or doubled."""
+def test_a_condition_on_a_register_only_instruction_is_passed_in_place() -> None:
+    """At ``tick+4`` (``addi r4,r4,1``) the arch carries out the instruction itself for every
+    false hit (no step): the stops still come exactly where the condition holds, the guest's
+    counter says no call was lost or doubled, and ``monitor points`` counts every false hit as
+    passed in place."""
     with served("smp_tick") as s, s.gdb() as g:
         g.check(f"break *{s.sym['tick'] + 4:#x} if $r4 % 100 == 99")
         stops = []
@@ -113,12 +114,12 @@ def test_a_condition_on_a_register_only_instruction_stops_where_it_holds() -> No
         # r4 is the count loaded before this call's increment: call N stops with r4 = N - 1
         assert stops == [(99, 99), (199, 199), (299, 299)]
         line = point_line(g)
-        assert "hits=300 evaluations=300 stops=3 errors=0" in line, line
+        assert "hits=300 evaluations=300 stops=3 errors=0 in_place=297" in line, line
 
 
-def test_on_two_vcpus_a_register_only_instruction_stops_where_each_condition_holds() -> None:
-    """Both vCPUs pass the same trap word: each thread's stops run 19, 39, 59... of its own
-    count."""
+def test_on_two_vcpus_a_register_only_instruction_is_passed_in_place() -> None:
+    """Both vCPUs pass the same trap word with it never leaving memory (no vCPU is held
+    while another steps past it): each thread's stops run 19, 39, 59... of its own count."""
     with served("smp_tick", smp=2) as s, s.gdb() as g:
         g.check(f"break *{s.sym['tick'] + 4:#x} if $r4 % 20 == 19")
         seen: dict[int, list[int]] = {1: [], 2: []}
@@ -131,3 +132,4 @@ def test_on_two_vcpus_a_register_only_instruction_stops_where_each_condition_hol
             seen[r.stop_thread].append(r4(g))
         for thread, values in seen.items():
             assert values == [20 * (k + 1) - 1 for k in range(len(values))], (thread, values)
+        assert "in_place=" in point_line(g)

@@ -7,5 +7,7 @@
 * ``rsp`` - a raw GDB remote-protocol client; ``qemu_oracle`` - QEMU's ppce500 as the reference;
 * ``emulated`` - the same program on the emulated host, through a guestdbg ``Session``;
 * ``known`` - the differences the kernel or the hardware explain (``docs/fidelity.md``);
-* ``differential`` - both runs stop for stop, compared and tallied (``run`` is the benchmark's).
+* ``differential`` - both runs stop for stop, compared and tallied (``run`` is the benchmark's);
+* ``execute_diff`` - the plugin's ``execute_in_place`` subset against one real single step per
+  random instruction on the emulated e500mc and e500v2 hosts (``bench/execute_diff.py``).
 """
