@@ -204,5 +204,7 @@ def test_the_cond_measurement_ends_with_its_documented_line(
         assert bench.main(["--what", "cond", "--rounds", "1", "--exits", "20"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"cond_python_evals_per_s=\d+ cond_agent_evals_per_s=\d+ cond_bare_hits_per_s=\d+", last
+        r"cond_python_evals_per_s=\d+ cond_agent_evals_per_s=\d+ cond_bare_hits_per_s=\d+"
+        r" cond_bare_in_place_per_s=\d+",
+        last,
     ), last

@@ -42,6 +42,12 @@ _REGS = struct.Struct("<18Q")
 """``struct kvm_regs``: rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8-r15, rip, rflags."""
 ENCODING_TO_KVM = (0, 2, 3, 1, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15)
 """GPR number n in ModRM/REX encoding order is ``kvm_regs`` field ENCODING_TO_KVM[n]."""
+_TO_ENCODING = operator.itemgetter(*ENCODING_TO_KVM)
+"""``kvm_regs`` values -> the GPRs in encoding order."""
+_TO_KVM = operator.itemgetter(*(ENCODING_TO_KVM.index(k) for k in range(16)))
+"""GPRs in encoding order -> rax..r15 in ``kvm_regs`` order."""
+_CTRL_NAMES = ("cr0", "cr2", "cr3", "cr4", "cr8", "efer")
+_CTRL = struct.Struct("<6Q")
 _EVENTS_BUSY = operator.itemgetter(0, 3, 8, 11, 12, 13, 24, 25, 28)
 """From ``struct kvm_vcpu_events``, bytes at: exception.injected, exception.pending,
 interrupt.injected, interrupt.shadow, nmi.injected, nmi.pending, smi.smm, smi.pending,
@@ -76,13 +82,13 @@ class InPlace:
             self.nested = True  # unknown: assume a nested guest could be running
         lay = abi.layout()
         sr = "struct kvm_sregs"
-        self._cr3 = lay.field(sr, "cr3").get
-        self._cr4 = lay.field(sr, "cr4").get
-        self._efer = lay.field(sr, "efer").get
-        self._cs_l = lay.field(sr, "cs", "l").get
-        self._cs_db = lay.field(sr, "cs", "db").get
-        self._cs_sel = lay.field(sr, "cs", "selector").get
-        self._ss_dpl = lay.field(sr, "ss", "dpl").get
+        self._ctrl_at = lay.offsetof(sr, "cr0")
+        if [lay.offsetof(sr, r) - self._ctrl_at for r in _CTRL_NAMES] != [0, 8, 16, 24, 32, 40]:
+            raise AssertionError("struct kvm_sregs: cr0, cr2, cr3, cr4, cr8, efer not contiguous")
+        self._cs_l = lay.offsetof(sr, "cs", "l")
+        self._cs_db = lay.offsetof(sr, "cs", "db")
+        self._cs_rpl = lay.offsetof(sr, "cs", "selector")  # its low byte holds the RPL
+        self._ss_dpl = lay.offsetof(sr, "ss", "dpl")
         ev = "struct kvm_vcpu_events"
         offsets = [
             lay.offsetof(ev, *p)
@@ -100,6 +106,9 @@ class InPlace:
         ]
         if offsets != [0, 3, 8, 11, 12, 13, 24, 25, 28]:
             raise AssertionError(f"struct kvm_vcpu_events is not laid out as expected: {offsets}")
+        self._write: Callable[[bytes], None] = getattr(vcpu, "set_regs_at_run", vcpu.set_regs)
+        """A /dev/kvm vCPU takes the registers into ``kvm_run`` for its next KVM_RUN (no ioctl,
+        ``guestdbg.kvm.device.KvmVcpu.set_regs_at_run``); other vCPUs get KVM_SET_REGS."""
         self._plans: dict[bytes, Plan | None] = {}
         """Decoded instructions by their code bytes (the same loop hits the same bytes)."""
         self.why = ""
@@ -118,37 +127,31 @@ class InPlace:
             return self._refuse("nested guests possible (KVM_CAP_NESTED_STATE)")
         if self.events is None:
             return self._refuse("no KVM_GET_VCPU_EVENTS")
-        regs = self.vcpu.get_regs()
-        values = list(_REGS.unpack_from(regs))
+        values = _REGS.unpack_from(self.vcpu.get_regs())
         rip, rflags = values[16], values[17]
         if rip != pc:
             return self._refuse("RIP is not the breakpoint's address")
         if rflags & TF:
             return self._refuse("RFLAGS.TF: the guest single-steps")
         sregs = self.vcpu.get_sregs()
-        if not self._efer(sregs) & EFER_LMA or not self._cs_l(sregs) or self._cs_db(sregs):
+        _, _, cr3, cr4, _, efer = _CTRL.unpack_from(sregs, self._ctrl_at)
+        if not efer & EFER_LMA or not sregs[self._cs_l] or sregs[self._cs_db]:
             return self._refuse("not in 64-bit mode")
-        cpl = self._ss_dpl(sregs)
-        if self._cs_sel(sregs) & 3 != cpl:
+        cpl = sregs[self._ss_dpl]
+        if sregs[self._cs_rpl] & 3 != cpl:
             return self._refuse("CS.RPL is not the CPL")
         if any(_EVENTS_BUSY(self.events.get_vcpu_events())):
             return self._refuse("an event is pending or injected, an interrupt shadow, or SMM")
         if not self.host_uses_drs() and self._guest_breaks_at(pc):
             return self._refuse("the guest's own execute breakpoint is at this address")
-        plan = self._plan(pc, self._cr3(sregs), self._cr4(sregs), cpl, fetch)
+        plan = self._plan(pc, cr3, cr4, cpl, fetch)
         if plan is None:
             return False  # self.why says why
-        gprs = [values[k] for k in ENCODING_TO_KVM]
+        gprs = list(_TO_ENCODING(values))
         new_rip, new_flags = execute(plan, gprs, rip, rflags)
-        if plan.jumps and not code_fetch.canonical(
-            new_rip, bool(self._cr4(sregs) & code_fetch.CR4_LA57)
-        ):
+        if plan.jumps and not code_fetch.canonical(new_rip, bool(cr4 & code_fetch.CR4_LA57)):
             return self._refuse("the jump's target is not canonical (#GP)")
-        for n, k in enumerate(ENCODING_TO_KVM):
-            values[k] = gprs[n]
-        values[16], values[17] = new_rip, new_flags
-        _REGS.pack_into(regs, 0, *values)
-        self.vcpu.set_regs(bytes(regs))
+        self._write(_REGS.pack(*_TO_KVM(gprs), new_rip, new_flags))
         self.why = plan.text
         return True
 
