@@ -312,6 +312,20 @@ def test_registers_deferred_to_the_next_run_are_what_every_path_sees(guest: Gues
     assert guest.regs("rax") == 0x300 and rax.get(asked()) == 0x300
 
 
+def test_guest_ram_reads_follow_the_slot_table(guest: Guest) -> None:
+    """A read keeps a view of its slot (guestdbg.kvm.memory): after the slot is deleted the same
+    read is BadAddress, and after it is back it reads the memory again."""
+    vm = guest.vm
+    assert isinstance(vm, MemorySlotsHandle)
+    before = vm.read_phys(0x10000, 16)
+    (slot,) = vm.memory_slots()
+    vm.set_memory_slot(SlotInfo(slot.slot, slot.flags, slot.gpa, 0, slot.userspace_addr))
+    with pytest.raises(BadAddress):
+        vm.read_phys(0x10000, 16)
+    vm.set_memory_slot(slot)
+    assert vm.read_phys(0x10000, 16) == before
+
+
 def test_injected_bp_runs_the_guests_own_vector_3_handler(guest: Guest) -> None:
     """KVM_SET_VCPU_EVENTS exception.injected: delivered through the guest's IDT on entry."""
     guest.start_at("step_start")

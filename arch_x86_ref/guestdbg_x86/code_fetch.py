@@ -49,39 +49,35 @@ def canonical(va: int, la57: bool) -> bool:
     return top == 0 or top == (1 << (8 if la57 else 17)) - 1
 
 
+_SHIFTS4 = (39, 30, 21, 12)
+_SHIFTS5 = (48, 39, 30, 21, 12)
+_MUST = PRESENT | ACCESSED
+_CHECKED = PRESENT | ACCESSED | NO_EXECUTE | _HIGH_PHYS
+"""An entry is usable when, of these bits, exactly PRESENT and ACCESSED are set."""
+
+
 def code_gpa(read_phys: ReadPhys, cr3: int, cr4: int, cpl: int, va: int) -> int | None:
     """The guest-physical address the CPU fetches ``va`` from, in 64-bit mode with paging at
-    ``cpl``, when that fetch would fault on nothing and write nothing; else None."""
-    la57 = bool(cr4 & CR4_LA57)
-    if not canonical(va, la57):
+    ``cpl``, when that fetch would fault on nothing and write nothing; else None. Raises what
+    ``read_phys`` raises for a table outside guest RAM."""
+    la57 = cr4 & CR4_LA57
+    if not canonical(va, bool(la57)):
         return None
     table = cr3 & _FRAME
-    user = True
-    shifts = (48, 39, 30, 21, 12) if la57 else (39, 30, 21, 12)
-    last = len(shifts) - 1
-    for level, shift in enumerate(shifts):
-        try:
-            raw = read_phys(table + 8 * ((va >> shift) & 0x1FF), 8)
-        except Exception:
-            return None  # the table is not in guest RAM
-        entry = int.from_bytes(raw, "little")
-        if entry & (PRESENT | ACCESSED) != PRESENT | ACCESSED or entry & _HIGH_PHYS:
-            return None
-        if entry & NO_EXECUTE:
-            return None  # not executable (with EFER.NXE) or a reserved bit (without)
-        user = user and bool(entry & USER)
-        large = bool(entry & PAGE_SIZE) and level != last
-        if large:
+    user = USER
+    for shift in _SHIFTS5 if la57 else _SHIFTS4:
+        entry = int.from_bytes(read_phys(table + 8 * ((va >> shift) & 0x1FF), 8), "little")
+        if entry & _CHECKED != _MUST:
+            return None  # not present, not yet accessed, XD (or reserved), beyond 39 bits
+        user &= entry
+        if entry & PAGE_SIZE and shift != 12:
             if shift != 21 or entry & _LARGE_RESERVED_2M:
                 return None  # PS in a PML4/PML5 entry, a 1 GiB page, or reserved bits
-            frame = entry & _FRAME & ~((1 << 21) - 1)
-            gpa = frame | (va & ((1 << 21) - 1))
+            gpa = (entry & _FRAME & ~0x1FFFFF) | (va & 0x1FFFFF)
             break
         table = entry & _FRAME
     else:
         gpa = table | (va & 0xFFF)
-    if cpl == 3 and not user:
-        return None
-    if cpl != 3 and user and cr4 & CR4_SMEP:
-        return None
-    return gpa
+    if cpl == 3:
+        return gpa if user else None
+    return None if user and cr4 & CR4_SMEP else gpa

@@ -174,7 +174,10 @@ class InPlace:
         code = b""
         va = pc
         while True:
-            gpa = code_fetch.code_gpa(read_phys, cr3, cr4, cpl, va)
+            try:
+                gpa = code_fetch.code_gpa(read_phys, cr3, cr4, cpl, va)
+            except Exception:
+                gpa = None  # a page table outside guest RAM
             if gpa is None:
                 return self._none(f"the code at {va:#x} is not fetchable as the CPU would")
             n = min(code_fetch.PAGE - (va & 0xFFF), MAX_LENGTH - len(code))
