@@ -60,6 +60,9 @@ vCPU runs on with no stop posted. Three loops in interleaved rounds, each on its
 * **bare**: what guestdbg's pass of such a hit costs in ioctls alone, on a host that ignores
   RFLAGS.RF (this one): ``KVM_RUN`` to the hit, ``KVM_SET_GUEST_DEBUG`` (DR0 disarmed,
   single-step), ``KVM_RUN`` (the step), ``KVM_SET_GUEST_DEBUG`` (DR0 armed again);
+* **bare_in_place**: what the x86 plugin's ``execute_in_place`` leaves of such a hit, in
+  ioctls alone: ``KVM_RUN`` to the hit, the ``inc`` carried out in ``kvm_run``'s copy of the
+  registers with the dirty bit set (KVM_CAP_SYNC_REGS), nothing else - one exit per hit;
 * **python**: a session (``vcpu_threads="vmm"``, attached, the breakpoint inserted with
   :func:`never_python`, the debugger's continue given), the VMM thread's loop
   ``before_run`` / ``KVM_RUN`` / ``after_exit`` until the point has had the hits;
@@ -67,19 +70,29 @@ vCPU runs on with no stop posted. Three loops in interleaved rounds, each on its
   wrapped as the GDB stub wraps ``Z1,addr,kind;X...``).
 
 Printed: µs per hit and hits per second of each; last line
-``cond_python_evals_per_s=<int> cond_agent_evals_per_s=<int> cond_bare_hits_per_s=<int>``
-(target: at least 30000 evaluations per second). ``--what all`` runs every measurement, ``step``
-last.
+``cond_python_evals_per_s=<int> cond_agent_evals_per_s=<int> cond_bare_hits_per_s=<int>
+cond_bare_in_place_per_s=<int>`` (target: at least 30000 evaluations per second).
+``--what all`` runs every measurement, ``step`` last.
 
-Measured here (kvm_pvm, 2 cores at a load average of 5-6; runs vary with it, so compare the
-loops of one run): bare 8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300
-evaluations/s, 0.5-0.6 of the bare rate; the target is not met, and cannot be on this host
-with its floor below it. Before the session's side was trimmed the same runs gave python
-4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86 register layout had no
-``read_some_registers``, so every evaluation read every GDB register with a KVM_GET_SREGS
-ioctl; ``encode_guest_debug`` built both states again at every hit; a condition looked its
-register's name and the arch's reader up at each read. Per hit, the thread's CPU time
-(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What is left is the pass
+Measured here with the x86 plugin's ``execute_in_place`` (kvm_pvm, 2 cores at a load average of
+about 1, three runs): python 25,700-27,800 and agent 25,500-27,800 evaluations/s, against
+17,000-18,300 for both before it (every hit passed by a single step), next to bare 30,200-31,400
+hits/s and bare_in_place 69,000-72,000. Each hit's ``inc %rax`` is carried out by the plugin
+(``monitor stats``: ``executed_in_place``), and with the sregs, vCPU events and registers read
+from ``kvm_run``'s copies and the result written back into it (``KvmVcpu.set_regs_at_run``) the
+hit makes no ioctl but the next ``KVM_RUN``: 36-39 µs per hit, of which the ``KVM_RUN`` (two
+emulated instructions and the exit) is about 16, the decision to carry the instruction out
+(registers, mode, events, the page walk, decode, execute, write) about 9, the condition 4, the
+rest of the session's exit path 7-8. The target is still not met, but no longer by the host:
+this path's floor (bare_in_place) is more than twice it, and what is left is Python on the exit
+path. Before ``execute_in_place``, at a load average of 5-6: bare 8,500-28,000 hits/s, python
+6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare rate; the target was not
+met, and could not be on this host with that floor below it. Before the session's side was
+trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86
+register layout had no ``read_some_registers``, so every evaluation read every GDB register with
+a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every hit; a condition
+looked its register's name and the arch's reader up at each read. Per hit, the thread's CPU time
+(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was left was the pass
 itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
 (docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one
 more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
