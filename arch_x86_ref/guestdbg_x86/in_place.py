@@ -17,7 +17,8 @@ session single-steps. Refused when:
   (``kvm_update_dr7``), so they are read only for a trap-word hit;
 * the code bytes cannot be fetched exactly as the CPU would (:mod:`.code_fetch`), both pages of
   an instruction that crosses one;
-* the instruction is not in :mod:`.execute`'s subset, or a jump's target is not canonical (#GP).
+* the instruction is not in :mod:`.execute`'s subset, or the RIP after it is not canonical (a
+  jump there is #GP).
 
 The bytes decoded are the guest's own: read from guest RAM at the walked address, and where a
 byte of them is an ``int3`` - which may be a trap word the debugger planted - read again
@@ -149,8 +150,10 @@ class InPlace:
             return False  # self.why says why
         gprs = list(_TO_ENCODING(values))
         new_rip, new_flags = execute(plan, gprs, rip, rflags)
-        if plan.jumps and not code_fetch.canonical(new_rip, bool(cr4 & code_fetch.CR4_LA57)):
-            return self._refuse("the jump's target is not canonical (#GP)")
+        if not code_fetch.canonical(new_rip, bool(cr4 & code_fetch.CR4_LA57)):
+            # a jump there is #GP; falling through there faults at the next fetch, and a VM
+            # entry with a non-canonical RIP fails on VMX: the CPU's to run, not ours
+            return self._refuse("the next RIP is not canonical")
         self._write(_REGS.pack(*_TO_KVM(gprs), new_rip, new_flags))
         self.why = plan.text
         return True

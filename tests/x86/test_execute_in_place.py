@@ -227,7 +227,10 @@ def test_the_decoder_refuses(code: str) -> None:
 
 
 def refused(r: Rig, pc: int = CODE, code: str = "48ffc0") -> str:
-    r.code(pc, code)
+    """``code`` at ``pc`` (identity-mapped below 4 MiB; a test mapping ``pc`` elsewhere writes
+    the code itself) is refused and nothing is written."""
+    if pc < len(r.vm.ram):
+        r.code(pc, code)
     before = bytes(r.vcpu.regs)
     if not any(before):
         r.state(pc)
@@ -366,6 +369,12 @@ def test_a_jump_to_a_non_canonical_address_is_refused() -> None:
     r.vm.entry(PT + 8 * 511, SMALL | P | W | A)
     r.code(SMALL, "e900100000")  # jmp +0x1000: past the canonical half
     assert "canonical" in refused(r, pc, "e900100000")
+    r = Rig()
+    for addr, value in ((PML4 + 8 * 255, PDPT), (PDPT + 8 * 511, PD), (PD + 8 * 511, PT),
+                        (PT + 8 * 511, SMALL)):  # fmt: skip
+        r.vm.entry(addr, value | P | W | A)
+    r.code(SMALL + 0xFFF, "90")
+    assert "canonical" in refused(r, 0x7FFF_FFFF_FFFF, "90")  # falls through out of it
 
 
 def test_the_bytes_under_a_trap_word_are_the_guests() -> None:
