@@ -60,24 +60,70 @@ def code_gpa(read_phys: ReadPhys, cr3: int, cr4: int, cpl: int, va: int) -> int 
     """The guest-physical address the CPU fetches ``va`` from, in 64-bit mode with paging at
     ``cpl``, when that fetch would fault on nothing and write nothing; else None. Raises what
     ``read_phys`` raises for a table outside guest RAM."""
+    return walk(read_phys, cr3, cr4, cpl, va)[0]
+
+
+Entries = tuple[tuple[int, bytes], ...]
+"""The paging entries a walk read: (guest-physical address, its 8 bytes), in walk order."""
+
+
+def walk(read_phys: ReadPhys, cr3: int, cr4: int, cpl: int, va: int) -> tuple[int | None, Entries]:
+    """:func:`code_gpa`, and the entries it read to decide."""
     la57 = cr4 & CR4_LA57
     if not canonical(va, bool(la57)):
-        return None
+        return None, ()
     table = cr3 & _FRAME
     user = USER
+    read: list[tuple[int, bytes]] = []
     for shift in _SHIFTS5 if la57 else _SHIFTS4:
-        entry = int.from_bytes(read_phys(table + 8 * ((va >> shift) & 0x1FF), 8), "little")
+        at = table + 8 * ((va >> shift) & 0x1FF)
+        raw = read_phys(at, 8)
+        read.append((at, raw))
+        entry = int.from_bytes(raw, "little")
         if entry & _CHECKED != _MUST:
-            return None  # not present, not yet accessed, XD (or reserved), beyond 39 bits
+            return None, ()  # not present, not yet accessed, XD (or reserved), beyond 39 bits
         user &= entry
         if entry & PAGE_SIZE and shift != 12:
             if shift != 21 or entry & _LARGE_RESERVED_2M:
-                return None  # PS in a PML4/PML5 entry, a 1 GiB page, or reserved bits
+                return None, ()  # PS in a PML4/PML5 entry, a 1 GiB page, or reserved bits
             gpa = (entry & _FRAME & ~0x1FFFFF) | (va & 0x1FFFFF)
             break
         table = entry & _FRAME
     else:
         gpa = table | (va & 0xFFF)
-    if cpl == 3:
-        return gpa if user else None
-    return None if user and cr4 & CR4_SMEP else gpa
+    if (cpl == 3 and not user) or (cpl != 3 and user and cr4 & CR4_SMEP):
+        return None, ()
+    return gpa, tuple(read)
+
+
+_WALKS_KEPT = 64
+
+
+class WalkCache:
+    """:func:`code_gpa` for pages walked before, exactly: a walk's answer depends only on CR3,
+    CR4, the CPL, the page and the entries it read, whose addresses follow from the entries
+    before them. So a cached walk holds when each of its entries still reads the same 8 bytes
+    - one read and one compare per level instead of decoding them again. The guest may have
+    changed a table since; then the entries differ and the page is walked again."""
+
+    def __init__(self) -> None:
+        self._walks: dict[tuple[int, int, int, int], tuple[int, Entries]] = {}
+
+    def gpa(self, read_phys: ReadPhys, cr3: int, cr4: int, cpl: int, va: int) -> int | None:
+        key = (cr3, cr4, cpl, va >> 12)
+        known = self._walks.get(key)
+        if known is not None:
+            page, entries = known
+            for at, raw in entries:
+                if read_phys(at, 8) != raw:
+                    break
+            else:
+                return page | (va & 0xFFF)
+        gpa, entries = walk(read_phys, cr3, cr4, cpl, va)
+        if gpa is None:
+            self._walks.pop(key, None)
+            return None
+        if len(self._walks) >= _WALKS_KEPT:
+            self._walks.clear()
+        self._walks[key] = (gpa & ~0xFFF, entries)
+        return gpa

@@ -110,6 +110,7 @@ class InPlace:
         self._write: Callable[[bytes], None] = getattr(vcpu, "set_regs_at_run", vcpu.set_regs)
         """A /dev/kvm vCPU takes the registers into ``kvm_run`` for its next KVM_RUN (no ioctl,
         ``guestdbg.kvm.device.KvmVcpu.set_regs_at_run``); other vCPUs get KVM_SET_REGS."""
+        self._walks = code_fetch.WalkCache()
         self._plans: dict[bytes, Plan | None] = {}
         """Decoded instructions by their code bytes (the same loop hits the same bytes)."""
         self.why = ""
@@ -178,7 +179,7 @@ class InPlace:
         va = pc
         while True:
             try:
-                gpa = code_fetch.code_gpa(read_phys, cr3, cr4, cpl, va)
+                gpa = self._walks.gpa(read_phys, cr3, cr4, cpl, va)
             except Exception:
                 gpa = None  # a page table outside guest RAM
             if gpa is None:

@@ -391,3 +391,26 @@ def test_the_bytes_under_a_trap_word_are_the_guests() -> None:
     assert r.vcpu.reg("rax") == 2 and r.vcpu.reg("rip") == CODE + 3
     r.state(CODE, rax=1)
     assert not r.run(CODE)  # without the debugger's view: an int3, the CPU's to run
+
+
+def test_a_page_walked_before_is_walked_again_when_an_entry_changed() -> None:
+    """The walk is kept per page (code_fetch.WalkCache) but holds only while each entry it
+    read still reads the same: a table the guest changed since is seen at the next hit."""
+    r = Rig()
+    pc = SMALL + 0x10
+    r.code(pc, "48ffc0")
+    r.state(pc)
+    assert r.run(pc)
+    r.vm.entry(PT, SMALL | P | A | NX)
+    r.state(pc)
+    r.vcpu.sets = 0
+    assert "fetchable" in refused(r, pc)
+    r.vm.entry(PT, SMALL | P | A)
+    r.state(pc)
+    assert r.run(pc)
+    r.vm.entry(PD + 8, (PT + 0x1000) | P | W | A)  # another table, mapping the page elsewhere
+    r.vm.entry(PT + 0x1000, (SMALL + 0x1000) | P | A)
+    r.code(SMALL + 0x1010, "90")
+    r.state(pc, rax=7)
+    assert r.run(pc)
+    assert r.vcpu.reg("rax") == 7 and r.vcpu.reg("rip") == pc + 1  # the nop there, not the inc
