@@ -30,6 +30,7 @@ from .execute_alu import ARITH as _ARITH
 from .execute_alu import (
     CF,
     CMP,
+    ENCODING_TO_KVM,
     M64,
     MASK,
     OF,
@@ -50,7 +51,8 @@ MAX_LENGTH = 15
 
 Apply = Callable[[list[int], int, int], tuple[int, int]]
 """``(gprs, next_rip, rflags) -> (rip, rflags)``: carries the instruction out on ``gprs`` (the
-16 GPRs in encoding order, changed in place); ``next_rip`` is the address after it."""
+GPRs in ``struct kvm_regs`` order, :mod:`.execute_alu`, changed in place); ``next_rip`` is the
+address after it."""
 
 
 class Truncated(Exception):
@@ -129,12 +131,15 @@ def _modrm(c: _Cursor, rex: int) -> _ModRM:
     else:
         disp = 0
 
+    kbase = None if base is None else ENCODING_TO_KVM[base]
+    kindex = None if index is None else ENCODING_TO_KVM[index]
+
     def address(gprs: list[int], next_rip: int) -> int:
         a = disp + (next_rip if rip_relative else 0)
-        if base is not None:
-            a += gprs[base]
-        if index is not None:
-            a += gprs[index] * scale
+        if kbase is not None:
+            a += gprs[kbase]
+        if kindex is not None:
+            a += gprs[kindex] * scale
         return a & M64
 
     return _ModRM(mod, reg, rm | (rex & 1) << 3, address)

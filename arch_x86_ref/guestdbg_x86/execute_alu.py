@@ -1,7 +1,9 @@
 """Register access and arithmetic flags for :mod:`.execute`, as the CPU defines them.
 
-Registers are a list of the 16 GPRs in encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,
-r8-r15), because that is how ModRM and REX name them. Writes follow 64-bit mode's rules (Intel
+Registers are a list in ``struct kvm_regs`` order (rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp,
+r8-r15), as the vCPU hands them over, so nothing is reordered per instruction; an instruction
+names them by their encoding number (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15: how ModRM
+and REX count), which :data:`ENCODING_TO_KVM` maps. Writes follow 64-bit mode's rules (Intel
 SDM vol. 1 §3.4.1.1): a 32-bit result is zero-extended into the whole register, an 8- or 16-bit
 result replaces only its part, and without a REX prefix byte registers 4-7 are AH, CH, DH, BH.
 
@@ -39,25 +41,35 @@ ADD, OR, ADC, SBB, AND, SUB, XOR, CMP = range(8)
 80/81/83."""
 
 
+ENCODING_TO_KVM = (0, 2, 3, 1, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15)
+"""GPR number n in ModRM/REX encoding order is ``kvm_regs`` field ENCODING_TO_KVM[n]."""
+_K = ENCODING_TO_KVM
+
+
 def read(gprs: list[int], reg: int, size: int, rex: bool) -> int:
-    """The value of register ``reg`` at ``size`` bits; byte registers 4-7 without REX are AH-BH."""
+    """The value of register ``reg`` (encoding number) at ``size`` bits; byte registers 4-7
+    without REX are AH-BH."""
     if size == 8 and not rex and 4 <= reg < 8:
-        return (gprs[reg - 4] >> 8) & 0xFF
-    return gprs[reg] & MASK[size]
+        return (gprs[_K[reg - 4]] >> 8) & 0xFF
+    return gprs[_K[reg]] & MASK[size]
 
 
 def write(gprs: list[int], reg: int, size: int, rex: bool, value: int) -> None:
-    """Write ``value`` to register ``reg`` at ``size`` bits with 64-bit mode's merge rules."""
+    """Write ``value`` to register ``reg`` (encoding number) at ``size`` bits with 64-bit
+    mode's merge rules."""
     if size == 64:
-        gprs[reg] = value & M64
+        gprs[_K[reg]] = value & M64
     elif size == 32:
-        gprs[reg] = value & 0xFFFF_FFFF
+        gprs[_K[reg]] = value & 0xFFFF_FFFF
     elif size == 16:
-        gprs[reg] = (gprs[reg] & ~0xFFFF) | (value & 0xFFFF)
+        k = _K[reg]
+        gprs[k] = (gprs[k] & ~0xFFFF) | (value & 0xFFFF)
     elif not rex and 4 <= reg < 8:
-        gprs[reg - 4] = (gprs[reg - 4] & ~0xFF00) | ((value & 0xFF) << 8)
+        k = _K[reg - 4]
+        gprs[k] = (gprs[k] & ~0xFF00) | ((value & 0xFF) << 8)
     else:
-        gprs[reg] = (gprs[reg] & ~0xFF) | (value & 0xFF)
+        k = _K[reg]
+        gprs[k] = (gprs[k] & ~0xFF) | (value & 0xFF)
 
 
 def szp(result: int, size: int) -> int:

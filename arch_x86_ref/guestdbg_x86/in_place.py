@@ -41,12 +41,6 @@ from .guest_dregs import GuestDebugRegs
 
 _REGS = struct.Struct("<18Q")
 """``struct kvm_regs``: rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8-r15, rip, rflags."""
-ENCODING_TO_KVM = (0, 2, 3, 1, 6, 7, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15)
-"""GPR number n in ModRM/REX encoding order is ``kvm_regs`` field ENCODING_TO_KVM[n]."""
-_TO_ENCODING = operator.itemgetter(*ENCODING_TO_KVM)
-"""``kvm_regs`` values -> the GPRs in encoding order."""
-_TO_KVM = operator.itemgetter(*(ENCODING_TO_KVM.index(k) for k in range(16)))
-"""GPRs in encoding order -> rax..r15 in ``kvm_regs`` order."""
 _CTRL_NAMES = ("cr0", "cr2", "cr3", "cr4", "cr8", "efer")
 _CTRL = struct.Struct("<6Q")
 _EVENTS_BUSY = operator.itemgetter(0, 3, 8, 11, 12, 13, 24, 25, 28)
@@ -149,13 +143,14 @@ class InPlace:
         plan = self._plan(pc, cr3, cr4, cpl, fetch)
         if plan is None:
             return False  # self.why says why
-        gprs = list(_TO_ENCODING(values))
+        gprs = list(values)  # kvm_regs order, as the executor takes them
         new_rip, new_flags = execute(plan, gprs, rip, rflags)
         if not code_fetch.canonical(new_rip, bool(cr4 & code_fetch.CR4_LA57)):
             # a jump there is #GP; falling through there faults at the next fetch, and a VM
             # entry with a non-canonical RIP fails on VMX: the CPU's to run, not ours
             return self._refuse("the next RIP is not canonical")
-        self._write(_REGS.pack(*_TO_KVM(gprs), new_rip, new_flags))
+        gprs[16], gprs[17] = new_rip, new_flags
+        self._write(_REGS.pack(*gprs))
         self.why = plan.text
         return True
 

@@ -485,7 +485,7 @@ class KvmVcpu:
         with self._lock:
             deferred = self._thread is None and self._fd >= 0
             if deferred:
-                self._deferred_regs = bytes(regs)
+                self._deferred_regs = regs if type(regs) is bytes else bytes(regs)
                 self._run[copy] = regs
                 self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) | self._regs_bit)
                 self._deferred = True
