@@ -75,27 +75,28 @@ cond_bare_in_place_per_s=<int>`` (target: at least 30000 evaluations per second)
 ``--what all`` runs every measurement, ``step`` last.
 
 Measured here with the x86 plugin's ``execute_in_place`` (kvm_pvm, 2 cores at a load average of
-about 1, three runs): python 25,700-27,800 and agent 25,500-27,800 evaluations/s, against
-17,000-18,300 for both before it (every hit passed by a single step), next to bare 30,200-31,400
-hits/s and bare_in_place 69,000-72,000. Each hit's ``inc %rax`` is carried out by the plugin
-(``monitor stats``: ``executed_in_place``), and with the sregs, vCPU events and registers read
-from ``kvm_run``'s copies and the result written back into it (``KvmVcpu.set_regs_at_run``) the
-hit makes no ioctl but the next ``KVM_RUN``: 36-39 µs per hit, of which the ``KVM_RUN`` (two
-emulated instructions and the exit) is about 16, the decision to carry the instruction out
-(registers, mode, events, the page walk, decode, execute, write) about 9, the condition 4, the
-rest of the session's exit path 7-8. The target is still not met, but no longer by the host:
-this path's floor (bare_in_place) is more than twice it, and what is left is Python on the exit
-path. Before ``execute_in_place``, at a load average of 5-6: bare 8,500-28,000 hits/s, python
-6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare rate; the target was not
-met, and could not be on this host with that floor below it. Before the session's side was
-trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86
-register layout had no ``read_some_registers``, so every evaluation read every GDB register with
-a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every hit; a condition
-looked its register's name and the arch's reader up at each read. Per hit, the thread's CPU time
-(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was left was the pass
-itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
-(docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one
-more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
+about 1, three runs, the third under a burst of other load): python 24,300-28,700 and agent
+23,400-28,700 evaluations/s, against 17,000-18,300 for both before it (every hit passed by a
+single step), next to bare 26,200-30,700 hits/s and bare_in_place 61,000-70,500. Each hit's
+``inc %rax`` is carried out by the plugin (``monitor stats``: ``executed_in_place``), and with
+the sregs, vCPU events and registers read from ``kvm_run``'s copies and the result written back
+into it (``KvmVcpu.set_regs_at_run``) the hit makes no ioctl but the next ``KVM_RUN``: about 35
+µs per hit, of which the ``KVM_RUN`` (two emulated instructions and the exit, guestdbg's
+``KvmVcpu.run`` included) is about 16, the decision to carry the instruction out (registers,
+mode, events, the page walk checked against the last one, decode, execute, write) about 8, the
+condition 4, the rest of the session's exit path about 7. The target is still not met, but no
+longer by the host: this path's floor (bare_in_place) is more than twice it, and what is left is
+Python on the exit path. Before ``execute_in_place``, at a load average of 5-6: bare
+8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare
+rate; the target was not met, and could not be on this host with that floor below it. Before the
+session's side was trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4
+of bare: the x86 register layout had no ``read_some_registers``, so every evaluation read every
+GDB register with a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every
+hit; a condition looked its register's name and the arch's reader up at each read. Per hit, the
+thread's CPU time (``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was
+left was the pass itself: the kvm_pvm emulator checks the host's breakpoints without looking at
+RF (docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and
+one more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
 ``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next
 KVM_RUN, no step. On the emulated x86 host (guestdbg's own threads, ``loop`` guest) that is
 6,500 evaluations/s against 1,900 with the single step.
