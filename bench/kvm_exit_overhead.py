@@ -60,6 +60,9 @@ vCPU runs on with no stop posted. Three loops in interleaved rounds, each on its
 * **bare**: what guestdbg's pass of such a hit costs in ioctls alone, on a host that ignores
   RFLAGS.RF (this one): ``KVM_RUN`` to the hit, ``KVM_SET_GUEST_DEBUG`` (DR0 disarmed,
   single-step), ``KVM_RUN`` (the step), ``KVM_SET_GUEST_DEBUG`` (DR0 armed again);
+* **bare_in_place**: what the x86 plugin's ``execute_in_place`` leaves of such a hit, in
+  ioctls alone: ``KVM_RUN`` to the hit, the ``inc`` carried out in ``kvm_run``'s copy of the
+  registers with the dirty bit set (KVM_CAP_SYNC_REGS), nothing else - one exit per hit;
 * **python**: a session (``vcpu_threads="vmm"``, attached, the breakpoint inserted with
   :func:`never_python`, the debugger's continue given), the VMM thread's loop
   ``before_run`` / ``KVM_RUN`` / ``after_exit`` until the point has had the hits;
@@ -67,22 +70,33 @@ vCPU runs on with no stop posted. Three loops in interleaved rounds, each on its
   wrapped as the GDB stub wraps ``Z1,addr,kind;X...``).
 
 Printed: µs per hit and hits per second of each; last line
-``cond_python_evals_per_s=<int> cond_agent_evals_per_s=<int> cond_bare_hits_per_s=<int>``
-(target: at least 30000 evaluations per second). ``--what all`` runs every measurement, ``step``
-last.
+``cond_python_evals_per_s=<int> cond_agent_evals_per_s=<int> cond_bare_hits_per_s=<int>
+cond_bare_in_place_per_s=<int>`` (target: at least 30000 evaluations per second).
+``--what all`` runs every measurement, ``step`` last.
 
-Measured here (kvm_pvm, 2 cores at a load average of 5-6; runs vary with it, so compare the
-loops of one run): bare 8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300
-evaluations/s, 0.5-0.6 of the bare rate; the target is not met, and cannot be on this host
-with its floor below it. Before the session's side was trimmed the same runs gave python
-4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86 register layout had no
-``read_some_registers``, so every evaluation read every GDB register with a KVM_GET_SREGS
-ioctl; ``encode_guest_debug`` built both states again at every hit; a condition looked its
-register's name and the arch's reader up at each read. Per hit, the thread's CPU time
-(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What is left is the pass
-itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
-(docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one
-more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
+Measured here with the x86 plugin's ``execute_in_place`` (kvm_pvm, 2 cores at a load average of
+about 1, three runs, the third under a burst of other load): python 24,300-28,700 and agent
+23,400-28,700 evaluations/s, against 17,000-18,300 for both before it (every hit passed by a
+single step), next to bare 26,200-30,700 hits/s and bare_in_place 61,000-70,500. Each hit's
+``inc %rax`` is carried out by the plugin (``monitor stats``: ``executed_in_place``), and with
+the sregs, vCPU events and registers read from ``kvm_run``'s copies and the result written back
+into it (``KvmVcpu.set_regs_at_run``) the hit makes no ioctl but the next ``KVM_RUN``: about 35
+µs per hit, of which the ``KVM_RUN`` (two emulated instructions and the exit, guestdbg's
+``KvmVcpu.run`` included) is about 16, the decision to carry the instruction out (registers,
+mode, events, the page walk checked against the last one, decode, execute, write) about 8, the
+condition 4, the rest of the session's exit path about 7. The target is still not met, but no
+longer by the host: this path's floor (bare_in_place) is more than twice it, and what is left is
+Python on the exit path. Before ``execute_in_place``, at a load average of 5-6: bare
+8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare
+rate; the target was not met, and could not be on this host with that floor below it. Before the
+session's side was trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4
+of bare: the x86 register layout had no ``read_some_registers``, so every evaluation read every
+GDB register with a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every
+hit; a condition looked its register's name and the arch's reader up at each read. Per hit, the
+thread's CPU time (``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was
+left was the pass itself: the kvm_pvm emulator checks the host's breakpoints without looking at
+RF (docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and
+one more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
 ``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next
 KVM_RUN, no step. On the emulated x86 host (guestdbg's own threads, ``loop`` guest) that is
 6,500 evaluations/s against 1,900 with the single step.
@@ -104,6 +118,7 @@ import fcntl
 import functools
 import pathlib
 import statistics
+import struct
 import sys
 import tempfile
 import threading
@@ -347,6 +362,31 @@ def bare_hits(rig: Rig, vcpu: KvmVcpu, images: tuple[bytes, bytes], n: int) -> N
             raise SystemExit(f"a hit ended in exit {exit_reason(run)}, not KVM_EXIT_DEBUG")
 
 
+def bare_in_place(rig: Rig, vcpu: KvmVcpu, n: int) -> None:
+    """``n`` hits of :func:`start_bare_hits`'s breakpoint passed as the x86 plugin's
+    ``execute_in_place`` passes them, with nothing but what that costs the kernel: ``KVM_RUN``
+    to the hit, then the ``inc %rax`` under it carried out in ``kvm_run``'s copy of the
+    registers (RAX + 1, RIP + 3; the flags are left alone here) with the dirty bit set, which
+    the next ``KVM_RUN`` loads (KVM_CAP_SYNC_REGS, as ``KvmVcpu.set_regs_at_run``). The floor
+    of that path: one exit per hit, no other ioctl."""
+    nr = rig.layout.ioctls
+    fd, nr_run = vcpu.fd, nr["KVM_RUN"]
+    run, exit_reason = vcpu.kvm_run, rig.layout.field("struct kvm_run", "exit_reason").get
+    at = rig.layout.offsetof("struct kvm_run", "s")
+    rax = at + rig.layout.offsetof("struct kvm_regs", "rax")
+    rip = at + rig.layout.offsetof("struct kvm_regs", "rip")
+    dirty = rig.layout.field("struct kvm_run", "kvm_dirty_regs").put
+    u64 = struct.Struct("<Q")
+    ioctl, debug = fcntl.ioctl, C.KVM_EXIT_DEBUG
+    for _ in range(n):
+        ioctl(fd, nr_run, 0)
+        if exit_reason(run) != debug:
+            raise SystemExit(f"a hit ended in exit {exit_reason(run)}, not KVM_EXIT_DEBUG")
+        u64.pack_into(run, rax, u64.unpack_from(run, rax)[0] + 1)
+        u64.pack_into(run, rip, u64.unpack_from(run, rip)[0] + 3)
+        dirty(run, abi.KVM_SYNC_X86_REGS)
+
+
 def cond_hits(session: Session, point: DebugPoint, n: int) -> None:
     """Run the vCPU (:func:`start_cond`'s) until ``point`` has had ``n`` more hits, each with its
     condition judged false and no stop: the VMM thread's loop, ``before_run``, ``KVM_RUN``,
@@ -422,7 +462,12 @@ def measure_cond(r: Rig, opts: argparse.Namespace) -> str:
     for name, condition in conditions.items():
         vm, _, sym = r.guest()
         sessions[name] = start_cond(vm, sym, condition)
-    loops: dict[str, Callable[[int], None]] = {"bare": lambda n: bare_hits(r, bare_vcpu, images, n)}
+    _, in_place_vcpu, in_place_sym = r.guest()
+    start_bare_hits(r, in_place_vcpu, in_place_sym)
+    loops: dict[str, Callable[[int], None]] = {
+        "bare": lambda n: bare_hits(r, bare_vcpu, images, n),
+        "bare_in_place": lambda n: bare_in_place(r, in_place_vcpu, n),
+    }
     for name, (session, point) in sessions.items():
         loops[name] = functools.partial(cond_hits, session, point)
     try:
@@ -434,13 +479,15 @@ def measure_cond(r: Rig, opts: argparse.Namespace) -> str:
     print(
         f"{'hit passed by single step, bare ioctls:':40s}{us['bare']:7.2f} µs ({rate['bare']} /s)"
     )
+    label = "hit passed in place, bare:"
+    print(f"{label:40s}{us['bare_in_place']:7.2f} µs ({rate['bare_in_place']} /s)")
     for name in sessions:
         label = f"false {name} condition, per hit:"
         print(f"{label:40s}{us[name]:7.2f} µs ({rate[name]} /s)")
     print("target: at least 30000 evaluations per second")
     return (
         f"cond_python_evals_per_s={rate['python']} cond_agent_evals_per_s={rate['agent']} "
-        f"cond_bare_hits_per_s={rate['bare']}"
+        f"cond_bare_hits_per_s={rate['bare']} cond_bare_in_place_per_s={rate['bare_in_place']}"
     )
 
 

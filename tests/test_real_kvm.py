@@ -227,6 +227,105 @@ def test_registers_read_after_an_exit_are_the_kernels_whether_copied_or_asked(
     assert guest.regs("rip") == guest.sym["step_4"]
 
 
+def test_sregs_and_events_read_after_an_exit_are_the_kernels(guest: Guest) -> None:
+    """With KVM_SYNC_X86_SREGS and _EVENTS the copies in kvm_run stand in for KVM_GET_SREGS and
+    KVM_GET_VCPU_EVENTS after an exit: they must be what the ioctls answer, and a write makes
+    the next read ask the kernel."""
+    import fcntl
+
+    def asked(name: str, ctype: str) -> bytearray:
+        buf = LAYOUT.new(ctype)
+        fcntl.ioctl(guest.vcpu.fd, LAYOUT.ioctls[name], buf)
+        return buf
+
+    guest.start_at("step_start")
+    guest.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    assert guest.vcpu.get_sregs() == asked("KVM_GET_SREGS", "struct kvm_sregs")
+    events = guest.vcpu.get_vcpu_events()
+    assert events == asked("KVM_GET_VCPU_EVENTS", "struct kvm_vcpu_events")
+    LAYOUT.field("struct kvm_vcpu_events", "interrupt", "shadow").put(events, 1)
+    flags = LAYOUT.field("struct kvm_vcpu_events", "flags")
+    flags.put(events, 0x4)  # KVM_VCPUEVENT_VALID_SHADOW
+    guest.vcpu.set_vcpu_events(bytes(events))
+    assert (
+        LAYOUT.field("struct kvm_vcpu_events", "interrupt", "shadow").get(
+            guest.vcpu.get_vcpu_events()
+        )
+        == 1
+    )  # the write, not the copy of the last exit
+
+
+def test_registers_deferred_to_the_next_run_are_what_every_path_sees(guest: Guest) -> None:
+    """``set_regs_at_run`` writes kvm_run's copy with the dirty bit instead of KVM_SET_REGS:
+    the next KVM_RUN starts from them, get_regs returns them on any thread until then, and any
+    other ioctl (here KVM_GET_SREGS, then a raw KVM_GET_REGS) finds them already in the
+    kernel; a KVM_SET_REGS after them wins."""
+    import fcntl
+
+    def asked() -> bytearray:
+        buf = LAYOUT.new("struct kvm_regs")
+        fcntl.ioctl(guest.vcpu.fd, LAYOUT.ioctls["KVM_GET_REGS"], buf)
+        return buf
+
+    rax = LAYOUT.field("struct kvm_regs", "rax")
+    rip = LAYOUT.field("struct kvm_regs", "rip")
+    guest.start_at("step_start")
+    guest.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+    assert guest.run() == C.KVM_EXIT_DEBUG  # at step_1: inc %rax
+    regs = guest.vcpu.get_regs()
+    rax.put(regs, 0x40)
+    guest.vcpu.set_regs_at_run(bytes(regs))
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(rax.get(guest.vcpu.get_regs())))
+    reader.start()
+    reader.join()
+    assert seen == [0x40]  # another thread (a GDB server's register read) sees them
+    assert rax.get(asked()) != 0x40  # not in the kernel yet: no ioctl was made
+    assert guest.run() == C.KVM_EXIT_DEBUG  # the run started from them
+    assert guest.regs("rax") == 0x41 and rax.get(asked()) == 0x41
+    # another ioctl first: the deferred write reaches the kernel before it
+    regs = guest.vcpu.get_regs()
+    rax.put(regs, 0x80)
+    guest.vcpu.set_regs_at_run(bytes(regs))
+    guest.vcpu.get_sregs()
+    assert rax.get(asked()) == 0x80
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    assert guest.regs("rax") == 0x81
+    # a KVM_SET_REGS after a deferred write replaces it
+    regs = guest.vcpu.get_regs()
+    rax.put(regs, 0x100)
+    guest.vcpu.set_regs_at_run(bytes(regs))
+    rax.put(regs, 0x200)
+    rip.put(regs, guest.sym["step_3"])
+    guest.vcpu.set_regs(bytes(regs))
+    assert guest.regs("rax") == 0x200
+    assert guest.run() == C.KVM_EXIT_DEBUG
+    assert guest.regs("rax") == 0x200 and guest.regs("rip") == guest.sym["step_4"]
+    # a run that is kicked before it starts still starts from them
+    regs = guest.vcpu.get_regs()
+    rax.put(regs, 0x300)
+    guest.vcpu.set_regs_at_run(bytes(regs))
+    guest.vcpu.kick()
+    with watchdog():
+        assert guest.vcpu.run() == C.KVM_EXIT_INTR
+    assert guest.regs("rax") == 0x300 and rax.get(asked()) == 0x300
+
+
+def test_guest_ram_reads_follow_the_slot_table(guest: Guest) -> None:
+    """A read keeps a view of its slot (guestdbg.kvm.memory): after the slot is deleted the same
+    read is BadAddress, and after it is back it reads the memory again."""
+    vm = guest.vm
+    assert isinstance(vm, MemorySlotsHandle)
+    before = vm.read_phys(0x10000, 16)
+    (slot,) = vm.memory_slots()
+    vm.set_memory_slot(SlotInfo(slot.slot, slot.flags, slot.gpa, 0, slot.userspace_addr))
+    with pytest.raises(BadAddress):
+        vm.read_phys(0x10000, 16)
+    vm.set_memory_slot(slot)
+    assert vm.read_phys(0x10000, 16) == before
+
+
 def test_injected_bp_runs_the_guests_own_vector_3_handler(guest: Guest) -> None:
     """KVM_SET_VCPU_EVENTS exception.injected: delivered through the guest's IDT on entry."""
     guest.start_at("step_start")

@@ -59,6 +59,9 @@ KVM_VCPUEVENT_VALID_TRIPLE_FAULT = 0x00000020
 
 KVM_SYNC_X86_REGS = 0x00000001
 """In ``kvm_run.kvm_valid_regs``: the kernel copies ``struct kvm_regs`` to ``kvm_run.s`` on exit."""
+KVM_SYNC_X86_SREGS = 0x00000002
+KVM_SYNC_X86_EVENTS = 0x00000004
+"""``struct kvm_sync_regs`` is ``kvm_regs``, ``kvm_sregs``, ``kvm_vcpu_events``, back to back."""
 
 CONSTANTS = {
     name: value
@@ -83,6 +86,10 @@ X86_ABI = ArchAbi(
     ),
     constants=CONSTANTS,
     sync_regs_bit=KVM_SYNC_X86_REGS,
+    sync_copies=(
+        ("KVM_GET_SREGS", KVM_SYNC_X86_SREGS, "struct kvm_sregs"),
+        ("KVM_GET_VCPU_EVENTS", KVM_SYNC_X86_EVENTS, "struct kvm_vcpu_events"),
+    ),
 )
 
 _layout: AbiLayout | None = None

@@ -56,6 +56,7 @@ from guestdbg.vcpu import VcpuEventsHandle, VcpuHandle
 from . import abi, dr_slots, host_probe, kernel_caps, numbering
 from .debugregs import DR6_BS, DR_RW_EXECUTE, DR_TRAP_BITS, slot_rw
 from .guest_dregs import GuestDebugRegs
+from .in_place import Fetch, InPlace
 from .inject import ExceptionInjector
 
 DB_VECTOR = numbering.DB.number
@@ -128,6 +129,7 @@ class X86VcpuDebug:
         """``struct kvm_guest_debug`` and DR image per host state already encoded."""
         self._bp_exit_pc: int | None = None
         """PC of the #BP exit whose instruction length the kernel still holds."""
+        self.in_place = InPlace(self.vm, self.vcpu, self.dregs, self._host_uses_drs)
 
     # -- programming ------------------------------------------------------------------------
 
@@ -188,6 +190,16 @@ class X86VcpuDebug:
         self._rflags.put(regs, self._rflags.get(regs) | RFLAGS_RF)
         self.vcpu.set_regs(bytes(regs))
         return True
+
+    def execute_in_place(self, pc: int, fetch: Fetch) -> bool:
+        """Carry out the register-only instruction at ``pc`` (``guestdbg.arch.ExecuteInPlace``):
+        on a host that ignores RF a false-condition hit then costs one register write instead of
+        a single step (:mod:`.in_place` has the refusals, :mod:`.execute` the subset)."""
+        return self.in_place(pc, fetch)
+
+    def _host_uses_drs(self) -> bool:
+        """The kernel was last given USE_HW_BP: the guest's own DR0-3/DR7 are not in effect."""
+        return self.image.dr7 != 0  # dr_slots.encode gives DR7 0 exactly when no point is in it
 
     # -- decoding ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import pathlib
 
 import pytest
 
+from guestdbg.kvm.constants import KVM_EXIT_DEBUG
 from guestdbg_x86.fidelity.differential import Differential
 from guestdbg_x86.fidelity.generator import Program
 
@@ -61,3 +62,42 @@ def test_shld_with_an_immediate_count_writes_its_rip_relative_operand(
 def test_lock_neg_sets_the_flags_of_the_negation(tmp_path: pathlib.Path) -> None:
     """Seeds 23 and 97 of the first generator: lock negb/negw on the data area."""
     assert _run(tmp_path, 23, "\tlock negw data+8(%rip)") == []
+
+
+def _unicorn_step(code: str, rflags: int) -> tuple[int, int, int]:
+    """One single step of ``code`` on the emulated x86 host (Unicorn), all GPRs 5: (exit
+    reason, RIP, RFLAGS) after it."""
+    import tempfile
+
+    from x86 import execute_diff, machines
+
+    from guestdbg.kvm import constants as C
+
+    with tempfile.TemporaryDirectory() as tmp:
+        m = machines.emulated(machines.build(execute_diff.GUEST, pathlib.Path(tmp)))
+    try:
+        execute_diff.prepare(m)
+        m.guest_debug(C.KVM_GUESTDBG_ENABLE | C.KVM_GUESTDBG_SINGLESTEP)
+        pc = execute_diff.CODE
+        m.vm.write_phys(pc, bytes.fromhex(code) + b"\x90" * 8)
+        m.vcpu.set_regs(execute_diff.REGS.pack(*[5] * 16, pc, rflags))
+        reason = m.vcpu.run()
+        regs = execute_diff.REGS.unpack(m.vcpu.get_regs())
+        return reason, regs[16] - pc, regs[17]
+    finally:
+        m.close()
+
+
+@pytest.mark.xfail(strict=True, reason="Unicorn: RFLAGS.RF stays set after an instruction")
+def test_rf_is_cleared_once_an_instruction_completes() -> None:
+    """Found by tests/x86/test_execute_differential.py: the CPU (and KVM's emulator) clear RF
+    when an instruction completes (SDM vol. 3 §18.3.1.1); Unicorn leaves it set."""
+    assert _unicorn_step("90", 0x10002) == (KVM_EXIT_DEBUG, 1, 0x2)
+
+
+@pytest.mark.xfail(strict=True, reason="Unicorn: C6/C7 /0 with REX.R raises #UD")
+def test_mov_immediate_with_rex_r_ignores_it() -> None:
+    """Found by tests/x86/test_execute_differential.py: REX.R does not extend an opcode
+    extension (the /0 of mov r/m, imm), so 45 c7 c5 imm32 is mov r13d, imm32 on the CPU; the
+    emulated host's step runs nothing (no IDT: KVM_EXIT_SHUTDOWN)."""
+    assert _unicorn_step("45c7c501000000", 0x2) == (KVM_EXIT_DEBUG, 7, 0x2)

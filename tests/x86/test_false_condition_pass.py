@@ -78,3 +78,41 @@ def test_the_emulated_host_honours_the_resume_flag_and_kvm_pvm_does_not(
             assert not ops.resume_past_hw_break(m.reg("rip"))
     finally:
         s.close()
+
+
+def test_a_register_only_instruction_is_carried_out_in_place_where_rf_cannot_help(
+    make_machine: MakeMachine,
+) -> None:
+    """The breakpoint on the loop's ``dec %rcx`` (register-only): where the host ignores RF the
+    x86 plugin carries each hit's ``dec`` out itself (``execute_in_place``: no step, no
+    KVM_SET_GUEST_DEBUG per hit); where RF is honoured that pass comes first. Either way the
+    guest ends as without the debugger, its registers read from another thread than the
+    vCPU's (the session's own vCPU thread ran it)."""
+    m = make_machine("loop")
+    m.start_at("count_loop")
+    m.set_regs(rcx=PASSES)
+    s = Session(m.vm, "x86")
+    try:
+        seen: list[int] = []
+
+        def never(hit: HitContext) -> bool:
+            seen.append(hit.register("rcx"))
+            return False
+
+        point = DebugPoint(PointKind.HW_BREAK, m.sym("count_loop") + 7)  # after incq (7 bytes)
+        s.insert_point(point, never)
+        calls = s.stats.set_guest_debug_calls
+        ev = run_to_stop(s)
+        assert ev.reason.kind is StopKind.HALT
+        assert seen == list(range(PASSES, 0, -1))
+        assert m.u64("counter") == PASSES
+        assert (m.reg("rcx"), m.reg("rip")) == (0, m.sym("count_done") + 1)
+        assert not m.reg("rflags") & RFLAGS_RF
+        ops = s.ops[0]
+        assert isinstance(ops, X86VcpuDebug)
+        in_place = 0 if ops.rf_honoured else PASSES
+        assert s.stats.executed_in_place == in_place
+        assert s.point_stats()[point].in_place == in_place
+        assert s.stats.set_guest_debug_calls - calls == 1
+    finally:
+        s.close()

@@ -9,7 +9,14 @@ Where the arch and the kernel offer it (KVM_CAP_SYNC_REGS with ``ArchAbi.sync_re
 kernel copies ``struct kvm_regs`` into ``kvm_run`` at every exit, and :meth:`KvmVcpu.get_regs`
 reads that copy instead of making a KVM_GET_REGS ioctl: the read a debugger makes at every stop
 (the PC a step starts from, the registers GDB asks for) costs no ioctl. The copy is trusted
-only from a KVM_RUN that exited normally until the next ioctl that sets state.
+only from a KVM_RUN that exited normally until the next ioctl that sets state. The same goes for
+what an arch declares in ``ArchAbi.sync_copies`` (x86: ``kvm_sregs`` and ``kvm_vcpu_events``), so
+:meth:`KvmVcpu.get_sregs` and ``get_vcpu_events`` after an exit cost no ioctl either.
+
+:meth:`KvmVcpu.set_regs_at_run` goes the other way: registers written into that copy with the
+``kvm_dirty_regs`` bit, which the next KVM_RUN loads at its entry (``sync_regs``), instead of a
+KVM_SET_REGS now. Until that run they are what :meth:`KvmVcpu.get_regs` returns on any thread,
+and every other vCPU ioctl sends them with KVM_SET_REGS first, so no path sees older registers.
 
 Kicking follows the VMM convention (QEMU's SIG_IPI): :meth:`KvmVcpu.kick` sets ``immediate_exit``
 in ``kvm_run`` (seen by a KVM_RUN about to start) and sends the vCPU thread a signal whose handler
@@ -312,12 +319,32 @@ class KvmVcpu:
         self._regs_copy: slice | None = None
         """Where ``kvm_run`` holds the kernel's copy of ``struct kvm_regs`` (KVM_CAP_SYNC_REGS)."""
         self._regs_copy_fresh = False
-        """That copy is the vCPU's registers: written at the last exit, no state set since."""
+        """The copies are the vCPU's state: written at the last exit, no state set since."""
+        self._copies: dict[str, slice] = {}
+        """Getter ioctl -> where ``kvm_run`` holds the kernel's copy of what it returns."""
+        self._regs_bit = 0
+        self._deferred = False
+        """Registers written into the ``kvm_run`` copy with the kernel's dirty bit set
+        (:meth:`set_regs_at_run`): the next KVM_RUN loads them; every other ioctl flushes them
+        first with KVM_SET_REGS, so nothing but that run's entry sees anything else."""
+        self._deferred_regs = b""
+        self._dirty_regs = layout.field("struct kvm_run", "kvm_dirty_regs")
         bit = layout.arch.sync_regs_bit
-        if bit and vm.check_extension(constants.KVM_CAP_SYNC_REGS) & bit:
-            layout.field("struct kvm_run", "kvm_valid_regs").put(self._run, bit)
+        offered = vm.check_extension(constants.KVM_CAP_SYNC_REGS) if bit else 0
+        if offered & bit:
             start = layout.offsetof("struct kvm_run", "s")
+            valid = bit
             self._regs_copy = slice(start, start + layout.sizeof("struct kvm_regs"))
+            self._copies["KVM_GET_REGS"] = self._regs_copy
+            self._regs_bit = bit
+            at = self._regs_copy.stop
+            for name, copy_bit, ctype in layout.arch.sync_copies:
+                size = layout.sizeof(ctype)
+                if offered & copy_bit and name in layout.ioctls:
+                    valid |= copy_bit
+                    self._copies[name] = slice(at, at + size)
+                at += size
+            layout.field("struct kvm_run", "kvm_valid_regs").put(self._run, valid)
         self._run_mutex = threading.Lock()
         """Held for a whole KVM_RUN: a second one waits, as on ``vcpu->mutex`` in the kernel."""
         self._lock = threading.Lock()
@@ -351,15 +378,19 @@ class KvmVcpu:
             with self._lock:
                 self._thread = libc.current_thread_id()
                 self._regs_copy_fresh = False
+                pending = self._deferred_regs if self._deferred else None
+                self._deferred = False  # this run's entry loads them; nobody flushes them now
             try:
                 rc = libc.lib.ioctl(self._fd, self._nr_run, libc.NO_ARG)
+                err = libc.ffi.errno if rc < 0 else 0
             finally:
                 with self._lock:
                     self._thread = None
+                if pending is not None and self._dirty_regs.get(self._run) & self._regs_bit:
+                    self._not_loaded(pending)
             if rc >= 0:
                 self._regs_copy_fresh = self._regs_copy is not None
             else:
-                err = libc.ffi.errno  # this thread's copy from the ioctl: no cffi call since
                 if err != _errno.EINTR:
                     raise KernelError("KVM_RUN", err)
                 # kvm_arch_vcpu_ioctl_run: immediate_exit fails -EINTR before exit_reason is set
@@ -381,9 +412,41 @@ class KvmVcpu:
     def _ioctl(self, name: str, arg: Any) -> int:
         if self._fd < 0:
             raise InvalidRequest(f"vCPU {self._vcpu_id} is closed")
+        if self._deferred:
+            self._flush_deferred(name)
         return libc.ioctl(self._fd, self._nr[name], arg, name)
 
+    def _flush_deferred(self, name: str) -> None:
+        """Before any other ioctl: the deferred registers go to the kernel now (a KVM_SET_REGS
+        replaces them anyway), so no ioctl - and no other thread's - sees older ones."""
+        with self._lock:
+            if not self._deferred:
+                return
+            self._deferred = False
+            self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) & ~self._regs_bit)
+            regs = self._deferred_regs
+        if name != "KVM_SET_REGS":
+            self._send_regs(regs)
+
+    def _not_loaded(self, regs: bytes) -> None:
+        """KVM_RUN failed before its entry loaded the deferred registers (its exit copy may
+        have overwritten them in ``kvm_run``): send them with KVM_SET_REGS now."""
+        self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) & ~self._regs_bit)
+        self._send_regs(regs)
+
+    def _send_regs(self, regs: bytes) -> None:
+        buf = bytearray(regs)
+        libc.ioctl(self._fd, self._nr["KVM_SET_REGS"], libc.ffi.from_buffer(buf), "KVM_SET_REGS")
+
     def _get(self, name: str) -> bytearray:
+        if self._regs_copy_fresh or self._deferred:
+            copy = self._copies.get(name)
+            if copy is not None:
+                with self._lock:  # a run starting on another thread makes the copy stale
+                    if self._regs_copy_fresh:
+                        return bytearray(self._run[copy])
+                    if self._deferred and copy == self._regs_copy:
+                        return bytearray(self._deferred_regs)
         if name not in self._sizes:
             raise UnsupportedByArch(f"{name} does not exist on {self._layout.arch.kvm_host_arch}")
         buf = bytearray(self._sizes[name])
@@ -402,14 +465,33 @@ class KvmVcpu:
         self._set("KVM_SET_GUEST_DEBUG", dbg)
 
     def get_regs(self) -> bytearray:
-        if self._regs_copy_fresh:
-            with self._lock:  # a run starting on another thread makes the copy stale
-                if self._regs_copy_fresh and self._regs_copy is not None:
-                    return bytearray(self._run[self._regs_copy])
         return self._get("KVM_GET_REGS")
 
     def set_regs(self, regs: bytes) -> None:
         self._set("KVM_SET_REGS", regs)
+
+    def set_regs_at_run(self, regs: bytes) -> None:
+        """Registers for the next KVM_RUN, written into ``kvm_run``'s copy with the kernel's
+        dirty bit (KVM_CAP_SYNC_REGS; ``sync_regs`` loads them at that run's entry as KVM_SET_REGS
+        would) instead of an ioctl now: for a register write on the vCPU's own thread right
+        before it runs again (a false-condition hit carried out in place). Until then
+        :meth:`get_regs` reads them from the copy, on any thread, and any other ioctl first
+        sends them with KVM_SET_REGS. Without the copy, or while a KVM_RUN is in progress, it is
+        :meth:`set_regs`."""
+        copy = self._regs_copy
+        if copy is None or len(regs) != copy.stop - copy.start:
+            self.set_regs(regs)
+            return
+        with self._lock:
+            deferred = self._thread is None and self._fd >= 0
+            if deferred:
+                self._deferred_regs = regs if type(regs) is bytes else bytes(regs)
+                self._run[copy] = regs
+                self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) | self._regs_bit)
+                self._deferred = True
+                self._regs_copy_fresh = False  # the other copies: ask the kernel (after a flush)
+        if not deferred:
+            self.set_regs(regs)
 
     def get_sregs(self) -> bytearray:
         return self._get("KVM_GET_SREGS")

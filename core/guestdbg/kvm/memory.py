@@ -8,7 +8,8 @@ slots may be deleted and re-created over any page-aligned piece of one mapping (
 code region split off into a read-only slot of its own, docs/reference/kvm-debug-abi.md §11).
 
 Reads and writes copy through the slot table and never hand out a view of guest memory, so
-unmapping at close cannot leave a dangling buffer behind. A range is resolved completely before
+unmapping at close cannot leave a dangling buffer behind (the views :meth:`GuestMemory.read`
+keeps per slot are its own, released before any unmapping). A range is resolved completely before
 a byte is copied: an access that leaves guest memory anywhere raises
 :class:`~guestdbg.errors.BadAddress` and changes nothing. The VMM's mapping of a read-only slot
 is writable, so ``write`` goes through read-only slots too.
@@ -24,6 +25,7 @@ from ..errors import BadAddress, InvalidRequest
 from . import libc
 
 PAGE_SIZE = 4096
+_CHARP = libc.ffi.typeof("char *")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class GuestMemory:
     def __init__(self) -> None:
         self._mappings: list[HostMapping] = []
         self._slots: list[MemorySlot] = []
+        self._views: dict[MemorySlot, memoryview] = {}
+        """Each slot's memory as a view, made at its first read (a small read then costs a
+        slice: a page-table walk makes several per breakpoint hit). Internal only, and
+        released whenever the slot table changes and before anything is unmapped."""
 
     @property
     def slots(self) -> tuple[MemorySlot, ...]:
@@ -99,8 +105,14 @@ class GuestMemory:
         used = {s.slot for s in self._slots}
         return next(n for n in range(len(used) + 1) if n not in used)
 
+    def _drop_views(self) -> None:
+        for view in self._views.values():
+            view.release()
+        self._views.clear()
+
     def commit(self, slot: MemorySlot) -> None:
         """Put ``slot`` in the table, replacing the slot of the same number (the kernel took it)."""
+        self._drop_views()
         self._slots = [s for s in self._slots if s.slot != slot.slot]
         if slot.size:
             self._slots.append(slot)
@@ -108,6 +120,7 @@ class GuestMemory:
 
     def discard(self, slot: MemorySlot) -> None:
         """Unmap the mapping :meth:`map` made for ``slot`` (the kernel refused the slot)."""
+        self._drop_views()
         for m in self._mappings:
             if m.address == slot.userspace_addr and m.size == slot.size:
                 self._mappings.remove(m)
@@ -121,6 +134,14 @@ class GuestMemory:
     def read(self, gpa: int, size: int) -> bytes:
         if size < 0:
             raise InvalidRequest(f"cannot read {size} bytes")
+        for s in self._slots:  # one slot holds it all: the common case, without the pieces
+            if s.gpa <= gpa and gpa + size <= s.gpa + s.size:
+                view = self._views.get(s)
+                if view is None:
+                    host = libc.ffi.cast(_CHARP, s.userspace_addr)
+                    view = self._views[s] = memoryview(libc.ffi.buffer(host, s.size))
+                off = gpa - s.gpa
+                return view[off : off + size].tobytes()
         return b"".join(bytes(libc.ffi.buffer(p, n)) for p, n in self._resolve(gpa, size))
 
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
@@ -150,6 +171,7 @@ class GuestMemory:
 
     def close(self) -> None:
         """Forget the slots and unmap every owned mapping (the VM fd is closed by then)."""
+        self._drop_views()
         self._slots.clear()
         for m in self._mappings:
             libc.munmap(m.host, m.size)

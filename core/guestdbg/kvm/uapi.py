@@ -119,6 +119,11 @@ class ArchAbi:
     """The ``kvm_valid_regs`` bit with which the kernel copies ``struct kvm_regs`` to the start
     of ``kvm_run.s`` at every exit (x86: ``KVM_SYNC_X86_REGS``, under KVM_CAP_SYNC_REGS); 0 where
     the arch's ``kvm_sync_regs`` does not begin with its ``kvm_regs``."""
+    sync_copies: tuple[tuple[str, int, str], ...] = ()
+    """What else the kernel copies into ``kvm_run.s`` at every exit, right after ``kvm_regs``
+    and back to back, in ``kvm_sync_regs`` order: (the KVM_GET ioctl it stands for, its
+    ``kvm_valid_regs`` bit, its struct). x86: ``kvm_sregs`` (KVM_SYNC_X86_SREGS) and
+    ``kvm_vcpu_events`` (KVM_SYNC_X86_EVENTS)."""
 
 
 class AbiLayout:
