@@ -328,6 +328,10 @@ def cond_rate(server: Server, elf: Path, at: str, which: str, stops: int) -> flo
         "set pagination off",
         "set endian big",
         f"target remote 127.0.0.1:{server.port}",
+        # both servers run the guest on between runs (QEMU at millions of iterations a second):
+        # start each run's count at 0, or it passes 2^31 and a signed `% 1000` never matches
+        "set var $r4 = 0",
+        "set var *(int *)&count = 0",
         f"break *{at} if {condition}",
         "continue",
         "python gdb.set_convenience_variable('before', int(gdb.parse_and_eval('*(int *)&count')))",
