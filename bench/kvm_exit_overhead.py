@@ -37,7 +37,9 @@ framework_us=<float> overhead_ratio=<float> range_us=<float> range_overhead_rati
 or ``skipped: <reason>`` (exit status 0) where ``/dev/kvm`` is absent, refuses, or is not x86-64.
 
 Measured here (kvm_pvm, 2 cores under other load; runs vary with it): bare 10-14 µs,
-framework 35-60 µs, ``overhead_ratio`` 2.4-3.4, so the target is not met. Before
+framework 35-60 µs, ``overhead_ratio`` 2.4-3.4, so the target is not met; on a quieter machine
+(2026-12-04) bare 8.8-9.7 µs, framework 24.9-32.0 µs, ``overhead_ratio`` 1.8-2.3, range step
+13.1-15.9 µs (``range_overhead_ratio`` 0.50-0.64). Before
 ``KvmVcpu.get_regs`` read the registers KVM copies into ``kvm_run`` (KVM_CAP_SYNC_REGS) the
 framework loop also made a KVM_GET_REGS ioctl per step (the PC a step starts from, read when the
 port takes the step command) and ran at 58-86 µs, ratio 4.3-8.7. Where the rest goes, per exit,
