@@ -423,7 +423,7 @@ class KvmVcpu:
             if not self._deferred:
                 return
             self._deferred = False
-            self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) & ~self._regs_bit)
+            self._drop_dirty_bit()
             regs = self._deferred_regs
         if name != "KVM_SET_REGS":
             self._send_regs(regs)
@@ -431,8 +431,13 @@ class KvmVcpu:
     def _not_loaded(self, regs: bytes) -> None:
         """KVM_RUN failed before its entry loaded the deferred registers (its exit copy may
         have overwritten them in ``kvm_run``): send them with KVM_SET_REGS now."""
-        self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) & ~self._regs_bit)
+        self._drop_dirty_bit()
         self._send_regs(regs)
+
+    def _drop_dirty_bit(self) -> None:
+        """The next KVM_RUN's entry must not load ``kvm_run``'s register copy: the registers
+        deferred there go (or went) to the kernel by KVM_SET_REGS instead."""
+        self._dirty_regs.put(self._run, self._dirty_regs.get(self._run) & ~self._regs_bit)
 
     def _send_regs(self, regs: bytes) -> None:
         buf = bytearray(regs)
