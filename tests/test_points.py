@@ -113,3 +113,55 @@ def test_removing_a_breakpoint_needs_its_own_length() -> None:
         with pytest.raises(InvalidRequest):
             t.remove(wrong)
     assert ("mem", 0x100) in t.hw_breaks and ("mem", 0x200) in t.sw
+
+
+def test_has_traps_follows_every_change_of_the_trap_words() -> None:
+    """``has_traps`` is asked before every KVM_RUN and kept between changes: each way a trap
+    word comes or goes must be seen (a stale True leaves KVM exiting on traps nobody wants, a
+    stale False lets the guest take the host's trap word as its own)."""
+    from guestdbg_booke.debugops import guest_priority_caps
+
+    t = PointTable(E500_CAPS)
+    assert not t.has_traps()
+    p = DebugPoint(SW, 0x1000, 4)
+    t.insert(p)
+    assert t.has_traps()
+    t.remove(p)
+    assert not t.has_traps()
+    t.insert(DebugPoint(HW, 0x2000, 4))  # an IAC: no trap word
+    assert not t.has_traps()
+    via = PointTable(guest_priority_caps(E500_CAPS))  # no IACs left: hbreaks are trap words
+    h = DebugPoint(HW, 0x3000, 4)
+    via.insert(h)
+    assert via.has_traps()
+    t.adopt(via)
+    assert t.has_traps()
+    t.clear()
+    assert not t.has_traps()
+    via.remove(h)
+    assert not via.has_traps()
+
+
+def test_a_point_pickled_in_another_process_is_the_same_dict_key() -> None:
+    """A point keeps its hash once worked out; one unpickled from a process with another
+    string-hash salt (a migrated session's table) must hash as this process's points do."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys; from guestdbg.points import DebugPoint, PointKind;"
+            "sys.stdout.buffer.write(pickle.dumps(DebugPoint(PointKind.HW_BREAK, 0x40, 4)))",
+        ],
+        capture_output=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout
+    there = pickle.loads(made)
+    here = DebugPoint(HW, 0x40, 4)
+    assert there == here
+    assert {here: "stats"}.get(there) == "stats"

@@ -67,6 +67,19 @@ class DebugPoint:
     addr: int
     length: int = 1
     space: str = DEFAULT_SPACE
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Worked out once: a point is a dict key on every hit (its stats, its condition), and
+    the generated hash would build a tuple and hash the enum in Python each time."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.addr, self.length, self.space)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[DebugPoint], tuple[PointKind, int, int, str]]:
+        # rebuilt from its fields, so the hash is this process's (str hashes are salted)
+        return (DebugPoint, (self.kind, self.addr, self.length, self.space))
 
     def __str__(self) -> str:
         return f"{self.kind.value} {self.space}:{self.addr:#x}/{self.length}"
@@ -132,6 +145,19 @@ class PointTable:
     hw_generation: int = 0
     """Bumped whenever the set of armed hardware points changes; vCPUs re-program lazily."""
     sw_generation: int = 0
+    """Bumped whenever a trap word is wanted or no longer wanted at some address (a software
+    breakpoint, or an instruction compare served by a trap word)."""
+    _traps_seen: tuple[int, bool] = field(default=(-1, False), repr=False, compare=False)
+
+    def has_traps(self) -> bool:
+        """Any trap word wanted in guest memory. Asked before every KVM_RUN, so the answer is
+        kept until :attr:`sw_generation` moves."""
+        gen, traps = self._traps_seen
+        if gen != self.sw_generation:
+            gen = self.sw_generation
+            traps = bool(self.sw) or any(e.via_sw for e in self.hw_breaks.values())
+            self._traps_seen = (gen, traps)
+        return traps
 
     # -- insertion ---------------------------------------------------------------------------
 

@@ -93,10 +93,7 @@ class DebugState:
     @property
     def traps_active(self) -> bool:
         """True while any trap word is in guest memory (the arch then asks KVM to exit on it)."""
-        pts = self.points
-        if pts.sw:
-            return True
-        return bool(pts.hw_breaks) and any(e.via_sw for e in pts.hw_breaks.values())
+        return self.points.has_traps()
 
     # -- points -----------------------------------------------------------------------------
 

@@ -84,16 +84,20 @@ class HitView:
 
     def register(self, name: str) -> int:
         """A register by its GDB name (``r3``, ``rax``...); KeyError if the arch has none."""
-        regnum = _registers(self._arch()).numbers.get(name)
+        regs = _registers(self._arch())
+        regnum = regs.numbers.get(name)
         if regnum is None:
             raise KeyError(f"no register {name!r}")
-        return self.gdb_register(regnum)
+        return self._read(regs, regnum)
 
     def gdb_register(self, regnum: int) -> int:
         """A register by GDB register number (what an agent expression's ``reg`` names)."""
         regs = _registers(self._arch())
         if not 0 <= regnum < regs.count:
             raise KeyError(f"no register number {regnum}")
+        return self._read(regs, regnum)
+
+    def _read(self, regs: _Registers, regnum: int) -> int:
         if regs.read_some is not None:
             value = regs.read_some(self._handle, (regnum,)).get(regnum)
         else:

@@ -53,7 +53,7 @@ from .write_guard import TrapPageGuard
 log = logging.getLogger(__name__)
 
 _WATCH_STOPS = frozenset({StopKind.WATCH, StopKind.RWATCH, StopKind.AWATCH})
-_BREAK_STOPS = frozenset({StopKind.SW_BREAK, StopKind.HW_BREAK})
+_BREAK_STOPS = (StopKind.SW_BREAK, StopKind.HW_BREAK)  # a tuple: Enum hashes in Python
 _TRAP_WORD_EXITS = frozenset({KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_EXCEPTION})
 """Exits a trap word can end KVM_RUN with on a kernel that cannot report it as KVM_EXIT_DEBUG."""
 
@@ -79,7 +79,7 @@ class _Phase(enum.Enum):
     """Stepping past a breakpoint whose condition was false, then back to what it was doing."""
 
 
-_STEPPING_PAST = frozenset({_Phase.OVER, _Phase.PASS})
+_STEPPING_PAST = (_Phase.OVER, _Phase.PASS)
 """Phases that finish their one step even when the VM is being stopped: a trap word is out of
 guest memory or a compare out of the registers until that step is done."""
 
