@@ -579,6 +579,44 @@ def test_read_and_write_phys_span_a_split_slot_and_deletion_keeps_the_mapping(
     assert vm.read_phys(split - 4, 8) == b"abcdefgh"  # the mapping outlived the slot
 
 
+def test_reads_on_another_thread_go_on_while_the_slot_table_changes(guest: Guest) -> None:
+    """A session reads guest RAM on vCPU threads (page walks, conditions) while the VMM or the
+    write guard changes slots: a read must return the bytes or raise BadAddress for a range
+    that has left the table, never fail on memory the slot change did not unmap."""
+    vm = guest.vm
+    split = 0x40000
+    vm.write_phys(0x2000, b"stable!!")
+    read_only_slots.split_read_only(vm, split)
+    ro = vm.memory_slots()[1]
+    errors: list[BaseException] = []
+    reads = [0]
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                assert vm.read_phys(0x2000, 8) == b"stable!!"
+                with contextlib.suppress(BadAddress):  # the read-only slot may be deleted now
+                    vm.read_phys(split, 8)
+            except BaseException as e:  # the test reports whatever it was
+                errors.append(e)
+                return
+            reads[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for _ in range(100):
+            vm.set_memory_slot(SlotInfo(ro.slot, ro.flags, ro.gpa, 0, ro.userspace_addr))
+            vm.set_memory_slot(SlotInfo(ro.slot, ro.flags, ro.gpa, ro.size, ro.userspace_addr))
+            time.sleep(0)
+    finally:
+        done.set()
+        t.join()
+    assert not errors, errors[0]
+    assert reads[0] > 100
+
+
 def test_enable_cap_reaches_the_vm_and_unknown_caps_are_refused(guest: Guest) -> None:
     if guest.vm.check_extension(C.KVM_CAP_EXCEPTION_PAYLOAD):
         guest.vm.enable_cap(C.KVM_CAP_EXCEPTION_PAYLOAD, 1)

@@ -9,7 +9,7 @@ code region split off into a read-only slot of its own, docs/reference/kvm-debug
 
 Reads and writes copy through the slot table and never hand out a view of guest memory, so
 unmapping at close cannot leave a dangling buffer behind (the views :meth:`GuestMemory.read`
-keeps per slot are its own, released before any unmapping). A range is resolved completely before
+keeps are its own, released before anything is unmapped). A range is resolved completely before
 a byte is copied: an access that leaves guest memory anywhere raises
 :class:`~guestdbg.errors.BadAddress` and changes nothing. The VMM's mapping of a read-only slot
 is writable, so ``write`` goes through read-only slots too.
@@ -26,6 +26,7 @@ from . import libc
 
 PAGE_SIZE = 4096
 _CHARP = libc.ffi.typeof("char *")
+_VIEWS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,14 @@ class GuestMemory:
     def __init__(self) -> None:
         self._mappings: list[HostMapping] = []
         self._slots: list[MemorySlot] = []
-        self._views: dict[MemorySlot, memoryview] = {}
-        """Each slot's memory as a view, made at its first read (a small read then costs a
-        slice: a page-table walk makes several per breakpoint hit). Internal only, and
-        released whenever the slot table changes and before anything is unmapped."""
+        self._views: dict[tuple[int, int], memoryview] = {}
+        """A slot's memory as a view, by (userspace_addr, size), made at its first read (a
+        small read then costs a slice: a page-table walk makes several per breakpoint hit).
+        Keyed by the host window rather than the slot, because a view stays good as long as its
+        mapping is mapped, whatever the slot table does meanwhile: a read on another thread
+        that took a view just before a slot change still reads mapped memory. Released only
+        before an unmapping (:meth:`discard`, :meth:`close`) and when more than
+        ``_VIEWS_KEPT`` windows have been read (slots split many times over)."""
 
     @property
     def slots(self) -> tuple[MemorySlot, ...]:
@@ -106,13 +111,24 @@ class GuestMemory:
         return next(n for n in range(len(used) + 1) if n not in used)
 
     def _drop_views(self) -> None:
-        for view in self._views.values():
+        """Before an unmapping: no view may outlive the memory under it."""
+        views, self._views = self._views, {}
+        for view in views.values():
             view.release()
-        self._views.clear()
+
+    def _view(self, s: MemorySlot) -> memoryview:
+        key = (s.userspace_addr, s.size)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) >= _VIEWS_KEPT:  # many slot splits: start again
+                self._drop_views()
+            host = libc.ffi.cast(_CHARP, s.userspace_addr)
+            view = memoryview(libc.ffi.buffer(host, s.size))
+            self._views[key] = view
+        return view
 
     def commit(self, slot: MemorySlot) -> None:
         """Put ``slot`` in the table, replacing the slot of the same number (the kernel took it)."""
-        self._drop_views()
         self._slots = [s for s in self._slots if s.slot != slot.slot]
         if slot.size:
             self._slots.append(slot)
@@ -120,9 +136,9 @@ class GuestMemory:
 
     def discard(self, slot: MemorySlot) -> None:
         """Unmap the mapping :meth:`map` made for ``slot`` (the kernel refused the slot)."""
-        self._drop_views()
         for m in self._mappings:
             if m.address == slot.userspace_addr and m.size == slot.size:
+                self._drop_views()
                 self._mappings.remove(m)
                 libc.munmap(m.host, m.size)
                 return
@@ -136,10 +152,9 @@ class GuestMemory:
             raise InvalidRequest(f"cannot read {size} bytes")
         for s in self._slots:  # one slot holds it all: the common case, without the pieces
             if s.gpa <= gpa and gpa + size <= s.gpa + s.size:
-                view = self._views.get(s)
+                view = self._views.get((s.userspace_addr, s.size))
                 if view is None:
-                    host = libc.ffi.cast(_CHARP, s.userspace_addr)
-                    view = self._views[s] = memoryview(libc.ffi.buffer(host, s.size))
+                    view = self._view(s)
                 off = gpa - s.gpa
                 return view[off : off + size].tobytes()
         return b"".join(bytes(libc.ffi.buffer(p, n)) for p, n in self._resolve(gpa, size))
