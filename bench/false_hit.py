@@ -16,6 +16,12 @@ taken:
 * **ioctls**: the same six calls made straight on the emulated VM and vCPU (no session), each
   timed: the emulated kernel's own cost per call, which is what this benchmark watches (the
   session's part is measured by ``bench/kvm_exit_overhead.py`` and ``bench/vs_qemu.py``).
+* **floor** (``--at loop`` only): the four calls an in-place pass cannot do without, made
+  straight on the emulated host - KVM_RUN to the trap, KVM_GET_REGS, KVM_TRANSLATE with a read
+  of the word, KVM_SET_REGS with the ``addi`` done - as ``in_place_floor_us``. No session can
+  pass a false hit on this host in less; ``bench/vs_qemu.py``'s ``cond_ratio`` is bounded by it
+  (20 times QEMU's rate there needs about 36 us per evaluation, and the floor measured 37-43 us
+  on 2026-12-04).
 
 Measured on a shared 2-core machine under other load (runs vary with it; medians of 7
 alternating runs of the code before and after issue 15, "a lighter hit path"):
@@ -38,8 +44,9 @@ step adds (untrap, two KVM_SET_GUEST_DEBUG, a one-instruction KVM_RUN of 12.8 us
 the session's handling of the step's own exit (about 9 us). On a real kernel the two register
 ioctls are plain copies while the step costs a guest entry and a debug interrupt.
 
-Last line: ``us_per_false_hit=<float> ioctl_us=<float>`` followed by the per-call medians and
-``in_place=<int>``, the false hits of the last session round carried out in place.
+Last line: ``us_per_false_hit=<float> ioctl_us=<float>`` followed by the per-call medians,
+``in_place=<int>``, the false hits of the last session round carried out in place, and with
+``--at loop`` ``in_place_floor_us=<float>``.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ from guestdbg_booke.guests import build  # noqa: E402
 GUEST = ROOT / "bench" / "guests" / "bp_loop.S"
 BUILD = Path("/tmp/guestdbg-bench-false-hit")
 CALLS = ("run_to_trap", "untrap", "debug_step", "run_step", "retrap", "debug_on")
+IN_PLACE_CALLS = ("run_to_trap", "get_regs", "fetch", "set_regs")
 
 
 def session_round(elf: Path, hits: int, at: str) -> tuple[float, int]:
@@ -137,6 +145,63 @@ def ioctl_round(elf: Path, hits: int, at: str) -> dict[str, float]:
     return {name: t / hits / 1000 for name, t in zip(CALLS, spent, strict=True)}
 
 
+def in_place_round(elf: Path, hits: int) -> dict[str, float]:
+    """µs per call of what an in-place false hit at ``loop`` cannot do without, made straight
+    on the emulated host: KVM_RUN to the trap, KVM_GET_REGS, KVM_TRANSLATE and a read of the
+    word under the trap (the original ``addi``, as the session's view shows it), KVM_SET_REGS
+    with the ``addi`` carried out. The floor of the session's in-place pass on this host: what
+    is left above it is the session's (exit decode, filter, condition, decode and execution)."""
+    sym = symbols(elf)
+    vm = default_registry().emulated_host("e500mc").create_vm(str(elf))
+    vcpu = vm.vcpus[0]
+    lay = vm.layout
+    control = lay.field("struct kvm_guest_debug", "control")
+    buf = bytearray(lay.sizeof("struct kvm_guest_debug"))
+    control.put(buf, KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP)
+    hit = sym["loop"]
+    original = vm.read_phys(hit, 4)
+    word = int.from_bytes(original, "big")
+    if word >> 26 != 14 or (word >> 16) & 31 == 0:
+        raise SystemExit(f"false_hit: loop is not an addi rD,rA,SIMM with rA != 0: {word:#010x}")
+    rt, ra, simm = (word >> 21) & 31, (word >> 16) & 31, ((word & 0xFFFF) ^ 0x8000) - 0x8000
+    pc_field = lay.field("struct kvm_regs", "pc")
+    rt_field, ra_field = (lay.field("struct kvm_regs", "gpr", n) for n in (rt, ra))
+    trap = vcpu.get_one_reg(abi.KVM_REG_PPC_DEBUG_INST).to_bytes(4, "big")
+    vcpu.set_guest_debug(bytes(buf))
+    vcpu.set_regs(bytes(vcpu.get_regs()))  # the MSR write that makes MSR[DE] stick
+    vm.write_phys(hit, trap)
+    regs = bytearray()
+
+    def get_regs() -> None:
+        nonlocal regs
+        regs = vcpu.get_regs()
+
+    def fetch() -> None:
+        gpa = vcpu.translate(pc_field.get(regs))
+        if gpa is None or vm.read_phys(gpa, 4) != trap:
+            raise SystemExit("false_hit: the trap word is not where the vCPU stopped")
+
+    def set_regs() -> None:
+        rt_field.put(regs, (ra_field.get(regs) + simm) & 0xFFFFFFFF)
+        pc_field.put(regs, pc_field.get(regs) + 4)
+        vcpu.set_regs(bytes(regs))
+
+    calls = (vcpu.run, get_regs, fetch, set_regs)
+    spent = [0] * len(calls)
+    clock = time.perf_counter_ns
+    for _ in range(hits):
+        for n, call in enumerate(calls):
+            t0 = clock()
+            reason = call()
+            spent[n] += clock() - t0
+            if n == 0 and reason != KVM_EXIT_DEBUG:
+                raise SystemExit(f"false_hit: KVM_RUN returned {reason}, not KVM_EXIT_DEBUG")
+    counted = int.from_bytes(vm.read_phys(sym["count"], 4), "big")
+    if abs(counted - hits) > 1:
+        raise SystemExit(f"false_hit: the guest counted {counted} iterations for {hits} hits")
+    return {name: t / hits / 1000 for name, t in zip(IN_PLACE_CALLS, spent, strict=True)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -152,23 +217,36 @@ def main() -> int:
     per_hit: list[float] = []
     in_place = 0
     per_call: dict[str, list[float]] = {name: [] for name in CALLS}
+    floor_call: dict[str, list[float]] = {name: [] for name in IN_PLACE_CALLS}
+    floor = args.at == "loop" and not args.no_execute_in_place
     for r in range(args.rounds):
-        order = ("session", "ioctls") if r % 2 == 0 else ("ioctls", "session")
-        for what in order:
+        order = ["session", "ioctls", *(["floor"] if floor else [])]
+        for what in order if r % 2 == 0 else reversed(order):
             if what == "session":
                 us, in_place = session_round(elf, args.hits, args.at)
                 per_hit.append(us)
-            else:
+            elif what == "ioctls":
                 for name, us in ioctl_round(elf, args.hits, args.at).items():
                     per_call[name].append(us)
+            else:
+                for name, us in in_place_round(elf, args.hits).items():
+                    floor_call[name].append(us)
         print(f"round {r + 1}: {per_hit[-1]:.1f} us per false hit", flush=True)
     medians = {name: statistics.median(v) for name, v in per_call.items()}
+    print("a stepped false hit's ioctls:")
     for name, us in medians.items():
         print(f"  {name:12s} {us:6.2f} us")
+    floor_text = ""
+    if floor:
+        floor_medians = {name: statistics.median(v) for name, v in floor_call.items()}
+        print("an in-place false hit's ioctls (the floor of the pass on this host):")
+        for name, us in floor_medians.items():
+            print(f"  {name:12s} {us:6.2f} us")
+        floor_text = f" in_place_floor_us={sum(floor_medians.values()):.1f}"
     calls = " ".join(f"{name}_us={us:.2f}" for name, us in medians.items())
     print(
         f"us_per_false_hit={statistics.median(per_hit):.1f} "
-        f"ioctl_us={sum(medians.values()):.1f} {calls} in_place={in_place}"
+        f"ioctl_us={sum(medians.values()):.1f} {calls} in_place={in_place}{floor_text}"
     )
     return 0
 
