@@ -61,7 +61,7 @@ from guestdbg.emuhost import unicorn as ucc
 from guestdbg.emuhost.memory import GuestMemory
 from guestdbg.emuhost.unicorn import SLICE, EngineError, RegisterBank, UcError
 
-from . import cpu_table, isa
+from . import cpu_table, isa, xer_flags
 from .board import PAGE_SIZE, STUB_BASE, WIDTH
 
 CPU_MODELS = {
@@ -181,6 +181,9 @@ class Engine:
             self._on_unmapped,
         )
         uc.hook_add(ucc.UC_HOOK_MEM_READ_PROT | ucc.UC_HOOK_MEM_WRITE_PROT, self._on_prot)
+        self._xer_read = xer_flags.reader(uc, self._gpr_batch, self.width, self._mtxer, self._mfxer)
+        """XER read where Unicorn keeps it, where that was checked to agree with ``mfxer``
+        (else None: the stub)."""
 
     # -- running ------------------------------------------------------------------------------
 
@@ -374,17 +377,26 @@ class Engine:
     def xer(self) -> int:
         """XER as the guest's ``mfxer`` reads it. Unicorn (like QEMU) keeps SO, OV and CA in
         fields of their own: its register API returns XER without them and ignores them on
-        write (measured: CA written through it, then ``addze`` adds nothing). So XER goes
-        through ``mfxer``/``mtxer`` run from the stub page, cached until the guest runs."""
+        write (measured: CA written through it, then ``addze`` adds nothing). So XER is
+        written by ``mtxer`` run from the stub page and read where Unicorn keeps its parts
+        (:mod:`.xer_flags`) or, where that could not be checked, by ``mfxer``; cached until the
+        guest runs."""
         if self._xer is None:
-            self._xer = self._exec_stub(_XER_STUB, None, supervisor=False)
+            read = self._xer_read
+            self._xer = read() if read is not None else self._mfxer()
         return self._xer
 
     def set_xer(self, value: int) -> None:
         value &= 0xFFFFFFFF
         if value != self._xer:
-            self._exec_stub(_XER_STUB + 4, value, supervisor=False)
+            self._mtxer(value)
             self._xer = value
+
+    def _mfxer(self) -> int:
+        return self._exec_stub(_XER_STUB, None, supervisor=False)
+
+    def _mtxer(self, value: int) -> None:
+        self._exec_stub(_XER_STUB + 4, value, supervisor=False)
 
     def gpr(self, n: int) -> int:
         return int(self.uc.reg_read(GPR_IDS[n]))

@@ -659,6 +659,69 @@ class RegisterBank:
             raise UcError(status)
 
 
+_HANDLE_SCAN = 4096
+"""Bytes of Unicorn's engine structure searched for pointers by :func:`find_reachable`."""
+_POINTEE_SCAN = 1 << 18
+"""Bytes searched after each such pointer."""
+
+Hint = tuple[int, int]
+"""(offset in Unicorn's engine structure of a pointer, offset after where it points)."""
+
+
+def readable_ranges() -> list[tuple[int, int]]:
+    """This process's readable mappings, from ``/proc/self/maps``."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            span, perms = line.split()[:2]
+            if perms[0] == "r":
+                lo, hi = span.split("-")
+                out.append((int(lo, 16), int(hi, 16)))
+    return out
+
+
+def find_reachable(uc: Uc, needle: bytes, hints: Sequence[Hint] = ()) -> tuple[int, list[Hint]]:
+    """Where ``needle`` lies in memory that a pointer in ``uc``'s engine structure leads to:
+    for finding a part of the CPU state the register API does not reach, by first writing a
+    pattern through the API (the caller's ``needle``) and then looking for it. Returns its
+    address and the (pointer offset, distance) pairs that led there (pass them as ``hints``
+    to the next engine: checked first, one read each; the full search reads up to 256 KiB
+    after every pointer and takes milliseconds). Only readable mappings are read. Raises
+    EngineError when nothing leads to it. The address is good while ``uc`` lives."""
+    handle = uc._uch.value
+    ranges = readable_ranges()
+
+    def readable(at: int, n: int) -> int:
+        """Bytes readable from ``at``, up to ``n``."""
+        for lo, hi in ranges:
+            if lo <= at < hi:
+                return min(n, hi - at)
+        return 0
+
+    if readable(handle, _HANDLE_SCAN) < _HANDLE_SCAN:
+        raise EngineError("Unicorn's engine structure is not where its handle says")
+    raw = ctypes.string_at(handle, _HANDLE_SCAN)
+    pointers = struct.unpack(f"={_HANDLE_SCAN // 8}Q", raw)
+    for off, delta in hints:
+        at = pointers[off // 8] + delta
+        if readable(at, len(needle)) == len(needle) and ctypes.string_at(at, len(needle)) == needle:
+            return at, list(hints)
+    found: dict[int, list[Hint]] = {}
+    for n, ptr in enumerate(pointers):
+        if ptr % 8 or ptr < _HANDLE_SCAN:
+            continue
+        size = readable(ptr, _POINTEE_SCAN)
+        if size < len(needle):
+            continue
+        k = ctypes.string_at(ptr, size).find(needle)
+        if k >= 0:
+            found.setdefault(ptr + k, []).append((8 * n, k))
+    if len(found) != 1:
+        raise EngineError(f"the pattern is reachable at {len(found)} places, not one")
+    ((at, led),) = found.items()
+    return at, led
+
+
 _COUNTER_SCAN = 2048
 """Bytes of Unicorn's engine structure searched for its instruction counter."""
 
