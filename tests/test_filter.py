@@ -9,6 +9,7 @@ from guestdbg.events import (
     Report,
     Resume,
     StopKind,
+    StopReason,
 )
 from guestdbg.filter import ReinjectionFilter
 from guestdbg.numbering import ExceptionId
@@ -129,3 +130,25 @@ def test_an_armed_host_trap_at_the_step_origin_is_the_hosts_breakpoint() -> None
         assert isinstance(v, Report) and (v.reason.kind, v.reason.pc) == (StopKind.SW_BREAK, 0x1000)
         entry.suspended = True
         assert isinstance(f.decide(ev, host_stepping=True, step_origin=0x1000), Reinject), kind
+
+
+def test_verdicts_kept_per_pc_say_each_pcs_stop_and_stay_bounded() -> None:
+    """The filter keeps each verdict it built for a PC (they are immutable): every exit must
+    still get the verdict for its own kind and PC, a range step over many PCs included, and
+    what is kept must not grow with the PCs seen."""
+    t, f = make()
+    t.insert(DebugPoint(PointKind.SW_BREAK, 0x1000, 4))
+    t.insert(DebugPoint(PointKind.HW_BREAK, 0x2000, 4))
+    pcs = range(0x10000, 0x10000 + 4 * 10_000, 4)
+    for pc in pcs:
+        v = f.decide(DebugEvent(EventKind.STEP, pc, pc), host_stepping=True)
+        assert isinstance(v, Report) and (v.reason.kind, v.reason.pc) == (StopKind.STEP, pc)
+    sw = f.decide(DebugEvent(EventKind.SW_TRAP, 0x1000, 0x1000), host_stepping=False)
+    hw = f.decide(DebugEvent(EventKind.HW_BREAK, 0x2000, 0x2000), host_stepping=False)
+    step = f.decide(DebugEvent(EventKind.STEP, 0x1000, 0x1000), host_stepping=True)
+    assert isinstance(sw, Report) and sw.reason == StopReason(StopKind.SW_BREAK, 0x1000)
+    assert isinstance(hw, Report) and hw.reason == StopReason(StopKind.HW_BREAK, 0x2000)
+    assert isinstance(step, Report) and step.reason == StopReason(StopKind.STEP, 0x1000)
+    kept = sum(len(d) for d in vars(f).values() if isinstance(d, dict))
+    assert kept <= 4096 + 2, kept  # the steps seen last, and the two breakpoints
+    assert f.stats.reported == len(pcs) + 3

@@ -55,6 +55,7 @@ _EITHER = EventKind.STEP_OR_SW_TRAP
 _SW_TRAP = EventKind.SW_TRAP
 """Compared by identity on the exit path: a set membership test would hash the member, and an
 enum's ``__hash__`` is Python code (a call per test, on every exit)."""
+_REPORTS_KEPT = 4096
 
 
 @dataclass
@@ -101,6 +102,23 @@ class ReinjectionFilter:
         self.points = points
         self.guest_verdict = guest_verdict
         self.stats = FilterStats()
+        self._steps: dict[int, Report] = {}
+        self._sw_breaks: dict[int, Report] = {}
+        self._hw_breaks: dict[int, Report] = {}
+        """Verdicts by PC, each built once (:meth:`_report`)."""
+
+    @staticmethod
+    def _report(made: dict[int, Report], kind: StopKind, pc: int) -> Report:
+        """``Report(StopReason(kind, pc))``, kept in ``made``: verdicts are immutable, the same
+        few PCs come back on every exit (a breakpoint's, a loop's under a range step), and
+        building two frozen dataclasses cost about 1 µs of each exit. One dict per kind,
+        because a key holding the kind would hash the enum in Python."""
+        verdict = made.get(pc)
+        if verdict is None:
+            if len(made) >= _REPORTS_KEPT:
+                made.clear()
+            verdict = made[pc] = Report(StopReason(kind, pc))
+        return verdict
 
     def decide(
         self, ev: DebugEvent, host_stepping: bool, step_origin: int | None = None
@@ -131,7 +149,7 @@ class ReinjectionFilter:
                     guest = self.guest_verdict(ev)
                     if type(guest) is Reinject:
                         return guest
-                return Report(StopReason(StopKind.STEP, ev.pc))
+                return self._report(self._steps, StopKind.STEP, ev.pc)
             if kind is _SW_TRAP and ev.address == step_origin:
                 # A step over a host trap word runs with the original word put back: a trap
                 # there is the guest's own instruction, not the host's word (rule 2 would
@@ -143,13 +161,13 @@ class ReinjectionFilter:
         if kind is _SW_TRAP or kind is _EITHER:
             key = (ev.space, ev.address)
             if key in points.sw:
-                return Report(StopReason(StopKind.SW_BREAK, ev.pc))
+                return self._report(self._sw_breaks, StopKind.SW_BREAK, ev.pc)
             hw = points.hw_breaks.get(key)
             if hw is not None and hw.via_sw:
-                return Report(StopReason(StopKind.HW_BREAK, ev.pc))
+                return self._report(self._hw_breaks, StopKind.HW_BREAK, ev.pc)
         elif kind is EventKind.HW_BREAK:
             if (ev.space, ev.address) in points.hw_breaks:
-                return Report(StopReason(StopKind.HW_BREAK, ev.pc))
+                return self._report(self._hw_breaks, StopKind.HW_BREAK, ev.pc)
         elif kind is EventKind.WATCH:
             entries = points.watch_addrs.get((ev.space, ev.address))
             if entries:
@@ -163,10 +181,10 @@ class ReinjectionFilter:
         put back for a step-over)."""
         key = (ev.space, ev.address)
         if _armed(self.points.sw.get(key)):
-            return Report(StopReason(StopKind.SW_BREAK, ev.pc))
+            return self._report(self._sw_breaks, StopKind.SW_BREAK, ev.pc)
         hw = self.points.hw_breaks.get(key)
         if hw is not None and hw.via_sw and _armed(hw.trap):
-            return Report(StopReason(StopKind.HW_BREAK, ev.pc))
+            return self._report(self._hw_breaks, StopKind.HW_BREAK, ev.pc)
         return None
 
 
