@@ -44,6 +44,13 @@ step adds (untrap, two KVM_SET_GUEST_DEBUG, a one-instruction KVM_RUN of 12.8 us
 the session's handling of the step's own exit (about 9 us). On a real kernel the two register
 ioctls are plain copies while the step costs a guest entry and a debug interrupt.
 
+Since the emulated host reads XER where Unicorn keeps it (``emuhost/xer_flags.py``, no stub run)
+the floor's KVM_GET_REGS is 3.6 us: three alternating pairs of runs on 2026-12-04 gave 44.9,
+61.6, 45.2 us per false hit in place against 56.7, 54.2, 66.4 stepped, with
+``in_place_floor_us`` 24.2-26.1 (KVM_RUN to the trap 10.9-15, KVM_GET_REGS 3.6, the fetch 2.8,
+KVM_SET_REGS 7.3). The session's own part of an in-place hit, about 20 us, is as large as the
+floor.
+
 Last line: ``us_per_false_hit=<float> ioctl_us=<float>`` followed by the per-call medians,
 ``in_place=<int>``, the false hits of the last session round carried out in place, and with
 ``--at loop`` ``in_place_floor_us=<float>``.

@@ -39,7 +39,10 @@ or ``skipped: <reason>`` (exit status 0) where ``/dev/kvm`` is absent, refuses, 
 Measured here (kvm_pvm, 2 cores under other load; runs vary with it): bare 10-14 µs,
 framework 35-60 µs, ``overhead_ratio`` 2.4-3.4, so the target is not met; on a quieter machine
 (2026-12-04) bare 8.8-9.7 µs, framework 24.9-32.0 µs, ``overhead_ratio`` 1.8-2.3, range step
-13.1-15.9 µs (``range_overhead_ratio`` 0.50-0.64). Before
+13.1-15.9 µs (``range_overhead_ratio`` 0.50-0.64); after the point-hash and filter-verdict
+changes the same day, bare 8.5-8.7, framework 22.9-23.9, ``overhead_ratio`` 1.71-1.74, range
+12.5-12.6 (0.45-0.48). A reported step still makes about 106 Python calls, 9 entries of the
+run control's lock and 3 ``notify_all``. Before
 ``KvmVcpu.get_regs`` read the registers KVM copies into ``kvm_run`` (KVM_CAP_SYNC_REGS) the
 framework loop also made a KVM_GET_REGS ioctl per step (the PC a step starts from, read when the
 port takes the step command) and ran at 58-86 µs, ratio 4.3-8.7. Where the rest goes, per exit,
@@ -78,30 +81,34 @@ cond_bare_in_place_per_s=<int>`` (target: at least 30000 evaluations per second)
 
 Measured here with the x86 plugin's ``execute_in_place`` (kvm_pvm, 2 cores at a load average of
 about 1, three runs, the third under a burst of other load): python 24,300-28,700 and agent
-23,400-28,700 evaluations/s, against 17,000-18,300 for both before it (every hit passed by a
-single step), next to bare 26,200-30,700 hits/s and bare_in_place 61,000-70,500. Each hit's
-``inc %rax`` is carried out by the plugin (``monitor stats``: ``executed_in_place``), and with
-the sregs, vCPU events and registers read from ``kvm_run``'s copies and the result written back
-into it (``KvmVcpu.set_regs_at_run``) the hit makes no ioctl but the next ``KVM_RUN``: about 35
-µs per hit, of which the ``KVM_RUN`` (two emulated instructions and the exit, guestdbg's
-``KvmVcpu.run`` included) is about 16, the decision to carry the instruction out (registers,
-mode, events, the page walk checked against the last one, decode, execute, write) about 8, the
-condition 4, the rest of the session's exit path about 7. The target is still not met, but no
-longer by the host: this path's floor (bare_in_place) is more than twice it, and what is left is
-Python on the exit path. Before ``execute_in_place``, at a load average of 5-6: bare
-8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare
-rate; the target was not met, and could not be on this host with that floor below it. Before the
-session's side was trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4
-of bare: the x86 register layout had no ``read_some_registers``, so every evaluation read every
-GDB register with a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every
-hit; a condition looked its register's name and the arch's reader up at each read. Per hit, the
-thread's CPU time (``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was
-left was the pass itself: the kvm_pvm emulator checks the host's breakpoints without looking at
-RF (docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and
-one more exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
-``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next
-KVM_RUN, no step. On the emulated x86 host (guestdbg's own threads, ``loop`` guest) that is
-6,500 evaluations/s against 1,900 with the single step.
+23,400-28,700 evaluations/s, against 17,000-18,300 for both before it (every hit passed by a single
+step), next to bare 26,200-30,700 hits/s and bare_in_place 61,000-70,500. Each hit's ``inc %rax``
+is carried out by the plugin (``monitor stats``: ``executed_in_place``), and with the sregs, vCPU
+events and registers read from ``kvm_run``'s copies and the result written back into it
+(``KvmVcpu.set_regs_at_run``) the hit makes no ioctl but the next ``KVM_RUN``: about 35 µs per hit,
+of which the ``KVM_RUN`` (two emulated instructions and the exit, guestdbg's ``KvmVcpu.run``
+included) is about 16, the decision to carry the instruction out (registers, mode, events, the page
+walk checked against the last one, decode, execute, write) about 8, the condition 4, the rest of
+the session's exit path about 7. That left the target just out of reach (28,400-28,600 in quiet
+runs); then a point's hash was made once instead of per look-up (three per hit), the filter kept
+its verdicts per PC instead of building two frozen dataclasses per exit, and guest RAM reads
+stopped hashing a slot dataclass: on 2026-12-04, five quiet runs gave python 30,300-31,700 (27,700
+and 29,100 in two more taken during other load), about 33 µs per hit, with bare_in_place at
+69,300-71,300. The target is met in quiet runs, by a small margin; what is left above the floor is
+Python on the exit path. Before ``execute_in_place``, at a load average of 5-6: bare 8,500-28,000
+hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare rate; the target
+was not met, and could not be on this host with that floor below it. Before the session's side was
+trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86
+register layout had no ``read_some_registers``, so every evaluation read every GDB register with a
+KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every hit; a condition
+looked its register's name and the arch's reader up at each read. Per hit, the thread's CPU time
+(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was left was the pass
+itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
+(docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one more
+exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
+``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next KVM_RUN,
+no step. On the emulated x86 host (guestdbg's own threads, ``loop`` guest) that is 6,500
+evaluations/s against 1,900 with the single step.
 
 Measurements are functions in :data:`MEASUREMENTS`, chosen by ``--what``; each gets the open
 rig and the command-line options and returns its last line.
