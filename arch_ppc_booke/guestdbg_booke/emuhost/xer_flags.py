@@ -7,18 +7,23 @@ API returns ``env->xer`` alone, so the engine ran an ``mfxer`` stub for every KV
 after a guest run: about 5 µs of each emulated exit, the largest single part of a register
 read. This module reads the four words where they are instead (about 0.3 µs).
 
-Where they are is found, not assumed, because it is a fact of one Unicorn build:
+Where they are is a fact of one Unicorn build, so it is checked, never assumed:
 
-1. the GPRs are set to a pattern through the register API and the pattern is looked for in
-   memory reached from Unicorn's engine structure
-   (:func:`guestdbg.emuhost.unicorn.find_reachable`): that is ``env->gpr``;
+1. the GPRs are set to a pattern through the register API and the pattern is looked for where
+   :data:`HINTS` say ``env->gpr`` is: a pointer at a fixed offset of Unicorn's engine structure
+   plus a fixed distance (:func:`guestdbg.emuhost.unicorn.find_reachable`). The hints were
+   found for Unicorn 2.1.4 by a search of the memory that structure leads to
+   (:func:`~guestdbg.emuhost.unicorn.discover_reachable`, which ``tests/emuhost/
+   test_xer_flags.py`` runs to check them); an engine never searches memory itself, because
+   other threads own that memory and may free it during a search;
 2. XER is written by the ``mtxer`` stub with one flag at a time, then with a byte count alone:
-   the one word near ``env->gpr`` that takes the flag (the byte count) each time is that field.
+   the one word near ``env->gpr`` (inside the CPU state) that takes the flag (the byte count)
+   each time is that field.
 
 Then every engine checks its reader against ``mfxer`` on a set of values written by ``mtxer``;
-if anything was not found, or any value differs, the engine keeps the stub - a slower XER,
-never a wrong one. What was found is kept per register width for the process; the next engine
-checks it again (a pattern compare and the same value checks) before it trusts it.
+if a hint does not lead to the pattern (another Unicorn build), a field was not found, or any
+value differs, the engine keeps the stub - a slower XER, never a wrong one. The fields found
+are kept per register width for the process; the next engine checks them again.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ _BYTE_COUNT = 0x55
 """A byte count (XER bits 25-31) no flag shares a bit with."""
 _CHECKS = (0, SO, OV, CA, SO | CA | 0x15, OV | 0x7F, SO | OV | CA | 0x40, 0x2A, SO | OV | CA)
 """XER values written and read back both ways on every engine."""
-_SPAN = 1 << 16
-"""Bytes after ``env->gpr`` searched for the XER fields (they follow it closely in
-``CPUPPCState``)."""
+_SPAN = 4096
+"""Bytes after ``env->gpr`` searched for the XER fields: they follow it closely in
+``CPUPPCState`` (found 296-308 bytes after it on the 32-bit build, 568-592 on the 64-bit one),
+and the span stays inside the CPU state, which is tens of KiB."""
 _PATTERN = 0x5AC30000
 """GPR n holds ``_PATTERN + 0x0101 * n`` while ``env->gpr`` is looked for."""
 
@@ -47,7 +53,6 @@ ReadXer = Callable[[], int]
 
 @dataclass(frozen=True)
 class _Layout:
-    hints: tuple[Hint, ...]
     xer: int
     so: int
     ov: int
@@ -55,21 +60,34 @@ class _Layout:
     """Byte offsets from ``env->gpr[0]``."""
 
 
+HINTS: dict[int, tuple[Hint, ...]] = {
+    32: ((440, 40304), (2064, 40304)),
+    64: ((440, 40384), (2040, 40384), (2064, 40384)),
+}
+"""Register width -> where pointers in Unicorn 2.1.4's engine structure lead to ``env->gpr``
+(offset of the pointer, distance after where it points): what
+:func:`~guestdbg.emuhost.unicorn.discover_reachable` finds on that build, the same in every
+process (``uc->cpu`` and other pointers to the CPU object)."""
+
 _layouts: dict[int, _Layout | None] = {}
 """Register width -> what was found (None: nothing usable; the engines use the stub)."""
 
 
-def _gpr0(
-    uc: Uc, gprs: RegisterBank, width: int, hints: tuple[Hint, ...]
-) -> tuple[int, list[Hint]]:
-    """Where ``env->gpr[0]`` lies: the GPRs hold a pattern meanwhile, then their values."""
-    saved = gprs.read()
+def pattern_bytes(width: int) -> tuple[list[int], bytes]:
+    """The GPR values :func:`reader` writes while it looks for ``env->gpr``, and their bytes as
+    the CPU state holds them."""
     pattern = [_PATTERN + 0x0101 * n for n in range(32)]
+    return pattern, struct.pack(f"=32{'Q' if width == 64 else 'I'}", *pattern)
+
+
+def _gpr0(uc: Uc, gprs: RegisterBank, width: int) -> int | None:
+    """Where ``env->gpr[0]`` lies (by :data:`HINTS`): the GPRs hold a pattern meanwhile, then
+    their values."""
+    saved = gprs.read()
+    pattern, needle = pattern_bytes(width)
     try:
         gprs.write(pattern)
-        return find_reachable(
-            uc, struct.pack(f"={32}{'Q' if width == 64 else 'I'}", *pattern), hints
-        )
+        return find_reachable(uc, needle, HINTS.get(width, ()))
     finally:
         gprs.write(saved)
 
@@ -78,24 +96,23 @@ def _words(at: int) -> memoryview:
     return memoryview(ctypes.string_at(at, _SPAN)).cast("I")
 
 
-def _field(at: int, before: memoryview, after: memoryview, value: int) -> int:
+def _field(before: memoryview, after: memoryview, value: int) -> int:
     moved = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a == 0 and b == value]
     if len(moved) != 1:
         raise EngineError(f"XER value {value:#x} went to {len(moved)} words, not one")
     return 4 * moved[0]
 
 
-def _find(uc: Uc, gprs: RegisterBank, width: int, write: WriteXer) -> _Layout:
-    gpr0, hints = _gpr0(uc, gprs, width, ())
+def _find(gpr0: int, write: WriteXer) -> _Layout:
     write(0)
     base = _words(gpr0)
     offsets = []
     for value in (SO, OV, CA):
         write(value)
-        offsets.append(_field(gpr0, base, _words(gpr0), 1))
+        offsets.append(_field(base, _words(gpr0), 1))
     write(_BYTE_COUNT)
-    xer = _field(gpr0, base, _words(gpr0), _BYTE_COUNT)
-    return _Layout(tuple(hints), xer, *offsets)
+    xer = _field(base, _words(gpr0), _BYTE_COUNT)
+    return _Layout(xer, *offsets)
 
 
 class XerReader:
@@ -122,17 +139,16 @@ def reader(
     writes GPR0-31 (they are put back). XER is left as it was found."""
     initial = read()
     try:
+        gpr0 = _gpr0(uc, gprs, width)
+        if gpr0 is None:
+            return None
         if width not in _layouts:
             try:
-                _layouts[width] = _find(uc, gprs, width, write)
+                _layouts[width] = _find(gpr0, write)
             except EngineError:
                 _layouts[width] = None
         layout = _layouts[width]
         if layout is None:
-            return None
-        try:
-            gpr0, _ = _gpr0(uc, gprs, width, layout.hints)
-        except EngineError:
             return None
         xer = XerReader(uc, gpr0, layout)
         for value in _CHECKS:

@@ -660,9 +660,10 @@ class RegisterBank:
 
 
 _HANDLE_SCAN = 4096
-"""Bytes of Unicorn's engine structure searched for pointers by :func:`find_reachable`."""
+"""Bytes of Unicorn's engine structure read for pointers by :func:`find_reachable` and
+:func:`discover_reachable`."""
 _POINTEE_SCAN = 1 << 18
-"""Bytes searched after each such pointer."""
+"""Bytes searched after each such pointer by :func:`discover_reachable`."""
 
 Hint = tuple[int, int]
 """(offset in Unicorn's engine structure of a pointer, offset after where it points)."""
@@ -680,46 +681,58 @@ def readable_ranges() -> list[tuple[int, int]]:
     return out
 
 
-def find_reachable(uc: Uc, needle: bytes, hints: Sequence[Hint] = ()) -> tuple[int, list[Hint]]:
-    """Where ``needle`` lies in memory that a pointer in ``uc``'s engine structure leads to:
-    for finding a part of the CPU state the register API does not reach, by first writing a
-    pattern through the API (the caller's ``needle``) and then looking for it. Returns its
-    address and the (pointer offset, distance) pairs that led there (pass them as ``hints``
-    to the next engine: checked first, one read each; the full search reads up to 256 KiB
-    after every pointer and takes milliseconds). Only readable mappings are read. Raises
-    EngineError when nothing leads to it. The address is good while ``uc`` lives."""
+def _readable(ranges: Sequence[tuple[int, int]], at: int, n: int) -> int:
+    """Bytes readable from ``at`` in ``ranges``, up to ``n``."""
+    for lo, hi in ranges:
+        if lo <= at < hi:
+            return min(n, hi - at)
+    return 0
+
+
+def _handle_pointers(uc: Uc, ranges: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     handle = uc._uch.value
-    ranges = readable_ranges()
-
-    def readable(at: int, n: int) -> int:
-        """Bytes readable from ``at``, up to ``n``."""
-        for lo, hi in ranges:
-            if lo <= at < hi:
-                return min(n, hi - at)
-        return 0
-
-    if readable(handle, _HANDLE_SCAN) < _HANDLE_SCAN:
+    if _readable(ranges, handle, _HANDLE_SCAN) < _HANDLE_SCAN:
         raise EngineError("Unicorn's engine structure is not where its handle says")
-    raw = ctypes.string_at(handle, _HANDLE_SCAN)
-    pointers = struct.unpack(f"={_HANDLE_SCAN // 8}Q", raw)
+    return struct.unpack(f"={_HANDLE_SCAN // 8}Q", ctypes.string_at(handle, _HANDLE_SCAN))
+
+
+def find_reachable(uc: Uc, needle: bytes, hints: Sequence[Hint]) -> int | None:
+    """Where ``needle`` lies, by ``hints``: for each (offset, distance), the pointer at that
+    offset in ``uc``'s engine structure plus the distance, if ``needle`` is there. For reading
+    a part of the CPU state the register API does not reach: the caller writes a pattern
+    through the API first and passes it as ``needle``; the hints are the caller's, found once
+    for a Unicorn build by :func:`discover_reachable`. Reads only the engine structure and, at
+    each hint, ``len(needle)`` bytes of a readable mapping. None when no hint leads there (a
+    different build): the caller then does without. The address is good while ``uc`` lives."""
+    ranges = readable_ranges()
+    pointers = _handle_pointers(uc, ranges)
     for off, delta in hints:
+        if not 0 <= off < _HANDLE_SCAN or off % 8:
+            continue
         at = pointers[off // 8] + delta
-        if readable(at, len(needle)) == len(needle) and ctypes.string_at(at, len(needle)) == needle:
-            return at, list(hints)
-    found: dict[int, list[Hint]] = {}
-    for n, ptr in enumerate(pointers):
+        n = len(needle)
+        if _readable(ranges, at, n) == n and ctypes.string_at(at, n) == needle:
+            return at
+    return None
+
+
+def discover_reachable(uc: Uc, needle: bytes) -> list[Hint]:
+    """Every (offset, distance) that leads from ``uc``'s engine structure to ``needle``, by
+    reading up to 256 KiB after each pointer the structure holds. For finding the hints of a
+    new Unicorn build in a test or a tool, never on a running VMM's path: it reads memory that
+    other threads own and may free while it reads."""
+    ranges = readable_ranges()
+    led: list[Hint] = []
+    for n, ptr in enumerate(_handle_pointers(uc, ranges)):
         if ptr % 8 or ptr < _HANDLE_SCAN:
             continue
-        size = readable(ptr, _POINTEE_SCAN)
+        size = _readable(ranges, ptr, _POINTEE_SCAN)
         if size < len(needle):
             continue
         k = ctypes.string_at(ptr, size).find(needle)
         if k >= 0:
-            found.setdefault(ptr + k, []).append((8 * n, k))
-    if len(found) != 1:
-        raise EngineError(f"the pattern is reachable at {len(found)} places, not one")
-    ((at, led),) = found.items()
-    return at, led
+            led.append((8 * n, k))
+    return led
 
 
 _COUNTER_SCAN = 2048
