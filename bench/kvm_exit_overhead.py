@@ -92,18 +92,18 @@ walk checked against the last one, decode, execute, write) about 8, the conditio
 the session's exit path about 7. That left the target just out of reach (28,400-28,600 in quiet
 runs); then a point's hash was made once instead of per look-up (three per hit), the filter kept
 its verdicts per PC instead of building two frozen dataclasses per exit, and guest RAM reads
-stopped hashing a slot dataclass: on 2026-12-04, five quiet runs gave python 30,300-31,700 (27,700
-and 29,100 in two more taken during other load), about 33 µs per hit, with bare_in_place at
-69,300-71,300. The target is met in quiet runs, by a small margin; what is left above the floor is
-Python on the exit path. Before ``execute_in_place``, at a load average of 5-6: bare 8,500-28,000
-hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the bare rate; the target
-was not met, and could not be on this host with that floor below it. Before the session's side was
-trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4 of bare: the x86
-register layout had no ``read_some_registers``, so every evaluation read every GDB register with a
-KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every hit; a condition
-looked its register's name and the arch's reader up at each read. Per hit, the thread's CPU time
-(``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was left was the pass
-itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
+stopped hashing a slot dataclass: on 2026-12-04, six runs gave python 30,050-31,885 and agent
+30,600-31,730, about 32 µs per hit, with bare_in_place at 70,300-71,500 (27,700 and 29,100 had been
+seen under other load before the filter change). The target is met, by a small margin; what is left
+above the floor is Python on the exit path. Before ``execute_in_place``, at a load average of 5-6:
+bare 8,500-28,000 hits/s, python 6,200-11,500, agent 5,600-12,300 evaluations/s, 0.5-0.6 of the
+bare rate; the target was not met, and could not be on this host with that floor below it. Before
+the session's side was trimmed the same runs gave python 4,000-6,900 and agent 3,100-7,100, 0.3-0.4
+of bare: the x86 register layout had no ``read_some_registers``, so every evaluation read every GDB
+register with a KVM_GET_SREGS ioctl; ``encode_guest_debug`` built both states again at every hit; a
+condition looked its register's name and the arch's reader up at each read. Per hit, the thread's
+CPU time (``time.thread_time``) went from 50-57 µs above bare to about 23 µs. What was left was the
+pass itself: the kvm_pvm emulator checks the host's breakpoints without looking at RF
 (docs/reference/this-machine-kvm.md), so each hit costs two more ioctls of about 10 µs and one more
 exit. Where RF is honoured (VMX, probed; the emulated x86 host) the x86 plugin's
 ``resume_past_hw_break`` passes the hit with RF set instead: one KVM_SET_REGS and the next KVM_RUN,
