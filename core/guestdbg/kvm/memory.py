@@ -77,7 +77,7 @@ class GuestMemory:
         Keyed by the host window rather than the slot, because a view stays good as long as its
         mapping is mapped, whatever the slot table does meanwhile: a read on another thread
         that took a view just before a slot change still reads mapped memory. Released only
-        before an unmapping (:meth:`discard`, :meth:`close`) and when more than
+        before an unmapping (:meth:`discard`, :meth:`close`); forgotten when more than
         ``_VIEWS_KEPT`` windows have been read (slots split many times over)."""
 
     @property
@@ -120,8 +120,10 @@ class GuestMemory:
         key = (s.userspace_addr, s.size)
         view = self._views.get(key)
         if view is None:
-            if len(self._views) >= _VIEWS_KEPT:  # many slot splits: start again
-                self._drop_views()
+            if len(self._views) >= _VIEWS_KEPT:
+                # many slot splits: forget them, not release them (a reader on another thread
+                # may hold one; the memory under it stays mapped until close)
+                self._views = {}
             host = libc.ffi.cast(_CHARP, s.userspace_addr)
             view = memoryview(libc.ffi.buffer(host, s.size))
             self._views[key] = view
