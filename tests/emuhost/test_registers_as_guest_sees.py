@@ -110,6 +110,32 @@ def test_every_register_the_host_writes_is_what_the_guest_reads_next(
     assert cr == want["cr"] ^ 1, "crxor 31,31,30: cr7[SO] ^= cr7[EQ] of the CR the host wrote"
 
 
+def test_a_32_bit_host_keeps_the_low_word_of_each_register_written(
+    at_checkpoint: Machine,
+) -> None:
+    """``struct kvm_regs`` holds ``__u64``s; e500mc's kernel is 32-bit, so each register keeps
+    the low word of what KVM_SET_REGS gives it (``kvm_arch_vcpu_ioctl_set_regs`` assigns them
+    to ``unsigned long`` and ``u32`` fields). Upper words set here must change nothing the
+    guest sees."""
+    m = at_checkpoint
+    v = m.vcpu
+    regs = v.get_regs()
+    want = {"lr": 0x00101234, "ctr": 0x0000BEEF, "srr0": 0x00102000, "sprg4": 0x5504}
+    for f, value in want.items():
+        L.field(REGS, f).put(regs, 0xDEAD0000 << 32 | value)
+    for n in range(FIRST_GPR, 31):
+        L.field(REGS, "gpr", n).put(regs, 0xABCD << 32 | 0x77000000 + n)
+    v.set_regs(bytes(regs))
+    back = v.get_regs()
+    assert {f: L.field(REGS, f).get(back) for f in want} == want
+    run_to(m, HOSTIO_DONE)
+    seen = guest_table(m, "seen2")
+    assert {f: seen[f] for f in want} == want
+    assert [seen[f"r{n}"] for n in range(FIRST_GPR, 31)] == [
+        0x77000000 + n for n in range(FIRST_GPR, 31)
+    ]
+
+
 def test_kvm_get_regs_xer_follows_the_guest_between_stops() -> None:
     """A cached XER must not outlive a guest run: CA set at the checkpoint, cleared by the
     guest's own instruction later, is seen cleared."""

@@ -365,10 +365,14 @@ class Engine:
         values.append(self.xer())
         return values
 
-    def set_core_regs(self, values: Iterable[int]) -> None:
-        """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order."""
-        m = self.mask
-        core = [v & m for v in values]
+    def set_core_regs(self, values: Iterable[int], masked: bool = False) -> None:
+        """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order; ``masked``: each already fits the
+        register width."""
+        if masked:
+            core = list(values)
+        else:
+            m = self.mask
+            core = [v & m for v in values]
         xer = core.pop()
         core[32] &= 0xFFFFFFFF  # CR is 32 bits on every core
         self._core_batch.write(core)

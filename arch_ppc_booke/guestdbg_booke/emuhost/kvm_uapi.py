@@ -96,6 +96,9 @@ class UapiCodec:
         self.r_gpr = [lay.field(r, "gpr", n) for n in range(32)]
         self.r_gprs = struct.Struct(">32Q")  # gpr[32] is contiguous: one pack, not 32
         self.r_all = struct.Struct(">49Q")
+        self.r_low = struct.Struct(">" + "4xI" * 49)
+        """The low word of each of the 49 ``__u64``: what a 32-bit host's ``unsigned long``
+        (and every ``u32`` field) takes of them, so no value needs masking."""
         order = ["pc", "cr", "ctr", "lr", "xer", "msr", "srr0", "srr1", "pid"]
         order += [f"sprg{n}" for n in range(8)]
         if [lay.offsetof(r, f) for f in order] != [8 * i for i in range(17)] or (
@@ -142,20 +145,24 @@ class UapiCodec:
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
         ulong = a.ulong
-        # one unpack of the 49 __u64 (order checked against the layout at init)
-        v = self.r_all.unpack_from(buf)
-        cpu.pc = v[0] & ulong
+        # one unpack of the 49 __u64 (order checked against the layout at init); on a 32-bit
+        # host only their low words, which is all its ulong and u32 fields keep
+        narrow = ulong == _U32
+        if narrow:
+            v = self.r_low.unpack_from(buf)
+        else:
+            v = tuple(x & ulong for x in self.r_all.unpack_from(buf))
+        cpu.pc = v[0]
         kvm_msr.set_msr(a, v[5] & _U32)
-        a.srr0 = v[6] & ulong
-        a.srr1 = v[7] & ulong
+        a.srr0 = v[6]
+        a.srr1 = v[7]
         a.pid = v[8] & _U32
         sprg = a.sprg
-        for n in range(8):
-            value = v[9 + n] & ulong
-            if n >= 3 and value != sprg[n]:
-                k.push_user_spr(regs.SPRN_SPRG3 + n - 3, value)
-            sprg[n] = value
-        engine.set_core_regs((*v[17:49], v[1], v[2], v[3], v[4]))
+        for n in range(3, 8):
+            if v[9 + n] != sprg[n]:
+                k.push_user_spr(regs.SPRN_SPRG3 + n - 3, v[9 + n])
+        sprg[:8] = v[9:17]
+        engine.set_core_regs((*v[17:49], v[1], v[2], v[3], v[4]), masked=True)
 
     # -- KVM_GET_SREGS / KVM_SET_SREGS --------------------------------------------------------
 
