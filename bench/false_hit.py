@@ -48,7 +48,8 @@ Since the emulated host reads XER where Unicorn keeps it (``emuhost/xer_flags.py
 the floor's KVM_GET_REGS is 3.6 us: three alternating pairs of runs on 2026-12-04 gave 44.9,
 61.6, 45.2 us per false hit in place against 56.7, 54.2, 66.4 stepped, with
 ``in_place_floor_us`` 24.2-26.1 (KVM_RUN to the trap 10.9-15, KVM_GET_REGS 3.6, the fetch 2.8,
-KVM_SET_REGS 7.3). The session's own part of an in-place hit, about 20 us, is as large as the
+KVM_SET_REGS 7.3); with KVM_SET_REGS taking the low words on a 32-bit host, 23.9-26.6 (KVM_SET_REGS
+5.8-6.4). The session's own part of an in-place hit, about 20 us, is as large as the
 floor.
 
 Last line: ``us_per_false_hit=<float> ioctl_us=<float>`` followed by the per-call medians,
