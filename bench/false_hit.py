@@ -63,6 +63,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +80,7 @@ from guestdbg.kvm.constants import (  # noqa: E402
 from guestdbg.plugins import default_registry  # noqa: E402
 from guestdbg.points import DebugPoint, PointKind  # noqa: E402
 from guestdbg.session.session import Session  # noqa: E402
+from guestdbg.vcpu import VcpuHandle, VmHandle  # noqa: E402
 from guestdbg_booke import abi  # noqa: E402
 from guestdbg_booke.debugops import BookeVcpuDebug  # noqa: E402
 from guestdbg_booke.guests import build  # noqa: E402
@@ -111,36 +114,53 @@ def session_round(elf: Path, hits: int, at: str) -> tuple[float, int]:
         s.close()
 
 
-def ioctl_round(elf: Path, hits: int, at: str) -> dict[str, float]:
-    """µs per call of each of a stepped false hit's ioctls, made straight on the emulated
-    host."""
+@dataclass
+class ArmedGuest:
+    """The guest on a fresh emulated e500mc VM with the host's trap word at one address and
+    guest debugging on (software breakpoints), as a session leaves it armed."""
+
+    vm: VmHandle
+    vcpu: VcpuHandle
+    sym: dict[str, int]
+    at: int
+    original: bytes
+    """The guest's word under the trap."""
+    trap: bytes
+
+    def guest_debug(self, flags: int) -> bytes:
+        lay = self.vm.layout
+        buf = bytearray(lay.sizeof("struct kvm_guest_debug"))
+        lay.field("struct kvm_guest_debug", "control").put(buf, flags)
+        return bytes(buf)
+
+
+ARMED = KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP
+
+
+def armed_guest(elf: Path, at: str) -> ArmedGuest:
     sym = symbols(elf)
     vm = default_registry().emulated_host("e500mc").create_vm(str(elf))
     vcpu = vm.vcpus[0]
-    lay = vm.layout
-    control = lay.field("struct kvm_guest_debug", "control")
-
-    def guest_debug(flags: int) -> bytes:
-        buf = bytearray(lay.sizeof("struct kvm_guest_debug"))
-        control.put(buf, flags)
-        return bytes(buf)
-
-    on = guest_debug(KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP)
-    step = guest_debug(KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP | KVM_GUESTDBG_SINGLESTEP)
-    hit = sym[at]
-    original = vm.read_phys(hit, 4)
-    trap = vcpu.get_one_reg(abi.KVM_REG_PPC_DEBUG_INST).to_bytes(4, "big")
-    vcpu.set_guest_debug(on)
-    vcpu.set_regs(bytes(vcpu.get_regs()))  # the MSR write that makes MSR[DE] stick
-    vm.write_phys(hit, trap)
-    calls = (
-        lambda: vcpu.run(),
-        lambda: vm.write_phys(hit, original),
-        lambda: vcpu.set_guest_debug(step),
-        lambda: vcpu.run(),
-        lambda: vm.write_phys(hit, trap),
-        lambda: vcpu.set_guest_debug(on),
+    addr = sym[at]
+    g = ArmedGuest(
+        vm,
+        vcpu,
+        sym,
+        addr,
+        vm.read_phys(addr, 4),
+        vcpu.get_one_reg(abi.KVM_REG_PPC_DEBUG_INST).to_bytes(4, "big"),
     )
+    vcpu.set_guest_debug(g.guest_debug(ARMED))
+    vcpu.set_regs(bytes(vcpu.get_regs()))  # the MSR write that makes MSR[DE] stick
+    vm.write_phys(addr, g.trap)
+    return g
+
+
+def timed(
+    names: tuple[str, ...], calls: Sequence[Callable[[], object]], runs: set[int], hits: int
+) -> dict[str, float]:
+    """µs per call of each of ``calls``, made in order ``hits`` times; those at ``runs`` are
+    KVM_RUNs that must end in KVM_EXIT_DEBUG."""
     spent = [0] * len(calls)
     clock = time.perf_counter_ns
     for _ in range(hits):
@@ -148,9 +168,27 @@ def ioctl_round(elf: Path, hits: int, at: str) -> dict[str, float]:
             t0 = clock()
             reason = call()
             spent[n] += clock() - t0
-            if n in (0, 3) and reason != KVM_EXIT_DEBUG:
+            if n in runs and reason != KVM_EXIT_DEBUG:
                 raise SystemExit(f"false_hit: KVM_RUN returned {reason}, not KVM_EXIT_DEBUG")
-    return {name: t / hits / 1000 for name, t in zip(CALLS, spent, strict=True)}
+    return {name: t / hits / 1000 for name, t in zip(names, spent, strict=True)}
+
+
+def ioctl_round(elf: Path, hits: int, at: str) -> dict[str, float]:
+    """µs per call of each of a stepped false hit's ioctls, made straight on the emulated
+    host."""
+    g = armed_guest(elf, at)
+    vm, vcpu, addr = g.vm, g.vcpu, g.at
+    on = g.guest_debug(ARMED)
+    step = g.guest_debug(ARMED | KVM_GUESTDBG_SINGLESTEP)
+    calls = (
+        vcpu.run,
+        lambda: vm.write_phys(addr, g.original),
+        lambda: vcpu.set_guest_debug(step),
+        vcpu.run,
+        lambda: vm.write_phys(addr, g.trap),
+        lambda: vcpu.set_guest_debug(on),
+    )
+    return timed(CALLS, calls, {0, 3}, hits)
 
 
 def in_place_round(elf: Path, hits: int) -> dict[str, float]:
@@ -159,25 +197,14 @@ def in_place_round(elf: Path, hits: int) -> dict[str, float]:
     word under the trap (the original ``addi``, as the session's view shows it), KVM_SET_REGS
     with the ``addi`` carried out. The floor of the session's in-place pass on this host: what
     is left above it is the session's (exit decode, filter, condition, decode and execution)."""
-    sym = symbols(elf)
-    vm = default_registry().emulated_host("e500mc").create_vm(str(elf))
-    vcpu = vm.vcpus[0]
-    lay = vm.layout
-    control = lay.field("struct kvm_guest_debug", "control")
-    buf = bytearray(lay.sizeof("struct kvm_guest_debug"))
-    control.put(buf, KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_USE_SW_BP)
-    hit = sym["loop"]
-    original = vm.read_phys(hit, 4)
-    word = int.from_bytes(original, "big")
+    g = armed_guest(elf, "loop")
+    vm, vcpu, lay = g.vm, g.vcpu, g.vm.layout
+    word = int.from_bytes(g.original, "big")
     if word >> 26 != 14 or (word >> 16) & 31 == 0:
         raise SystemExit(f"false_hit: loop is not an addi rD,rA,SIMM with rA != 0: {word:#010x}")
     rt, ra, simm = (word >> 21) & 31, (word >> 16) & 31, ((word & 0xFFFF) ^ 0x8000) - 0x8000
     pc_field = lay.field("struct kvm_regs", "pc")
     rt_field, ra_field = (lay.field("struct kvm_regs", "gpr", n) for n in (rt, ra))
-    trap = vcpu.get_one_reg(abi.KVM_REG_PPC_DEBUG_INST).to_bytes(4, "big")
-    vcpu.set_guest_debug(bytes(buf))
-    vcpu.set_regs(bytes(vcpu.get_regs()))  # the MSR write that makes MSR[DE] stick
-    vm.write_phys(hit, trap)
     regs = bytearray()
 
     def get_regs() -> None:
@@ -186,7 +213,7 @@ def in_place_round(elf: Path, hits: int) -> dict[str, float]:
 
     def fetch() -> None:
         gpa = vcpu.translate(pc_field.get(regs))
-        if gpa is None or vm.read_phys(gpa, 4) != trap:
+        if gpa is None or vm.read_phys(gpa, 4) != g.trap:
             raise SystemExit("false_hit: the trap word is not where the vCPU stopped")
 
     def set_regs() -> None:
@@ -194,20 +221,11 @@ def in_place_round(elf: Path, hits: int) -> dict[str, float]:
         pc_field.put(regs, pc_field.get(regs) + 4)
         vcpu.set_regs(bytes(regs))
 
-    calls = (vcpu.run, get_regs, fetch, set_regs)
-    spent = [0] * len(calls)
-    clock = time.perf_counter_ns
-    for _ in range(hits):
-        for n, call in enumerate(calls):
-            t0 = clock()
-            reason = call()
-            spent[n] += clock() - t0
-            if n == 0 and reason != KVM_EXIT_DEBUG:
-                raise SystemExit(f"false_hit: KVM_RUN returned {reason}, not KVM_EXIT_DEBUG")
-    counted = int.from_bytes(vm.read_phys(sym["count"], 4), "big")
+    per_call = timed(IN_PLACE_CALLS, (vcpu.run, get_regs, fetch, set_regs), {0}, hits)
+    counted = int.from_bytes(vm.read_phys(g.sym["count"], 4), "big")
     if abs(counted - hits) > 1:
         raise SystemExit(f"false_hit: the guest counted {counted} iterations for {hits} hits")
-    return {name: t / hits / 1000 for name, t in zip(IN_PLACE_CALLS, spent, strict=True)}
+    return per_call
 
 
 def main() -> int:
