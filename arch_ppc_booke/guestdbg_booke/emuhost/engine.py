@@ -365,14 +365,11 @@ class Engine:
         values.append(self.xer())
         return values
 
-    def set_core_regs(self, values: Iterable[int], masked: bool = False) -> None:
-        """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order; ``masked``: each already fits the
-        register width."""
-        if masked:
-            core = list(values)
-        else:
-            m = self.mask
-            core = [v & m for v in values]
+    def set_core_regs(self, values: Iterable[int]) -> None:
+        """GPR0-31, CR, CTR, LR, XER in ``core_regs`` order, each already within the register
+        width (KVM_SET_REGS truncates to the host's ``unsigned long``, which is that width:
+        ``board.WIDTH``)."""
+        core = list(values)
         xer = core.pop()
         core[32] &= 0xFFFFFFFF  # CR is 32 bits on every core
         self._core_batch.write(core)

@@ -144,14 +144,9 @@ class UapiCodec:
 
     def set_regs(self, k: Kvm, cpu: CpuView, engine: Engine, buf: bytes) -> None:
         a = k.arch
-        ulong = a.ulong
-        # one unpack of the 49 __u64 (order checked against the layout at init); on a 32-bit
-        # host only their low words, which is all its ulong and u32 fields keep
-        narrow = ulong == _U32
-        if narrow:
-            v = self.r_low.unpack_from(buf)
-        else:
-            v = tuple(x & ulong for x in self.r_all.unpack_from(buf))
+        # one unpack of the 49 __u64 (order checked against the layout at init); a 32-bit
+        # host's ulong keeps only their low words, a 64-bit host's the whole of each
+        v = (self.r_low if a.ulong == _U32 else self.r_all).unpack_from(buf)
         cpu.pc = v[0]
         kvm_msr.set_msr(a, v[5] & _U32)
         a.srr0 = v[6]
@@ -162,7 +157,7 @@ class UapiCodec:
             if v[9 + n] != sprg[n]:
                 k.push_user_spr(regs.SPRN_SPRG3 + n - 3, v[9 + n])
         sprg[:8] = v[9:17]
-        engine.set_core_regs((*v[17:49], v[1], v[2], v[3], v[4]), masked=True)
+        engine.set_core_regs((*v[17:49], v[1], v[2], v[3], v[4]))
 
     # -- KVM_GET_SREGS / KVM_SET_SREGS --------------------------------------------------------
 
