@@ -113,7 +113,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
     def _before_entry(self) -> None:
         """powerpc.c ``kvm_arch_vcpu_ioctl_run`` completes a pending MMIO load before it looks
         at ``immediate_exit``."""
-        self._regs = None
+        self.changed()
         self.runner.complete_mmio()
 
     def _enter(self) -> int:
@@ -122,7 +122,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return self.runner.run(self._signal_pending, self._wait_for_signal)
 
     def _after_exit(self) -> None:
-        self._regs = None
+        self.changed()
         self.runner.vcpu_put()
 
     def _drop_translations(self, lo: int, hi: int) -> None:
@@ -137,7 +137,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
                 self._dbg_decoded.clear()
             decoded = self._dbg_decoded[dbg] = self._decode_guest_debug(dbg)
         control, bps = decoded
-        self._regs = None
+        self.changed()
         r = set_guest_debug(self.kvm, control, bps)
         self.runner.vcpu_put()
         if r < 0:
@@ -158,14 +158,14 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return bytearray(self._regs)
 
     def _set_regs(self, regs: bytes) -> None:
-        self._regs = None
+        self.changed()
         self.codec.set_regs(self.kvm, self.cpu, self.engine, regs)
 
     def _get_sregs(self) -> bytearray:
         return self.codec.get_sregs(self.kvm)
 
     def _set_sregs(self, sregs: bytes) -> None:
-        self._regs = None
+        self.changed()
         r = self.codec.set_sregs(self.kvm, sregs)
         if r < 0:
             raise KernelError("KVM_SET_SREGS", -r)
@@ -179,7 +179,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
         return value
 
     def _set_one_reg(self, reg_id: int, value: int) -> None:
-        self._regs = None
+        self.changed()
         r = self.codec.set_one_reg(self.kvm, reg_id, value)
         if r == -errno.EINVAL:
             r = altivec_one_reg(self.kvm, self.engine, reg_id, value)
@@ -223,7 +223,7 @@ class EmulatedBookeVcpu(EmulatedVcpu):
 
     def load(self, d: dict[str, Any]) -> None:
         with self.mutex:
-            self._regs = None
+            self.changed()
             new = VcpuArch.from_dict(d["arch"])
             if new.vcpu_id != self._vcpu_id or new.core != self.arch.core:
                 raise MigrationError(
